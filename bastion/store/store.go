@@ -1,0 +1,213 @@
+// Package store defines Bastion's persistent state — access requests, their
+// approvals, issued certificates and the audit log — as one Store interface,
+// with a contract test suite (package storetest) that every implementation
+// must pass. The embedded default is SQLite (package store/sqlite); a
+// PostgreSQL implementation for several replicas shares the same contract.
+//
+// A Store does no policy: callers decide, the store records atomically.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/bastionhq/bastion/bastion/audit"
+)
+
+// State is the lifecycle state of an access request.
+type State string
+
+const (
+	Pending   State = "pending"   // waiting for approvals
+	Approved  State = "approved"  // granted; live until GrantEnd
+	Denied    State = "denied"    // refused by an approver
+	Expired   State = "expired"   // pending too long, or grant ended
+	Revoked   State = "revoked"   // grant ended early (requester released it, or an approver revoked it)
+	Cancelled State = "cancelled" // withdrawn by the requester while pending
+)
+
+// Valid reports whether s is a known state.
+func (s State) Valid() bool {
+	switch s {
+	case Pending, Approved, Denied, Expired, Revoked, Cancelled:
+		return true
+	}
+	return false
+}
+
+// Final reports whether no further transition is possible from s.
+func (s State) Final() bool { return s != Pending && s != Approved }
+
+// Request is a just-in-time access request and, once approved, its grant.
+type Request struct {
+	ID        int64
+	Requester string
+	Role      string   // the requester's role whose rule covers the request
+	Targets   []string // target names
+	Logins    []string // SSH logins (empty for database targets)
+	Reason    string
+	Duration  time.Duration // how long the grant lasts once approved
+	Source    string        // client address the request came from
+
+	State        State
+	CreatedAt    time.Time
+	PendingUntil time.Time // a pending request expires then
+
+	ApprovalsRequired int
+	Approvers         []string // roles whose members may approve
+	Approvals         []Approval
+
+	// Set when the request is approved (the grant's clock starts at approval) or denied.
+	DecidedAt      time.Time
+	DecidedBy      string
+	DecisionReason string
+	GrantStart     time.Time
+	GrantEnd       time.Time
+
+	// Set when the request is revoked, cancelled or expired.
+	ClosedAt    time.Time
+	ClosedBy    string
+	CloseReason string
+}
+
+// StateAt is the request's state at now, taking expiry into account even
+// before a sweep has recorded it.
+func (r *Request) StateAt(now time.Time) State {
+	switch {
+	case r.State == Pending && !now.Before(r.PendingUntil):
+		return Expired
+	case r.State == Approved && !now.Before(r.GrantEnd):
+		return Expired
+	}
+	return r.State
+}
+
+// HasApproved reports whether user has already approved r.
+func (r *Request) HasApproved(user string) bool {
+	for _, a := range r.Approvals {
+		if a.Approver == user {
+			return true
+		}
+	}
+	return false
+}
+
+// Approval is one approver's approval of a request.
+type Approval struct {
+	Approver string
+	Comment  string
+	At       time.Time
+}
+
+// Transition moves a request out of Pending or Approved.
+type Transition struct {
+	From   []State // the request must currently be in one of these
+	To     State   // Denied, Revoked, Cancelled or Expired
+	By     string
+	Reason string
+	At     time.Time
+}
+
+// Certificate records an issued SSH user certificate.
+type Certificate struct {
+	Serial         uint64 // assigned by the store, unique across the CA
+	RequestID      int64  // 0 for certificates not tied to a request
+	User           string
+	KeyFingerprint string // SHA256 fingerprint of the certified key
+	Principals     []string
+	Targets        []string
+	ValidAfter     time.Time
+	ValidBefore    time.Time
+	IssuedAt       time.Time
+}
+
+// RequestFilter selects requests; zero fields match everything.
+type RequestFilter struct {
+	Requester string
+	States    []State
+	Since     time.Time // CreatedAt >= Since
+	Limit     int       // 0: no limit; newest first
+}
+
+// AuditFilter selects audit events; zero fields match everything.
+type AuditFilter struct {
+	User      string // Actor or Subject
+	Type      string // exact type, or a prefix ending in "." ("request.")
+	RequestID int64
+	Since     time.Time
+	AfterSeq  int64 // Seq > AfterSeq (for paging in order)
+	Limit     int   // 0: no limit
+}
+
+// Store is Bastion's persistent state. Implementations are safe for
+// concurrent use, and every method is atomic: it either happens whole or
+// not at all.
+type Store interface {
+	// CreateRequest stores r as a new request, assigns r.ID and returns it.
+	// r.State must be Pending, or Approved for auto-approved requests (then
+	// r.Approvals, DecidedAt and the grant window are stored as given).
+	CreateRequest(ctx context.Context, r *Request) (int64, error)
+
+	// Request returns the request with the given id, with its approvals, or
+	// an error wrapping ErrNotFound.
+	Request(ctx context.Context, id int64) (*Request, error)
+
+	// Requests returns the requests matching f, newest first, with approvals.
+	Requests(ctx context.Context, f RequestFilter) ([]*Request, error)
+
+	// Approve records a's approval of a pending request. When the number
+	// of approvals reaches ApprovalsRequired the request becomes Approved in
+	// the same transaction: DecidedAt = GrantStart = a.At, DecidedBy =
+	// a.Approver, GrantEnd = a.At + Duration. It fails with ErrConflict if
+	// the request is not pending (or has passed PendingUntil) and with
+	// ErrDuplicate if a.Approver already approved it. Concurrent calls are
+	// serialised: exactly one of them completes the grant.
+	Approve(ctx context.Context, id int64, a Approval) (*Request, error)
+
+	// Transition moves a request from one of t.From to t.To, recording who,
+	// why and when (DecidedAt/By/Reason for Denied, ClosedAt/By/Reason for
+	// the others). It fails with an error wrapping ErrConflict if the request
+	// is not in one of t.From; exactly one of several concurrent transitions
+	// of the same request succeeds.
+	Transition(ctx context.Context, id int64, t Transition) (*Request, error)
+
+	// IssueCertificate assigns the next serial to c, stores it and returns
+	// the serial. Serials start at 1 and are never reused.
+	IssueCertificate(ctx context.Context, c *Certificate) (uint64, error)
+
+	// Certificates returns the certificates issued for a request.
+	Certificates(ctx context.Context, requestID int64) ([]*Certificate, error)
+
+	// AppendAudit seals e after the last stored event (see audit.Event.Seal),
+	// stores it and returns the sealed event. Appends are serialised so that
+	// the chain never forks.
+	AppendAudit(ctx context.Context, e audit.Event) (audit.Event, error)
+
+	// Audit returns the events matching f in ascending Seq order.
+	Audit(ctx context.Context, f AuditFilter) ([]audit.Event, error)
+
+	// Close releases the store's resources.
+	Close() error
+}
+
+// Errors callers branch on.
+var (
+	ErrNotFound  = errors.New("not found")
+	ErrConflict  = errors.New("conflict")
+	ErrDuplicate = errors.New("duplicate")
+)
+
+// ConflictError reports the state a request was in when a transition or
+// approval could not apply. It wraps ErrConflict.
+type ConflictError struct {
+	ID    int64
+	State State
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("request %d is %s", e.ID, e.State)
+}
+
+func (e *ConflictError) Unwrap() error { return ErrConflict }
