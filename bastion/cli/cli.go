@@ -1,0 +1,281 @@
+// Package cli is Bastion's self-service command line: whoami, targets,
+// request, requests, approve, deny, wait, cert, revoke, audit, ca and help.
+// The same commands run over SSH (`ssh alice@bastion request …`), at the
+// interactive prompt of `ssh alice@bastion`, and as `bastion` subcommands on
+// the server. Every command has --json output and exit codes that tell
+// success (0) from refusal (1) and usage errors (2).
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strings"
+
+	"github.com/bastionhq/bastion/bastion/access"
+	"github.com/bastionhq/bastion/bastion/audit"
+	"github.com/bastionhq/bastion/bastion/policy"
+	"github.com/bastionhq/bastion/bastion/store"
+)
+
+// Exit codes.
+const (
+	ExitOK      = 0
+	ExitRefused = 1 // the policy, the request's state or an error said no
+	ExitUsage   = 2 // the command line is wrong
+)
+
+// Access is the subset of the access service the commands use.
+type Access interface {
+	Request(ctx context.Context, a access.Actor, in access.RequestInput) (*store.Request, error)
+	Get(ctx context.Context, a access.Actor, id int64) (*store.Request, error)
+	List(ctx context.Context, a access.Actor, f store.RequestFilter) ([]*store.Request, error)
+	Approve(ctx context.Context, a access.Actor, id int64, comment string) (*store.Request, error)
+	Deny(ctx context.Context, a access.Actor, id int64, reason string) (*store.Request, error)
+	Revoke(ctx context.Context, a access.Actor, id int64, reason string) (*store.Request, error)
+	Wait(ctx context.Context, a access.Actor, id int64) (*store.Request, error)
+	Cert(ctx context.Context, a access.Actor, id int64) (*access.Certificate, error)
+	Record(ctx context.Context, a access.Actor, e audit.Event)
+}
+
+// AuditLog is the subset of the store the audit commands read.
+type AuditLog interface {
+	Audit(ctx context.Context, f store.AuditFilter) ([]audit.Event, error)
+}
+
+// CAInfo is what `ca` prints: public keys and the lines that trust them.
+type CAInfo struct {
+	UserCA     string `json:"user_ca"`     // authorized_keys line
+	UpstreamCA string `json:"upstream_ca"` // authorized_keys line
+	HostCA     string `json:"host_ca"`     // authorized_keys line
+	TLSCA      string `json:"tls_ca_pem"`  // PEM
+	KnownHosts string `json:"known_hosts"` // @cert-authority line for users
+}
+
+// Config holds the CLI's dependencies.
+type Config struct {
+	Access Access
+	Audit  AuditLog
+	Policy func() *policy.Policy
+	CA     func() CAInfo
+	Logger *slog.Logger
+}
+
+// CLI runs self-service commands.
+type CLI struct {
+	access Access
+	audit  AuditLog
+	policy func() *policy.Policy
+	ca     func() CAInfo
+	log    *slog.Logger
+}
+
+// New returns a CLI.
+func New(cfg Config) *CLI {
+	c := &CLI{access: cfg.Access, audit: cfg.Audit, policy: cfg.Policy, ca: cfg.CA, log: cfg.Logger}
+	if c.log == nil {
+		c.log = slog.Default()
+	}
+	return c
+}
+
+// IO is where a command reads and writes.
+type IO struct {
+	Stdout, Stderr io.Writer
+}
+
+// run is one command invocation.
+type run struct {
+	*CLI
+	ctx   context.Context
+	actor access.Actor
+	io    IO
+	args  *args
+	json  bool
+	// operator is the operator at the server's console, who may read
+	// everything.
+	operator bool
+}
+
+// command is one self-service command.
+type command struct {
+	usage   string // after the command name
+	summary string
+	flags   flagSpec
+	run     func(r *run) error
+}
+
+var commands map[string]*command
+
+func init() {
+	commands = map[string]*command{
+		"help":     {usage: "[COMMAND]", summary: "show the commands, or one command's usage", run: (*run).help},
+		"whoami":   {summary: "show who you are, your roles and your live grants", run: (*run).whoami},
+		"targets":  {summary: "list the targets you can use now or could request", run: (*run).targets},
+		"request":  {usage: "TARGET... [--login LOGIN]... --for DURATION --reason TEXT", summary: "request access to targets", flags: flagSpec{"login": listFlag, "for": stringFlag, "reason": textFlag}, run: (*run).request},
+		"requests": {usage: "[--state STATE]... [--user USER] [--limit N]", summary: "list requests: yours, those you may approve, or all for auditors", flags: flagSpec{"state": listFlag, "user": stringFlag, "limit": stringFlag}, run: (*run).requests},
+		"show":     {usage: "ID", summary: "show one request", run: (*run).show},
+		"approve":  {usage: "ID [--comment TEXT]", summary: "approve a request", flags: flagSpec{"comment": textFlag}, run: (*run).approve},
+		"deny":     {usage: "ID --reason TEXT", summary: "deny a pending request", flags: flagSpec{"reason": textFlag}, run: (*run).deny},
+		"revoke":   {usage: "ID [--reason TEXT]", summary: "withdraw or release your request, or revoke one you approve", flags: flagSpec{"reason": textFlag}, run: (*run).revoke},
+		"wait":     {usage: "ID", summary: "wait until a request is decided; print the certificate when it is yours and approved", run: (*run).wait},
+		"cert":     {usage: "ID", summary: "print an SSH certificate for your key from an approved request", run: (*run).cert},
+		"audit":    {usage: "[verify] [--user USER] [--since DURATION|TIME] [--type TYPE] [--request ID] [--limit N]", summary: "show (or verify) the audit log", flags: flagSpec{"user": stringFlag, "since": stringFlag, "type": stringFlag, "request": stringFlag, "limit": stringFlag}, run: (*run).auditCmd},
+		"ca":       {usage: "[--tls]", summary: "print Bastion's CA keys and the lines that trust them", flags: flagSpec{"tls": boolFlag}, run: (*run).caCmd},
+	}
+}
+
+// usageError is a wrong command line (exit 2).
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// Run executes one command line for actor and returns the exit code.
+func (c *CLI) Run(ctx context.Context, actor access.Actor, stdio IO, words []string) int {
+	return c.run(ctx, actor, false, stdio, words)
+}
+
+// RunAsOperator executes a command for the operator on the server itself
+// (`bastion audit verify`): reading commands are not limited to one user's
+// view. Actions that need a user (approve, request, …) still act as actor.
+func (c *CLI) RunAsOperator(ctx context.Context, actor access.Actor, stdio IO, words []string) int {
+	return c.run(ctx, actor, true, stdio, words)
+}
+
+func (c *CLI) run(ctx context.Context, actor access.Actor, operator bool, stdio IO, words []string) int {
+	if len(words) == 0 {
+		words = []string{"help"}
+	}
+	name, rest := words[0], words[1:]
+	r := &run{CLI: c, ctx: ctx, actor: actor, operator: operator, io: stdio}
+	cmd := commands[name]
+	var err error
+	if cmd == nil {
+		err = usagef("unknown command %q (try `help`)", truncate(name, 40))
+	} else if r.args, err = parseArgs(rest, cmd.flags); err != nil {
+		err = usagef("%s: %v (usage: %s %s)", name, err, name, cmd.usage)
+	}
+	if err == nil {
+		r.json = r.args.bools["json"]
+		if r.args.bools["help"] || r.args.bools["h"] {
+			r.args.pos = []string{name}
+			cmd = commands["help"]
+		}
+		err = cmd.run(r)
+	} else {
+		r.json = containsWord(rest, "--json")
+	}
+	return r.finish(name, err)
+}
+
+// finish reports err, if any, and maps it to an exit code. Refusals and
+// usage errors carry a reason safe to show; anything else is logged and the
+// user sees a generic message.
+func (r *run) finish(name string, err error) int {
+	if err == nil {
+		return ExitOK
+	}
+	code, kind, msg := ExitRefused, "refused", err.Error()
+	var ue *usageError
+	var inv *policy.InvalidError
+	var ref *policy.Refusal
+	switch {
+	case errors.As(err, &ue), errors.As(err, &inv):
+		code, kind = ExitUsage, "usage"
+	case errors.As(err, &ref), errors.Is(err, access.ErrNotFound):
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		msg = "interrupted"
+	default:
+		kind, msg = "error", "internal error; the operator's log has the details"
+		r.log.Error("command failed", "command", name, "user", r.actor.User, "err", err)
+	}
+	if code == ExitUsage && !errors.As(err, &inv) {
+		r.access.Record(r.ctx, r.actor, audit.Event{Type: audit.Command, Outcome: audit.OutcomeRefused, Reason: msg,
+			Details: map[string]string{"command": truncate(name, 40)}})
+	}
+	if r.json {
+		r.printJSON(map[string]string{"error": msg, "kind": kind})
+	}
+	fmt.Fprintf(r.io.Stderr, "bastion: %s\n", msg)
+	return code
+}
+
+func (r *run) printJSON(v any) {
+	enc := json.NewEncoder(r.io.Stdout)
+	if err := enc.Encode(v); err != nil {
+		r.log.Warn("write json output", "err", err)
+	}
+}
+
+func (r *run) printf(format string, args ...any) {
+	fmt.Fprintf(r.io.Stdout, format, args...)
+}
+
+func (r *run) positional(min, max int) error {
+	if n := len(r.args.pos); n < min || n > max {
+		return usagef("wrong number of arguments: %q (see `help`)", r.args.pos)
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+func containsWord(words []string, w string) bool {
+	for _, x := range words {
+		if x == w {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *run) help() error {
+	if err := r.positional(0, 1); err != nil {
+		return err
+	}
+	if len(r.args.pos) == 1 {
+		name := r.args.pos[0]
+		cmd := commands[name]
+		if cmd == nil {
+			return usagef("unknown command %q", truncate(name, 40))
+		}
+		if r.json {
+			r.printJSON(map[string]string{"command": name, "usage": name + " " + cmd.usage, "summary": cmd.summary})
+			return nil
+		}
+		r.printf("usage: %s %s\n  %s\n  Every command takes --json.\n", name, cmd.usage, cmd.summary)
+		return nil
+	}
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	if r.json {
+		out := make([]map[string]string, 0, len(names))
+		for _, n := range names {
+			out = append(out, map[string]string{"command": n, "usage": strings.TrimSpace(n + " " + commands[n].usage), "summary": commands[n].summary})
+		}
+		r.printJSON(out)
+		return nil
+	}
+	r.printf("Bastion self-service commands (every command takes --json):\n")
+	for _, n := range names {
+		r.printf("  %-9s %s\n", n, commands[n].summary)
+	}
+	r.printf("\nExample: request web01 --login root --for 30m --reason INC-1 disk full\n")
+	return nil
+}

@@ -1,0 +1,121 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/bastionhq/bastion/bastion/store"
+)
+
+// requestView is a request as --json shows it.
+type requestView struct {
+	ID                int64          `json:"id"`
+	State             store.State    `json:"state"`
+	Requester         string         `json:"requester"`
+	Role              string         `json:"role"`
+	Targets           []string       `json:"targets"`
+	Logins            []string       `json:"logins,omitempty"`
+	Reason            string         `json:"reason,omitempty"`
+	Duration          string         `json:"duration"`
+	DurationSeconds   int64          `json:"duration_seconds"`
+	CreatedAt         time.Time      `json:"created_at"`
+	PendingUntil      *time.Time     `json:"pending_until,omitempty"`
+	ApprovalsRequired int            `json:"approvals_required"`
+	Approvers         []string       `json:"approvers,omitempty"`
+	Approvals         []approvalView `json:"approvals"`
+	DecidedBy         string         `json:"decided_by,omitempty"`
+	DecisionReason    string         `json:"decision_reason,omitempty"`
+	GrantStart        *time.Time     `json:"grant_start,omitempty"`
+	GrantEnd          *time.Time     `json:"grant_end,omitempty"`
+	ClosedBy          string         `json:"closed_by,omitempty"`
+	CloseReason       string         `json:"close_reason,omitempty"`
+	ClosedAt          *time.Time     `json:"closed_at,omitempty"`
+}
+
+type approvalView struct {
+	Approver string    `json:"approver"`
+	Comment  string    `json:"comment,omitempty"`
+	At       time.Time `json:"at"`
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
+}
+
+func viewOf(q *store.Request) requestView {
+	v := requestView{
+		ID: q.ID, State: q.State, Requester: q.Requester, Role: q.Role, Targets: q.Targets, Logins: q.Logins,
+		Reason: q.Reason, Duration: q.Duration.String(), DurationSeconds: int64(q.Duration / time.Second),
+		CreatedAt: q.CreatedAt.UTC(), ApprovalsRequired: q.ApprovalsRequired, Approvers: q.Approvers,
+		Approvals: []approvalView{}, DecidedBy: q.DecidedBy, DecisionReason: q.DecisionReason,
+		GrantStart: timePtr(q.GrantStart), GrantEnd: timePtr(q.GrantEnd),
+		ClosedBy: q.ClosedBy, CloseReason: q.CloseReason, ClosedAt: timePtr(q.ClosedAt),
+	}
+	if q.State == store.Pending {
+		v.PendingUntil = timePtr(q.PendingUntil)
+	}
+	for _, a := range q.Approvals {
+		v.Approvals = append(v.Approvals, approvalView{Approver: a.Approver, Comment: a.Comment, At: a.At.UTC()})
+	}
+	return v
+}
+
+func (r *run) showRequest(q *store.Request) {
+	if r.json {
+		r.printJSON(viewOf(q))
+		return
+	}
+	r.printf("request #%d %s\n", q.ID, q.State)
+	r.printf("  by:       %s (role %s)\n", q.Requester, q.Role)
+	r.printf("  targets:  %s%s\n", strings.Join(q.Targets, ", "), asLogins(q.Logins))
+	r.printf("  for:      %s\n", q.Duration)
+	if q.Reason != "" {
+		r.printf("  reason:   %s\n", q.Reason)
+	}
+	r.printf("  approved: %d of %d (approvers: %s)\n", len(q.Approvals), q.ApprovalsRequired, strings.Join(q.Approvers, ", "))
+	for _, a := range q.Approvals {
+		line := "    " + a.Approver + " at " + a.At.UTC().Format(time.RFC3339)
+		if a.Comment != "" {
+			line += fmt.Sprintf(": %s", a.Comment)
+		}
+		r.printf("%s\n", line)
+	}
+	switch q.State {
+	case store.Pending:
+		r.printf("  expires:  %s unless approved\n", q.PendingUntil.UTC().Format(time.RFC3339))
+	case store.Approved:
+		r.printf("  granted:  %s until %s\n", q.GrantStart.UTC().Format(time.RFC3339), q.GrantEnd.UTC().Format(time.RFC3339))
+	case store.Denied:
+		r.printf("  denied:   by %s: %s\n", q.DecidedBy, q.DecisionReason)
+	default:
+		if q.ClosedBy != "" {
+			r.printf("  %-9s by %s%s\n", string(q.State)+":", q.ClosedBy, because(q))
+		}
+	}
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, x := range s {
+		if x != "" {
+			return x
+		}
+	}
+	return ""
+}
+
+// shortDuration prints 30m rather than 30m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
