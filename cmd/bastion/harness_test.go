@@ -1,0 +1,324 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// binary is the bastion binary built once for the package's tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "bastion-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "bastion")
+	build := exec.Command("go", "build", "-race", "-o", binary, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build bastion:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// startTimeout bounds how long a bastion takes to start listening.
+const startTimeout = 30 * time.Second
+
+// testBastion is a `bastion serve` process with its users' keys.
+type testBastion struct {
+	t          *testing.T
+	dir        string
+	configPath string
+	sshAddr    string
+	sshPort    string
+	knownHosts string
+	cmd        *exec.Cmd
+	logs       *syncBuffer
+	exited     chan error
+}
+
+// defaultUsers are the users every test bastion has; roles refer to
+// defaultRoles.
+var defaultUsers = map[string]string{
+	"alice": "developer", "bob": "lead", "dave": "lead", "erin": "lead", "carol": "auditor", "mallory": "developer",
+}
+
+const defaultRoles = `
+roles:
+  developer:
+    standing:
+      - targets: [staging]
+        logins: [ubuntu]
+    request:
+      - targets: [web01, orders]
+        logins: [root, deploy]
+        approvers: [lead]
+        max_duration: 4h
+      - targets: [db-prod]
+        approvers: [lead]
+        approvals: 2
+      - labels: {env: sandbox}
+        logins: [root]
+        auto_approve:
+          networks: [127.0.0.0/8]
+      - targets: [vpn-only]
+        logins: [root]
+        approvers: [lead]
+        conditions:
+          networks: [10.0.0.0/8]
+  lead:
+    request:
+      - targets: [web01]
+        logins: [root]
+        approvers: [lead]
+  auditor:
+    permissions: [audit]
+`
+
+const defaultTargets = `
+targets:
+  - {name: web01, kind: ssh, address: "127.0.0.1:1"}
+  - {name: staging, kind: ssh, address: "127.0.0.1:1"}
+  - {name: orders, kind: postgres, address: "127.0.0.1:1", database: orders}
+  - {name: db-prod, kind: mysql, address: "127.0.0.1:1", database: prod}
+  - {name: sandbox1, kind: ssh, address: "127.0.0.1:1", labels: {env: sandbox}}
+  - {name: vpn-only, kind: ssh, address: "127.0.0.1:1"}
+`
+
+// startBastion writes a config (extra YAML is appended) and starts bastion
+// serve on a free port.
+func startBastion(t *testing.T, extra string) *testBastion {
+	t.Helper()
+	dir := t.TempDir()
+	var users strings.Builder
+	users.WriteString("users:\n")
+	for name, role := range defaultUsers {
+		pub := writeKey(t, filepath.Join(dir, "keys", name))
+		fmt.Fprintf(&users, "  - {name: %s, roles: [%s], keys: [%q]}\n", name, role, pub)
+	}
+	cfg := "data_dir: ./data\nlisten: {ssh: \"127.0.0.1:0\"}\nserver: {hostnames: [127.0.0.1, localhost]}\n" +
+		users.String() + defaultTargets + defaultRoles + extra
+	b := &testBastion{t: t, dir: dir, configPath: filepath.Join(dir, "bastion.yaml")}
+	if err := os.WriteFile(b.configPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b.start()
+	t.Cleanup(b.stop)
+	b.knownHosts = filepath.Join(dir, "known_hosts")
+	var ca struct {
+		HostCA string `json:"host_ca"`
+	}
+	out, _, code := b.local("ca", "--json")
+	if code != 0 || json.Unmarshal([]byte(out), &ca) != nil {
+		t.Fatalf("bastion ca --json: exit %d: %s", code, out)
+	}
+	line := fmt.Sprintf("@cert-authority [127.0.0.1]:%s %s\n", b.sshPort, ca.HostCA)
+	if err := os.WriteFile(b.knownHosts, []byte(line), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// start runs bastion serve and waits for its "serving ssh" log line.
+func (b *testBastion) start() {
+	t := b.t
+	t.Helper()
+	b.logs = &syncBuffer{}
+	b.cmd = exec.Command(binary, "serve", "--config", b.configPath)
+	stderr, err := b.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			b.logs.WriteString(line + "\n")
+			var rec struct{ Msg, Addr string }
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "serving ssh" {
+				addr <- rec.Addr
+			}
+		}
+	}()
+	b.exited = make(chan error, 1)
+	go func() { b.exited <- b.cmd.Wait() }()
+	select {
+	case a := <-addr:
+		b.sshAddr = a
+		b.sshPort = a[strings.LastIndex(a, ":")+1:]
+	case err := <-b.exited:
+		t.Fatalf("bastion exited before listening: %v\n%s", err, b.logs.String())
+	case <-time.After(startTimeout):
+		t.Fatalf("bastion did not listen within %s\n%s", startTimeout, b.logs.String())
+	}
+}
+
+func (b *testBastion) stop() {
+	if b.cmd == nil || b.cmd.Process == nil {
+		return
+	}
+	_ = b.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-b.exited:
+	case <-time.After(10 * time.Second):
+		_ = b.cmd.Process.Kill()
+		<-b.exited
+	}
+	b.cmd = nil
+	if b.t.Failed() {
+		b.t.Logf("bastion log:\n%s", b.logs.String())
+	}
+}
+
+// sshArgs are the options every test ssh uses: no user config, only the
+// given key, Bastion's host certificate checked against its host CA. The
+// extra options come first: ssh keeps the first value of an option.
+func (b *testBastion) sshArgs(user string, extra ...string) []string {
+	args := append(extra, "-F", "/dev/null", "-p", b.sshPort,
+		"-i", filepath.Join(b.dir, "keys", user), "-o", "IdentitiesOnly=yes",
+		"-o", "UserKnownHostsFile=" + b.knownHosts, "-o", "StrictHostKeyChecking=yes",
+		"-o", "BatchMode=yes", "-o", "LogLevel=ERROR")
+	return args
+}
+
+// ssh runs the real OpenSSH client as user with the given remote command.
+func (b *testBastion) ssh(user string, command ...string) (stdout, stderr string, code int) {
+	b.t.Helper()
+	args := append(b.sshArgs(user), user+"@127.0.0.1")
+	return runCmd(b.t, nil, "ssh", append(args, command...)...)
+}
+
+// local runs a bastion subcommand on the server's config.
+func (b *testBastion) local(args ...string) (stdout, stderr string, code int) {
+	b.t.Helper()
+	return runCmd(b.t, nil, binary, append([]string{"--config", b.configPath}, args...)...)
+}
+
+func runCmd(t *testing.T, stdin io.Reader, name string, args ...string) (string, string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr, cmd.Stdin = &out, &errb, stdin
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	case err != nil:
+		t.Fatalf("%s: %v", name, err)
+	}
+	return out.String(), errb.String(), code
+}
+
+// writeKey writes an ed25519 key pair in OpenSSH format and returns the
+// public key line.
+func writeKey(t *testing.T, path string) string {
+	t.Helper()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := ssh.MarshalPrivateKey(priv, filepath.Base(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sshPub, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	line := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshPub)))
+	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path+".pub", []byte(line+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return line
+}
+
+// requestJSON is the subset of a request's --json output the tests read.
+type requestJSON struct {
+	ID        int64    `json:"id"`
+	State     string   `json:"state"`
+	Requester string   `json:"requester"`
+	Targets   []string `json:"targets"`
+	Logins    []string `json:"logins"`
+	GrantEnd  string   `json:"grant_end"`
+	Approvals []struct {
+		Approver string `json:"approver"`
+	} `json:"approvals"`
+}
+
+// mustRequest creates a request as user and returns it.
+func (b *testBastion) mustRequest(user string, args ...string) requestJSON {
+	b.t.Helper()
+	out, errOut, code := b.ssh(user, append(append([]string{"request"}, args...), "--json")...)
+	if code != 0 {
+		b.t.Fatalf("request %v: exit %d: %s%s", args, code, out, errOut)
+	}
+	var r requestJSON
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		b.t.Fatalf("request --json output %q: %v", out, err)
+	}
+	return r
+}
+
+func (b *testBastion) mustRun(user string, command ...string) string {
+	b.t.Helper()
+	out, errOut, code := b.ssh(user, command...)
+	if code != 0 {
+		b.t.Fatalf("%s: %v: exit %d: %s%s", user, command, code, out, errOut)
+	}
+	return out
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (s *syncBuffer) WriteString(str string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.buf.WriteString(str)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
+}

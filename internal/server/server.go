@@ -1,0 +1,262 @@
+// Package server builds a running Bastion from its configuration: the
+// store, the certificate authorities, the access service, the self-service
+// command line, the SSH front end and the HTTP endpoints. The graph is built
+// explicitly in New; Run serves until its context ends.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/bastionhq/bastion/bastion/access"
+	"github.com/bastionhq/bastion/bastion/audit"
+	"github.com/bastionhq/bastion/bastion/cli"
+	"github.com/bastionhq/bastion/bastion/config"
+	"github.com/bastionhq/bastion/bastion/identity"
+	"github.com/bastionhq/bastion/bastion/notify"
+	"github.com/bastionhq/bastion/bastion/policy"
+	"github.com/bastionhq/bastion/bastion/store"
+	"github.com/bastionhq/bastion/bastion/store/sqlite"
+	"github.com/bastionhq/bastion/ca"
+	sshfront "github.com/bastionhq/bastion/protocols/ssh"
+)
+
+// HostCertValidity is how long Bastion's own host certificate is valid; it
+// is re-issued at every start.
+const HostCertValidity = 90 * 24 * time.Hour
+
+// shutdownGrace is how long Run waits for open sessions after its context
+// ends before closing them.
+const shutdownGrace = 5 * time.Second
+
+// readHeaderTimeout bounds reading an HTTP request's headers.
+const readHeaderTimeout = 10 * time.Second
+
+// Bastion is a configured, not yet serving, Bastion.
+type Bastion struct {
+	Config  *config.Config
+	Store   store.Store
+	CA      *ca.Set
+	Access  *access.Service
+	CLI     *cli.CLI
+	SSH     *sshfront.Server
+	log     *slog.Logger
+	webhook *notify.Webhook
+}
+
+// New opens the store and keys and builds the service graph.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Bastion, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	cas, err := ca.LoadOrCreate(filepath.Join(cfg.DataDir, "ca"), ca.Files{
+		UserCA: cfg.CA.UserCA, UpstreamCA: cfg.CA.UpstreamCA, HostCA: cfg.CA.HostCA,
+		TLSCert: cfg.CA.TLSCert, TLSKey: cfg.CA.TLSKey,
+	})
+	if err != nil {
+		return nil, err
+	}
+	st, err := openStore(ctx, cfg.Store)
+	if err != nil {
+		return nil, err
+	}
+	b := &Bastion{Config: cfg, Store: st, CA: cas, log: log}
+	pol := cfg.Policy
+	policyFn := func() *policy.Policy { return pol }
+
+	var notifier access.Notifier
+	if w := cfg.Notify.Webhook; w != nil {
+		b.webhook = notify.NewWebhook(notify.WebhookConfig{
+			URL: w.URL, Timeout: w.Timeout, Attempts: w.Attempts, Logger: log.With("component", "webhook"),
+			Failed: func(p notify.Payload, err error) {
+				e := audit.Event{Type: audit.Notify, Actor: "bastion", Outcome: audit.OutcomeError,
+					Reason: "webhook delivery failed: " + err.Error(), Details: map[string]string{"event": p.Event}}
+				if p.Request != nil {
+					e.RequestID = p.Request.ID
+				}
+				b.Access.Record(context.Background(), access.Actor{User: "bastion"}, e)
+			},
+		})
+		notifier = b.webhook
+	}
+	b.Access = access.New(access.Config{Store: st, Policy: policyFn, UserCA: cas.User, Notifier: notifier, Logger: log})
+	b.CLI = cli.New(cli.Config{Access: b.Access, Audit: st, Policy: policyFn, CA: b.caInfo, Logger: log})
+
+	hostKey, err := ca.LoadOrCreateHostKey(filepath.Join(cfg.DataDir, "ssh_host_ed25519_key"))
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	certSigner, _, err := ca.HostCertSigner(cas.Host, hostKey, cfg.Server.Hostnames, HostCertValidity)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	keys := map[string][]ssh.PublicKey{}
+	for name, u := range cfg.Users {
+		keys[name] = u.Keys
+	}
+	dir, err := identity.NewDirectory(keys)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	b.SSH, err = sshfront.NewServer(sshfront.Config{
+		HostSigners: []ssh.Signer{certSigner, hostKey}, Users: dir, Commands: b.CLI, Audit: b.Access,
+		HandshakeTimeout: cfg.Server.HandshakeTimeout, IdleTimeout: cfg.Server.IdleTimeout, Logger: log,
+	})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+func openStore(ctx context.Context, s config.Store) (store.Store, error) {
+	switch s.Driver {
+	case "sqlite":
+		st, err := sqlite.Open(ctx, s.DSN)
+		if err != nil {
+			return nil, err
+		}
+		return st, nil
+	default:
+		return nil, fmt.Errorf("store: driver %q is not available in this build (use sqlite)", s.Driver)
+	}
+}
+
+// caInfo is what the `ca` command prints.
+func (b *Bastion) caInfo() cli.CAInfo {
+	port := "22"
+	if _, p, err := net.SplitHostPort(b.Config.Listen.SSH); err == nil {
+		port = p
+	}
+	var hosts []string
+	for _, h := range b.Config.Server.Hostnames {
+		if port == "22" {
+			hosts = append(hosts, h)
+		} else {
+			hosts = append(hosts, "["+h+"]:"+port)
+		}
+	}
+	return cli.CAInfo{
+		UserCA:     b.CA.User.AuthorizedKey(),
+		UpstreamCA: b.CA.Upstream.AuthorizedKey(),
+		HostCA:     b.CA.Host.AuthorizedKey(),
+		TLSCA:      string(b.CA.TLS.CertPEM()),
+		KnownHosts: "@cert-authority " + strings.Join(hosts, ",") + " " + b.CA.Host.AuthorizedKey(),
+	}
+}
+
+// Listeners are the bound sockets Run serves.
+type Listeners struct {
+	SSH  net.Listener
+	HTTP net.Listener // optional
+}
+
+// Listen binds the configured addresses.
+func (b *Bastion) Listen() (*Listeners, error) {
+	var l Listeners
+	var err error
+	if l.SSH, err = net.Listen("tcp", b.Config.Listen.SSH); err != nil {
+		return nil, fmt.Errorf("listen ssh: %w", err)
+	}
+	if b.Config.Listen.HTTP != "" {
+		if l.HTTP, err = net.Listen("tcp", b.Config.Listen.HTTP); err != nil {
+			l.SSH.Close()
+			return nil, fmt.Errorf("listen http: %w", err)
+		}
+	}
+	return &l, nil
+}
+
+// Run serves on l until ctx ends, then shuts down gracefully.
+func (b *Bastion) Run(ctx context.Context, l *Listeners) error {
+	defer b.close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+
+	wg.Add(1)
+	go func() { defer wg.Done(); b.Access.Run(ctx) }()
+
+	go func() { errc <- b.SSH.Serve(l.SSH) }()
+	b.log.Info("serving ssh", "addr", l.SSH.Addr().String())
+
+	var hs *http.Server
+	if l.HTTP != nil {
+		hs = &http.Server{Handler: b.httpHandler(), ReadHeaderTimeout: readHeaderTimeout, ErrorLog: slog.NewLogLogger(b.log.Handler(), slog.LevelWarn)}
+		go func() { errc <- hs.Serve(l.HTTP) }()
+		b.log.Info("serving http", "addr", l.HTTP.Addr().String())
+	}
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		b.log.Error("listener failed", "err", err)
+	}
+	cancel()
+	shutdown, stop := context.WithTimeout(context.Background(), shutdownGrace)
+	defer stop()
+	if hs != nil {
+		if serr := hs.Shutdown(shutdown); serr != nil {
+			b.log.Warn("http shutdown", "err", serr)
+		}
+	}
+	if serr := b.SSH.Shutdown(shutdown); serr != nil {
+		b.log.Warn("ssh shutdown: closing open sessions", "err", serr)
+	}
+	wg.Wait()
+	if errors.Is(err, sshfront.ErrServerClosed) || errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// Close releases what New opened, for a Bastion that was never Run.
+func (b *Bastion) Close() { b.close() }
+
+func (b *Bastion) close() {
+	if b.webhook != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+		if err := b.webhook.Close(ctx); err != nil {
+			b.log.Warn("webhook: undelivered notifications", "err", err)
+		}
+		cancel()
+	}
+	if err := b.Store.Close(); err != nil {
+		b.log.Warn("close store", "err", err)
+	}
+}
+
+// httpHandler serves health and readiness.
+func (b *Bastion) httpHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if _, err := b.Store.Audit(ctx, store.AuditFilter{Limit: 1}); err != nil {
+			b.log.Warn("readiness: store unavailable", "err", err)
+			http.Error(w, "store unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	return mux
+}

@@ -1,0 +1,311 @@
+// Package ssh is Bastion's SSH front end. It terminates SSH from users'
+// own OpenSSH clients, authenticates them by key, and serves the
+// self-service command line (`ssh alice@bastion request …`, or an
+// interactive prompt). Target sessions (`ssh root@web01@bastion`) are
+// parsed and refused until the proxy lands.
+//
+// The package decodes and transports; decisions come from the narrow
+// interfaces in Config, which the server wires to the policy and store.
+package ssh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/bastionhq/bastion/bastion/access"
+	"github.com/bastionhq/bastion/bastion/audit"
+	"github.com/bastionhq/bastion/bastion/cli"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown or Close.
+var ErrServerClosed = errors.New("ssh: server closed")
+
+// Permission extensions set by a successful authentication. They are read
+// back from the connection's Permissions after the handshake, never from
+// state saved during callbacks: x/crypto/ssh may call the public key
+// callback for keys the client never proves it holds (CVE-2024-45337).
+const (
+	extUser = "bastion-user"
+	extKey  = "bastion-key-fingerprint"
+	extPub  = "bastion-key" // authorized_keys form of the key that authenticated
+)
+
+// Users finds the Bastion user who owns a key.
+type Users interface {
+	User(key ssh.PublicKey) (string, bool)
+}
+
+// Commands runs a self-service command line and returns its exit code.
+type Commands interface {
+	Run(ctx context.Context, actor access.Actor, stdio cli.IO, words []string) int
+}
+
+// Auditor records audit events.
+type Auditor interface {
+	Record(ctx context.Context, a access.Actor, e audit.Event)
+}
+
+// Config configures a Server.
+type Config struct {
+	HostSigners []ssh.Signer // plain host keys and host certificates
+	Users       Users
+	Commands    Commands
+	Audit       Auditor
+	Banner      string // shown once the user is authenticated in the interactive prompt
+	// HandshakeTimeout bounds the SSH handshake including authentication.
+	HandshakeTimeout time.Duration
+	// IdleTimeout ends an interactive self-service session with no input.
+	IdleTimeout time.Duration
+	Logger      *slog.Logger
+}
+
+// Server accepts SSH connections.
+type Server struct {
+	cfg    Config
+	ssh    *ssh.ServerConfig
+	log    *slog.Logger
+	nextID atomic.Uint64
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*ssh.ServerConn]struct{}
+	closed    bool
+	wg        sync.WaitGroup
+}
+
+// NewServer returns a Server.
+func NewServer(cfg Config) (*Server, error) {
+	if len(cfg.HostSigners) == 0 {
+		return nil, errors.New("ssh: no host key")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, listeners: map[net.Listener]struct{}{}, conns: map[*ssh.ServerConn]struct{}{}}
+	sc := &ssh.ServerConfig{
+		PublicKeyCallback: s.authenticate,
+		BannerCallback:    s.banner,
+		ServerVersion:     "SSH-2.0-Bastion",
+		MaxAuthTries:      6,
+	}
+	for _, h := range cfg.HostSigners {
+		sc.AddHostKey(h)
+	}
+	s.ssh = sc
+	return s, nil
+}
+
+// banner explains a malformed user name before authentication fails, so
+// that the user sees why instead of a bare "Permission denied".
+func (s *Server) banner(conn ssh.ConnMetadata) string {
+	d, err := ParseUsername(conn.User())
+	if err != nil {
+		return fmt.Sprintf("bastion: %v\r\n", err)
+	}
+	if d.IsTarget() {
+		return fmt.Sprintf("bastion: sessions on targets (%s@%s) are not available in this version; use `ssh USER@bastion help`\r\n", d.Login, d.Target)
+	}
+	return ""
+}
+
+// authenticate accepts a key registered to the requested Bastion user.
+func (s *Server) authenticate(conn ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+	d, err := ParseUsername(conn.User())
+	if err != nil {
+		return nil, err
+	}
+	if d.IsTarget() {
+		return nil, fmt.Errorf("target sessions are not supported")
+	}
+	owner, ok := s.cfg.Users.User(key)
+	if !ok || owner != d.User {
+		return nil, fmt.Errorf("key %s is not registered to %s", ssh.FingerprintSHA256(key), d.User)
+	}
+	return &ssh.Permissions{Extensions: map[string]string{
+		extUser: owner,
+		extKey:  ssh.FingerprintSHA256(key),
+		extPub:  string(ssh.MarshalAuthorizedKey(key)),
+	}}, nil
+}
+
+// Serve accepts connections on l until Shutdown or Close. It always returns
+// a non-nil error; after Shutdown or Close it is ErrServerClosed.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, l)
+		s.mu.Unlock()
+	}()
+	var backoff time.Duration
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if s.isClosed() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				time.Sleep(backoff)
+				continue
+			}
+			return fmt.Errorf("ssh: accept: %w", err)
+		}
+		backoff = 0
+		s.wg.Add(1)
+		go s.handleConn(c)
+	}
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// Shutdown stops accepting connections and waits for open ones to finish
+// until ctx ends, then closes them.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.closeListeners()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.closeConns()
+		<-done
+		return ctx.Err()
+	}
+}
+
+// Close closes the listeners and every connection at once.
+func (s *Server) Close() error {
+	s.closeListeners()
+	s.closeConns()
+	s.wg.Wait()
+	return nil
+}
+
+func (s *Server) closeListeners() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for l := range s.listeners {
+		l.Close()
+	}
+}
+
+func (s *Server) closeConns() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		c.Close()
+	}
+}
+
+// handleConn runs one connection: handshake under a deadline, then its
+// channels. A panic ends the connection, not the server.
+func (s *Server) handleConn(nc net.Conn) {
+	defer s.wg.Done()
+	log := s.log.With("conn", s.nextID.Add(1), "proto", "ssh", "remote", nc.RemoteAddr().String())
+	defer func() {
+		if p := recover(); p != nil {
+			log.Error("panic in connection", "panic", p, "stack", string(debug.Stack()))
+		}
+		nc.Close()
+	}()
+
+	if s.cfg.HandshakeTimeout > 0 {
+		if err := nc.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout)); err != nil {
+			log.Debug("set handshake deadline", "err", err)
+			return
+		}
+	}
+	conn, chans, reqs, err := ssh.NewServerConn(nc, s.ssh)
+	if err != nil {
+		log.Info("handshake failed", "err", err)
+		return
+	}
+	if err := nc.SetDeadline(time.Time{}); err != nil {
+		conn.Close()
+		return
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		conn.Close()
+		return
+	}
+	s.conns[conn] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, conn)
+		s.mu.Unlock()
+		conn.Close()
+	}()
+
+	actor := access.Actor{User: conn.Permissions.Extensions[extUser], Source: addrOf(nc.RemoteAddr())}
+	if key, _, _, _, err := ssh.ParseAuthorizedKey([]byte(conn.Permissions.Extensions[extPub])); err == nil {
+		actor.Key = key
+	}
+	log = log.With("user", actor.User)
+	fp := conn.Permissions.Extensions[extKey]
+	log.Info("login", "key", fp, "client", string(conn.ClientVersion()))
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(errors.New("connection closed"))
+	s.cfg.Audit.Record(ctx, actor, audit.Event{Type: audit.Login, Subject: actor.User,
+		Details: map[string]string{"key": fp, "via": "self-service"}})
+
+	go ssh.DiscardRequests(reqs)
+	c := &connection{srv: s, conn: conn, actor: actor, keyFingerprint: fp, log: log}
+	var chwg sync.WaitGroup
+	for nch := range chans {
+		if nch.ChannelType() != "session" {
+			log.Info("refused channel", "type", nch.ChannelType())
+			if err := nch.Reject(ssh.Prohibited, "bastion: only sessions are allowed here"); err != nil {
+				log.Debug("reject channel", "err", err)
+			}
+			continue
+		}
+		ch, creqs, err := nch.Accept()
+		if err != nil {
+			log.Debug("accept channel", "err", err)
+			continue
+		}
+		chwg.Add(1)
+		go func() {
+			defer chwg.Done()
+			c.session(ctx, ch, creqs)
+		}()
+	}
+	cancel(errors.New("connection closed"))
+	chwg.Wait()
+}
+
+func addrOf(a net.Addr) netip.Addr {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		if ip, ok := netip.AddrFromSlice(ta.IP); ok {
+			return ip.Unmap()
+		}
+	}
+	return netip.Addr{}
+}
