@@ -201,11 +201,10 @@ func (s *Service) List(ctx context.Context, a Actor, f store.RequestFilter) ([]*
 // Approve records the actor's approval; the request is granted when it has
 // enough approvals.
 func (s *Service) Approve(ctx context.Context, a Actor, id int64, comment string) (*store.Request, error) {
-	r, err := s.decidable(ctx, a, id, audit.RequestApprove)
-	if err != nil {
+	if _, err := s.decidable(ctx, a, id, audit.RequestApprove); err != nil {
 		return nil, err
 	}
-	r, err = s.store.Approve(ctx, id, store.Approval{Approver: a.User, Comment: comment, At: s.now()})
+	r, err := s.store.Approve(ctx, id, store.Approval{Approver: a.User, Comment: comment, At: s.now()})
 	if err != nil {
 		err = s.storeRefusal(id, err, "you have already approved request %d", id)
 		s.refused(ctx, a, audit.RequestApprove, id, "", err)
@@ -322,7 +321,10 @@ func (s *Service) Wait(ctx context.Context, a Actor, id int64) (*store.Request, 
 		if err != nil || r.State != store.Pending {
 			return r, err
 		}
-		wake := time.NewTimer(time.Until(r.PendingUntil) + time.Millisecond)
+		// On the service's clock, not the wall clock: the two differ when
+		// Config.Now is set, and a timer computed from the wall clock would
+		// then spin or never fire.
+		wake := time.NewTimer(r.PendingUntil.Sub(s.now()) + time.Millisecond)
 		select {
 		case <-ctx.Done():
 			wake.Stop()

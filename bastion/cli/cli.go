@@ -143,6 +143,17 @@ func (c *CLI) Run(ctx context.Context, actor access.Actor, stdio IO, words []str
 	return c.run(ctx, actor, false, stdio, words)
 }
 
+// RunLine splits a command line as a shell would (see SplitWords) and runs
+// it. A line that cannot be split is a usage error, reported like any other.
+func (c *CLI) RunLine(ctx context.Context, actor access.Actor, stdio IO, line string) int {
+	words, err := SplitWords(line)
+	if err != nil {
+		r := &run{CLI: c, ctx: ctx, actor: actor, io: stdio, json: strings.Contains(line, "--json")}
+		return r.finish("", usagef("%v", err))
+	}
+	return c.Run(ctx, actor, stdio, words)
+}
+
 // RunAsOperator executes a command for the operator on the server itself
 // (`bastion audit verify`): reading commands are not limited to one user's
 // view. Actions that need a user (approve, request, …) still act as actor.

@@ -203,7 +203,7 @@ func (b *testBastion) stop() {
 func (b *testBastion) sshArgs(user string, extra ...string) []string {
 	args := append(extra, "-F", "/dev/null", "-p", b.sshPort,
 		"-i", filepath.Join(b.dir, "keys", user), "-o", "IdentitiesOnly=yes",
-		"-o", "UserKnownHostsFile=" + b.knownHosts, "-o", "StrictHostKeyChecking=yes",
+		"-o", "UserKnownHostsFile="+b.knownHosts, "-o", "StrictHostKeyChecking=yes",
 		"-o", "BatchMode=yes", "-o", "LogLevel=ERROR")
 	return args
 }

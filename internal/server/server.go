@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -53,6 +54,10 @@ type Bastion struct {
 	SSH     *sshfront.Server
 	log     *slog.Logger
 	webhook *notify.Webhook
+
+	// sshAddr is the address the SSH listener is bound to once Run starts
+	// (the configured one may say port 0).
+	sshAddr atomic.Value // string
 }
 
 // New opens the store and keys and builds the service graph.
@@ -138,8 +143,11 @@ func openStore(ctx context.Context, s config.Store) (store.Store, error) {
 
 // caInfo is what the `ca` command prints.
 func (b *Bastion) caInfo() cli.CAInfo {
-	port := "22"
-	if _, p, err := net.SplitHostPort(b.Config.Listen.SSH); err == nil {
+	port, addr := "22", b.Config.Listen.SSH
+	if bound, ok := b.sshAddr.Load().(string); ok {
+		addr = bound
+	}
+	if _, p, err := net.SplitHostPort(addr); err == nil {
 		port = p
 	}
 	var hosts []string
@@ -192,6 +200,7 @@ func (b *Bastion) Run(ctx context.Context, l *Listeners) error {
 	wg.Add(1)
 	go func() { defer wg.Done(); b.Access.Run(ctx) }()
 
+	b.sshAddr.Store(l.SSH.Addr().String())
 	go func() { errc <- b.SSH.Serve(l.SSH) }()
 	b.log.Info("serving ssh", "addr", l.SSH.Addr().String())
 

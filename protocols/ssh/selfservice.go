@@ -118,13 +118,8 @@ func (c *connection) exit(ch ssh.Channel, code int) {
 // status.
 func (c *connection) run(ctx context.Context, ch ssh.Channel, shell bool, command string, pty *ptyRequest, resize <-chan [2]int) int {
 	if !shell {
-		words, err := cli.SplitWords(command)
-		if err != nil {
-			fmt.Fprintf(ch.Stderr(), "bastion: %v\n", err)
-			return cli.ExitUsage
-		}
-		c.log.Info("command", "command", firstWord(words))
-		return c.srv.cfg.Commands.Run(ctx, c.actor, cli.IO{Stdout: ch, Stderr: ch.Stderr()}, words)
+		c.log.Info("command", "command", firstWord(command))
+		return c.srv.cfg.Commands.RunLine(ctx, c.actor, cli.IO{Stdout: ch, Stderr: ch.Stderr()}, command)
 	}
 	if pty != nil {
 		return c.prompt(ctx, ch, pty, resize)
@@ -132,11 +127,11 @@ func (c *connection) run(ctx context.Context, ch ssh.Channel, shell bool, comman
 	return c.lines(ctx, ch)
 }
 
-func firstWord(words []string) string {
-	if len(words) == 0 {
-		return ""
-	}
-	return printable(words[0])
+// firstWord is what the log records of a command line: the command's name,
+// not its arguments (they may hold reasons, or worse).
+func firstWord(line string) string {
+	w, _, _ := strings.Cut(strings.TrimSpace(line), " ")
+	return printable(w)
 }
 
 // prompt is the interactive command line on a terminal.
@@ -181,7 +176,7 @@ func (c *connection) lines(ctx context.Context, ch ssh.Channel) int {
 
 func (c *connection) welcome(ctx context.Context, w io.Writer) {
 	fmt.Fprintf(w, "%sWelcome to Bastion, %s. Type `help` for commands, `exit` to leave.\n", c.srv.cfg.Banner, c.actor.User)
-	c.srv.cfg.Commands.Run(ctx, c.actor, cli.IO{Stdout: w, Stderr: w}, []string{"targets"})
+	c.srv.cfg.Commands.RunLine(ctx, c.actor, cli.IO{Stdout: w, Stderr: w}, "targets")
 }
 
 // loop reads and runs command lines until EOF, `exit`, or the idle timeout.
@@ -214,17 +209,11 @@ func (c *connection) loop(ctx context.Context, ch ssh.Channel, read func() (stri
 		case "exit", "quit", "logout":
 			return status
 		}
-		words, err := cli.SplitWords(line)
-		if err != nil {
-			fmt.Fprintf(stdio.Stderr, "bastion: %v\n", err)
-			status = cli.ExitUsage
-			continue
-		}
-		c.log.Info("command", "command", firstWord(words), "interactive", true)
+		c.log.Info("command", "command", firstWord(line), "interactive", true)
 		if timer != nil {
 			timer.Stop() // a command such as `wait` may legitimately run long
 		}
-		status = c.srv.cfg.Commands.Run(ctx, c.actor, stdio, words)
+		status = c.srv.cfg.Commands.RunLine(ctx, c.actor, stdio, line)
 		if timer != nil {
 			timer.Reset(idle)
 		}

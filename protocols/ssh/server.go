@@ -47,7 +47,7 @@ type Users interface {
 
 // Commands runs a self-service command line and returns its exit code.
 type Commands interface {
-	Run(ctx context.Context, actor access.Actor, stdio cli.IO, words []string) int
+	RunLine(ctx context.Context, actor access.Actor, stdio cli.IO, line string) int
 }
 
 // Auditor records audit events.
