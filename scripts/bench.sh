@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Runs Bastion's benchmarks; each prints a Markdown table for BENCHMARKS.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+echo "## Control plane ($(date -u +%Y-%m-%d), $(nproc) cores)"
+go run ./bench/controlplane -n "${BENCH_N:-50}"
