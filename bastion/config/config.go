@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -161,6 +162,11 @@ func Parse(file string, data []byte, lookupEnv func(string) (string, bool)) (*Co
 	v := &validator{file: file, dir: filepath.Dir(file), lines: lines, env: lookupEnv}
 	cfg := v.config(&raw)
 	if len(v.errs) > 0 {
+		// Report in file order, whatever order maps were walked in.
+		sort.SliceStable(v.errs, func(i, j int) bool {
+			a, b := v.errs[i].(*Error), v.errs[j].(*Error)
+			return a.Line < b.Line || (a.Line == b.Line && a.Field < b.Field)
+		})
 		return nil, errors.Join(v.errs...)
 	}
 	return cfg, nil

@@ -461,8 +461,11 @@ func (v *validator) conditions(field string, c rawConditions) policy.Conditions 
 			case "weekend":
 				win.Days[time.Saturday], win.Days[time.Sunday] = true, true
 			default:
+				// A day's name or an abbreviation of at least three letters
+				// ("mon", "tues", "thursday"), not any word that starts like
+				// one: "mon-fri" must not silently mean Monday.
 				wd, ok := weekdays[d[:min(3, len(d))]]
-				if !ok {
+				if !ok || !strings.HasPrefix(strings.ToLower(wd.String()), d) {
 					v.errorf(fmt.Sprintf("%s.days[%d]", f, j), "unknown day %q (mon … sun, weekdays, weekend)", d)
 				}
 				win.Days[wd] = true

@@ -63,11 +63,24 @@ func yamlError(file string, lines map[string]int, err error) error {
 		if g := unknownFieldRE.FindStringSubmatch(e.Msg); g != nil {
 			e.Msg = fmt.Sprintf("unknown field %q", g[1])
 			e.Field = fieldAt(lines, e.Line, g[1])
+		} else if e.Line > 0 {
+			e.Field = deepestAt(lines, e.Line) // e.g. a string where a number belongs
 		}
 		e.Msg = strings.ReplaceAll(e.Msg, "!!str ", "string ")
 		errs = append(errs, e)
 	}
 	return errors.Join(errs...)
+}
+
+// deepestAt finds the most specific path that starts at line.
+func deepestAt(lines map[string]int, line int) string {
+	best := ""
+	for p, l := range lines {
+		if l == line && (len(p) > len(best) || (len(p) == len(best) && p < best)) {
+			best = p
+		}
+	}
+	return best
 }
 
 // fieldAt finds the path of key name at line.

@@ -86,7 +86,7 @@ func (s Selector) Matches(t *Target) bool {
 		return false
 	}
 	for k, v := range s.Labels {
-		if t.Labels[k] != v {
+		if got, ok := t.Labels[k]; !ok || got != v {
 			return false
 		}
 	}
