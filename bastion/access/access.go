@@ -35,9 +35,10 @@ const SweepInterval = 5 * time.Second
 // another replica is seen without a notification.
 const waitPoll = time.Second
 
-// CertSigner signs user certificates: the user CA.
+// CertSigner signs and recognises user certificates: the user CA.
 type CertSigner interface {
 	SignUser(req ca.UserCertRequest) (*ssh.Certificate, error)
+	IsAuthority(key ssh.PublicKey) bool
 }
 
 // Notifier is told about workflow events. It must not block.

@@ -34,6 +34,9 @@ const (
 	Login          = "login"
 	Command        = "command"
 	Notify         = "notify"
+	SessionStart   = "session.start"
+	SessionEnd     = "session.end"
+	Forward        = "forward" // port, agent or X11 forwarding, allowed or refused
 )
 
 // GenesisHash is the PrevHash of the first event in a chain.

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/bastionhq/bastion/ca"
 )
 
 // binary is the bastion binary built once for the package's tests.
@@ -72,7 +74,7 @@ roles:
       - targets: [staging]
         logins: [ubuntu]
     request:
-      - targets: [web01, orders]
+      - targets: [web01, web02, web03, orders]
         logins: [root, deploy]
         approvers: [lead]
         max_duration: 4h
@@ -111,7 +113,31 @@ targets:
 // serve on a free port.
 func startBastion(t *testing.T, extra string) *testBastion {
 	t.Helper()
+	return startBastionWith(t, options{extra: extra})
+}
+
+// options shape a test bastion.
+type options struct {
+	extra string // YAML appended to the config
+	// targets returns the targets section; it may start real targets that
+	// trust the bastion's CAs, which exist by then. Default: defaultTargets.
+	targets func(t *testing.T, cas *ca.Set) string
+}
+
+func startBastionWith(t *testing.T, o options) *testBastion {
+	t.Helper()
 	dir := t.TempDir()
+	targets := defaultTargets
+	if o.targets != nil {
+		if err := os.MkdirAll(filepath.Join(dir, "data"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		cas, err := ca.LoadOrCreate(filepath.Join(dir, "data", "ca"), ca.Files{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		targets = o.targets(t, cas)
+	}
 	var users strings.Builder
 	users.WriteString("users:\n")
 	for name, role := range defaultUsers {
@@ -119,7 +145,7 @@ func startBastion(t *testing.T, extra string) *testBastion {
 		fmt.Fprintf(&users, "  - {name: %s, roles: [%s], keys: [%q]}\n", name, role, pub)
 	}
 	cfg := "data_dir: ./data\nlisten: {ssh: \"127.0.0.1:0\"}\nserver: {hostnames: [127.0.0.1, localhost]}\n" +
-		users.String() + defaultTargets + defaultRoles + extra
+		users.String() + targets + defaultRoles + o.extra
 	b := &testBastion{t: t, dir: dir, configPath: filepath.Join(dir, "bastion.yaml")}
 	if err := os.WriteFile(b.configPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -322,3 +348,5 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.buf.String()
 }
+
+func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }

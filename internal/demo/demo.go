@@ -292,14 +292,15 @@ targets:
     address: {{.Orders}}
     database: orders
     username: {{.OrdersUser}}
-    password: ${BASTION_DEMO_ORDERS_PASSWORD}
+    # A production config names an environment variable: ${ORDERS_PASSWORD}.
+    password: "{{.OrdersPassword}}"
     labels: {env: prod, team: data}
   - name: shop
     kind: mysql
     address: {{.Shop}}
     database: shop
     username: {{.ShopUser}}
-    password: ${BASTION_DEMO_SHOP_PASSWORD}
+    password: "{{.ShopPassword}}"
     labels: {env: prod, team: data}
 
 roles:
@@ -332,15 +333,13 @@ func writeConfig(path, dataDir, sshAddr, httpAddr string, keys map[string]string
 	err := configTemplate.Execute(&b, map[string]any{
 		"DataDir": dataDir, "SSH": sshAddr, "HTTP": httpAddr, "Users": users,
 		"Web01": t.web01.Addr, "Web01Key": strings.TrimSpace(string(ssh.MarshalAuthorizedKey(t.web01.HostPublicKey))),
-		"Orders": t.orders.Addr, "OrdersUser": t.orders.User, "Shop": t.shop.Addr, "ShopUser": t.shop.User,
+		"Orders": t.orders.Addr, "OrdersUser": t.orders.User, "OrdersPassword": t.orders.Password,
+		"Shop": t.shop.Addr, "ShopUser": t.shop.User, "ShopPassword": t.shop.Password,
 	})
 	if err != nil {
 		return err
 	}
-	// Upstream database passwords stay out of the file: the config names
-	// environment variables, as a production config would.
-	os.Setenv("BASTION_DEMO_ORDERS_PASSWORD", t.orders.Password)
-	os.Setenv("BASTION_DEMO_SHOP_PASSWORD", t.shop.Password)
+	// The file holds the demo databases' passwords (random, local): 0600.
 	return os.WriteFile(path, []byte(b.String()), 0o600)
 }
 

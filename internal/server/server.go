@@ -120,12 +120,24 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Bastion, e
 	b.SSH, err = sshfront.NewServer(sshfront.Config{
 		HostSigners: []ssh.Signer{certSigner, hostKey}, Users: dir, Commands: b.CLI, Audit: b.Access,
 		HandshakeTimeout: cfg.Server.HandshakeTimeout, IdleTimeout: cfg.Server.IdleTimeout, Logger: log,
+		Grants: b.Access, Targets: sshTargets(cfg.Targets), UpstreamCA: cas.Upstream, HostCA: cas.Host.PublicKey(),
 	})
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
 	return b, nil
+}
+
+// sshTargets is the configured SSH targets, as the proxy reaches them.
+type sshTargets map[string]*config.Target
+
+func (m sshTargets) Target(name string) (sshfront.Target, bool) {
+	t, ok := m[name]
+	if !ok || t.Kind != policy.KindSSH {
+		return sshfront.Target{}, false
+	}
+	return sshfront.Target{Name: t.Name, Address: t.Address, HostKey: t.HostKey}, true
 }
 
 func openStore(ctx context.Context, s config.Store) (store.Store, error) {

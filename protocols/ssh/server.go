@@ -1,8 +1,9 @@
 // Package ssh is Bastion's SSH front end. It terminates SSH from users'
-// own OpenSSH clients, authenticates them by key, and serves the
-// self-service command line (`ssh alice@bastion request …`, or an
-// interactive prompt). Target sessions (`ssh root@web01@bastion`) are
-// parsed and refused until the proxy lands.
+// own OpenSSH clients and authenticates them by key or certificate. A plain
+// user name (`ssh alice@bastion`) gets the self-service command line; a
+// login at a target (`ssh root@web01@bastion`) is authorised against the
+// user's certificate or standing access, then proxied to the target with a
+// certificate Bastion mints for that session.
 //
 // The package decodes and transports; decisions come from the narrow
 // interfaces in Config, which the server wires to the policy and store.
@@ -16,6 +17,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime/debug"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +40,12 @@ const (
 	extUser = "bastion-user"
 	extKey  = "bastion-key-fingerprint"
 	extPub  = "bastion-key" // authorized_keys form of the key that authenticated
+	// Target sessions: the grant, as authorised.
+	extTarget  = "bastion-target"
+	extLogin   = "bastion-login"
+	extRequest = "bastion-request"
+	extSerial  = "bastion-serial"
+	extEnds    = "bastion-grant-ends" // unix nanoseconds; absent for standing access
 )
 
 // Users finds the Bastion user who owns a key.
@@ -62,6 +70,14 @@ type Config struct {
 	Commands    Commands
 	Audit       Auditor
 	Banner      string // shown once the user is authenticated in the interactive prompt
+
+	// Target sessions.
+	Grants     Grants
+	Targets    Targets
+	UpstreamCA UpstreamCA
+	HostCA     ssh.PublicKey               // trusted for targets' host certificates
+	Permits    func(*access.Grant) Permits // optional channel kinds; nil: none
+	ExecRules  ExecRules                   // nil: every command allowed
 	// HandshakeTimeout bounds the SSH handshake including authentication.
 	HandshakeTimeout time.Duration
 	// IdleTimeout ends an interactive self-service session with no input.
@@ -75,6 +91,8 @@ type Server struct {
 	ssh    *ssh.ServerConfig
 	log    *slog.Logger
 	nextID atomic.Uint64
+
+	lastSerial atomic.Uint64 // of per-session upstream certificates
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -112,8 +130,8 @@ func (s *Server) banner(conn ssh.ConnMetadata) string {
 	if err != nil {
 		return fmt.Sprintf("bastion: %v\r\n", err)
 	}
-	if d.IsTarget() {
-		return fmt.Sprintf("bastion: sessions on targets (%s@%s) are not available in this version; use `ssh USER@bastion help`\r\n", d.Login, d.Target)
+	if d.IsTarget() && s.cfg.Grants == nil {
+		return fmt.Sprintf("bastion: sessions on targets (%s@%s) are not served here; use `ssh USER@bastion help`\r\n", d.Login, d.Target)
 	}
 	return ""
 }
@@ -125,7 +143,7 @@ func (s *Server) authenticate(conn ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Pe
 		return nil, err
 	}
 	if d.IsTarget() {
-		return nil, fmt.Errorf("target sessions are not supported")
+		return s.authenticateTarget(conn, d, key)
 	}
 	owner, ok := s.cfg.Users.User(key)
 	if !ok || owner != d.User {
@@ -136,6 +154,49 @@ func (s *Server) authenticate(conn ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Pe
 		extKey:  ssh.FingerprintSHA256(key),
 		extPub:  string(ssh.MarshalAuthorizedKey(key)),
 	}}, nil
+}
+
+// authenticateTarget authorises a login on a target with a certificate or a
+// registered key with standing access. Nothing is dialled here: the upstream
+// connection is opened after the handshake, with the grant read back from
+// the connection's Permissions.
+func (s *Server) authenticateTarget(conn ssh.ConnMetadata, d Destination, key ssh.PublicKey) (*ssh.Permissions, error) {
+	if s.cfg.Grants == nil {
+		return nil, fmt.Errorf("target sessions are not served")
+	}
+	owner, _ := s.cfg.Users.User(key)
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.HandshakeTimeout+time.Second)
+	defer cancel()
+	g, err := s.cfg.Grants.AuthorizeTarget(ctx, access.TargetLogin{
+		Key: key, KeyOwner: owner, Login: d.Login, Target: d.Target, Source: addrOf(conn.RemoteAddr()),
+	})
+	if err != nil {
+		return nil, err
+	}
+	ext := map[string]string{
+		extUser: g.User, extKey: ssh.FingerprintSHA256(key), extPub: string(ssh.MarshalAuthorizedKey(key)),
+		extTarget: g.Target, extLogin: g.Login,
+		extRequest: strconv.FormatInt(g.RequestID, 10), extSerial: strconv.FormatUint(g.Serial, 10),
+	}
+	if !g.Ends.IsZero() {
+		ext[extEnds] = strconv.FormatInt(g.Ends.UnixNano(), 10)
+	}
+	return &ssh.Permissions{Extensions: ext}, nil
+}
+
+// grantOf reads the grant back from a connection's Permissions.
+func grantOf(p *ssh.Permissions, source netip.Addr) (*access.Grant, bool) {
+	e := p.Extensions
+	if e[extTarget] == "" {
+		return nil, false
+	}
+	g := &access.Grant{User: e[extUser], Target: e[extTarget], Login: e[extLogin], Source: source}
+	g.RequestID, _ = strconv.ParseInt(e[extRequest], 10, 64)
+	g.Serial, _ = strconv.ParseUint(e[extSerial], 10, 64)
+	if n, err := strconv.ParseInt(e[extEnds], 10, 64); err == nil {
+		g.Ends = time.Unix(0, n)
+	}
+	return g, true
 }
 
 // Serve accepts connections on l until Shutdown or Close. It always returns
@@ -272,6 +333,12 @@ func (s *Server) handleConn(nc net.Conn) {
 	log.Info("login", "key", fp, "client", string(conn.ClientVersion()))
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(errors.New("connection closed"))
+	if g, ok := grantOf(conn.Permissions, actor.Source); ok {
+		s.cfg.Audit.Record(ctx, actor, audit.Event{Type: audit.Login, Subject: actor.User, Target: g.Target, RequestID: g.RequestID,
+			Details: map[string]string{"key": fp, "login": g.Login, "via": "target"}})
+		s.serveTarget(ctx, conn, chans, reqs, g, actor, log)
+		return
+	}
 	s.cfg.Audit.Record(ctx, actor, audit.Event{Type: audit.Login, Subject: actor.User,
 		Details: map[string]string{"key": fp, "via": "self-service"}})
 

@@ -1,0 +1,348 @@
+package ssh
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/bastionhq/bastion/bastion/access"
+	"github.com/bastionhq/bastion/bastion/audit"
+)
+
+// grantCheckInterval is how often a live session's grant is re-checked, so
+// that revocation (possibly on another replica) and the end of a window end
+// sessions within about a second.
+const grantCheckInterval = time.Second
+
+// Grants authorises target sessions and re-checks them while they run.
+type Grants interface {
+	AuthorizeTarget(ctx context.Context, in access.TargetLogin) (*access.Grant, error)
+	CheckGrant(ctx context.Context, g *access.Grant) error
+}
+
+// Permits are the optional channel kinds a grant allows; all are refused
+// unless allowed.
+type Permits struct {
+	LocalForward  bool // ssh -L (direct-tcpip)
+	RemoteForward bool // ssh -R (tcpip-forward)
+	Agent         bool // ssh -A
+	X11           bool // ssh -X
+}
+
+// envAllowed are the environment variables passed to targets.
+var envAllowed = map[string]bool{"LANG": true, "LANGUAGE": true, "TERM": true, "TZ": true, "COLORTERM": true}
+
+func envPassed(name string) bool {
+	return envAllowed[name] || (len(name) > 3 && name[:3] == "LC_")
+}
+
+// targetConn is a user's connection to one target through Bastion.
+type targetConn struct {
+	srv    *Server
+	user   *ssh.ServerConn
+	up     *ssh.Client
+	grant  *access.Grant
+	id     string
+	permit Permits
+	log    *slog.Logger
+	actor  access.Actor
+
+	mu       sync.Mutex
+	sessions map[ssh.Channel]struct{} // open user session channels, to tell them why they end
+	agentReq bool                     // the user asked for agent forwarding
+}
+
+func newSessionID() string {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("crypto/rand: " + err.Error())
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// serveTarget proxies an authenticated connection to its target. The
+// upstream connection is opened only now, after authentication and
+// authorisation.
+func (s *Server) serveTarget(ctx context.Context, conn *ssh.ServerConn, chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request, g *access.Grant, actor access.Actor, log *slog.Logger) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(errors.New("connection closed"))
+	id := newSessionID()
+	log = log.With("target", g.Target, "login", g.Login, "session", id)
+	tc := &targetConn{srv: s, user: conn, grant: g, id: id, log: log, actor: actor, sessions: map[ssh.Channel]struct{}{}}
+	if s.cfg.Permits != nil {
+		tc.permit = s.cfg.Permits(g)
+	}
+	details := map[string]string{"login": g.Login, "session": id}
+	if g.Serial != 0 {
+		details["serial"] = fmt.Sprint(g.Serial)
+	}
+
+	up, err := s.dialUpstream(ctx, g, id)
+	if err != nil {
+		log.Warn("upstream connection failed", "err", err)
+		s.cfg.Audit.Record(ctx, actor, audit.Event{Type: audit.SessionStart, Subject: g.User, Target: g.Target, RequestID: g.RequestID,
+			Outcome: audit.OutcomeError, Reason: err.Error(), Details: details})
+		refuseAll(chans, "bastion: "+err.Error(), log)
+		return
+	}
+	tc.up = up
+	defer up.Close()
+	log.Info("session start")
+	start := time.Now()
+	s.cfg.Audit.Record(ctx, actor, audit.Event{Type: audit.SessionStart, Subject: g.User, Target: g.Target, RequestID: g.RequestID, Details: details})
+
+	endReason := make(chan string, 1)
+	go tc.watchGrant(ctx, endReason)
+	go tc.globalRequests(reqs)
+	go tc.upstreamChannels()
+	// The upstream closing ends the user's connection too.
+	go func() {
+		if err := up.Wait(); err != nil && ctx.Err() == nil {
+			log.Debug("upstream closed", "err", err)
+		}
+		conn.Close()
+	}()
+
+	var wg sync.WaitGroup
+	for nch := range chans {
+		switch nch.ChannelType() {
+		case "session":
+			wg.Add(1)
+			go func() { defer wg.Done(); tc.session(ctx, nch) }()
+		case "direct-tcpip":
+			if !tc.permit.LocalForward {
+				tc.refuse(ctx, nch, "port forwarding (-L) is not allowed by your role")
+				continue
+			}
+			wg.Add(1)
+			go func() { defer wg.Done(); tc.relayChannel(ctx, nch) }()
+		default:
+			tc.refuse(ctx, nch, fmt.Sprintf("channel type %q is not allowed", nch.ChannelType()))
+		}
+	}
+	cancel(errors.New("connection closed"))
+	wg.Wait()
+	reason := "client disconnected"
+	select {
+	case reason = <-endReason:
+	default:
+	}
+	log.Info("session end", "reason", reason, "duration", time.Since(start).Round(time.Millisecond).String())
+	details["duration"] = time.Since(start).Round(time.Millisecond).String()
+	s.cfg.Audit.Record(context.WithoutCancel(ctx), actor, audit.Event{Type: audit.SessionEnd, Subject: g.User, Target: g.Target,
+		RequestID: g.RequestID, Reason: reason, Details: details})
+}
+
+// watchGrant ends the connection, with a message to every open session,
+// when the grant ends or stops holding.
+func (tc *targetConn) watchGrant(ctx context.Context, endReason chan<- string) {
+	var expiry <-chan time.Time
+	if !tc.grant.Ends.IsZero() {
+		t := time.NewTimer(time.Until(tc.grant.Ends))
+		defer t.Stop()
+		expiry = t.C
+	}
+	tick := time.NewTicker(grantCheckInterval)
+	defer tick.Stop()
+	for {
+		var why string
+		select {
+		case <-ctx.Done():
+			return
+		case <-expiry:
+			why = fmt.Sprintf("your access to %s expired", tc.grant.Target)
+		case <-tick.C:
+			err := tc.srv.cfg.Grants.CheckGrant(ctx, tc.grant)
+			if err == nil {
+				continue
+			}
+			why = fmt.Sprintf("your access to %s ended: %v", tc.grant.Target, err)
+			if ctx.Err() != nil {
+				return
+			}
+		}
+		tc.log.Info("ending session", "reason", why)
+		endReason <- why
+		tc.tellSessions("\r\nbastion: " + why + "\r\n")
+		tc.user.Close()
+		return
+	}
+}
+
+func (tc *targetConn) tellSessions(msg string) {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	for ch := range tc.sessions {
+		if _, err := io.WriteString(ch.Stderr(), msg); err != nil {
+			tc.log.Debug("tell session", "err", err)
+		}
+	}
+}
+
+// globalRequests answers the user's global requests: remote forwarding is
+// refused unless allowed; keepalives get a reply.
+func (tc *targetConn) globalRequests(reqs <-chan *ssh.Request) {
+	for req := range reqs {
+		ok := false
+		var payload []byte
+		switch req.Type {
+		case "tcpip-forward", "cancel-tcpip-forward":
+			if tc.permit.RemoteForward {
+				var err error
+				ok, payload, err = tc.up.SendRequest(req.Type, req.WantReply, req.Payload)
+				if err != nil {
+					ok = false
+				}
+			} else {
+				tc.audit(audit.Event{Type: audit.Forward, Outcome: audit.OutcomeRefused, Reason: "remote forwarding (-R) is not allowed by your role"})
+			}
+		}
+		if req.WantReply {
+			if err := req.Reply(ok, payload); err != nil {
+				tc.log.Debug("reply global request", "err", err)
+			}
+		}
+	}
+}
+
+// upstreamChannels handles channels the target opens towards the user:
+// agent forwarding (when allowed and asked for) and remote-forwarded ports
+// (when allowed). Everything else is refused.
+func (tc *targetConn) upstreamChannels() {
+	agent := tc.up.HandleChannelOpen("auth-agent@openssh.com")
+	fwd := tc.up.HandleChannelOpen("forwarded-tcpip")
+	for agent != nil || fwd != nil {
+		var nch ssh.NewChannel
+		var ok bool
+		select {
+		case nch, ok = <-agent:
+			if !ok {
+				agent = nil
+				continue
+			}
+			tc.mu.Lock()
+			allowed := tc.permit.Agent && tc.agentReq
+			tc.mu.Unlock()
+			if !allowed {
+				rejectChannel(nch, ssh.Prohibited, "agent forwarding is not allowed", tc.log)
+				continue
+			}
+		case nch, ok = <-fwd:
+			if !ok {
+				fwd = nil
+				continue
+			}
+			if !tc.permit.RemoteForward {
+				rejectChannel(nch, ssh.Prohibited, "remote forwarding is not allowed", tc.log)
+				continue
+			}
+		}
+		go tc.reverseChannel(nch)
+	}
+}
+
+// reverseChannel relays a channel opened by the target to the user.
+func (tc *targetConn) reverseChannel(nch ssh.NewChannel) {
+	uch, ureqs, err := tc.user.OpenChannel(nch.ChannelType(), nch.ExtraData())
+	if err != nil {
+		rejectChannel(nch, ssh.ConnectionFailed, err.Error(), tc.log)
+		return
+	}
+	ch, reqs, err := nch.Accept()
+	if err != nil {
+		uch.Close()
+		return
+	}
+	go ssh.DiscardRequests(ureqs)
+	go ssh.DiscardRequests(reqs)
+	pipe(ch, uch, tc.log)
+}
+
+// relayChannel relays a user's direct-tcpip channel to the target, which
+// opens the connection (so the target's network view applies).
+func (tc *targetConn) relayChannel(ctx context.Context, nch ssh.NewChannel) {
+	upch, upreqs, err := tc.up.OpenChannel(nch.ChannelType(), nch.ExtraData())
+	if err != nil {
+		var oce *ssh.OpenChannelError
+		if errors.As(err, &oce) {
+			rejectChannel(nch, oce.Reason, oce.Message, tc.log)
+		} else {
+			rejectChannel(nch, ssh.ConnectionFailed, err.Error(), tc.log)
+		}
+		return
+	}
+	ch, reqs, err := nch.Accept()
+	if err != nil {
+		upch.Close()
+		return
+	}
+	var fwd struct {
+		Host       string
+		Port       uint32
+		OriginHost string
+		OriginPort uint32
+	}
+	if ssh.Unmarshal(nch.ExtraData(), &fwd) == nil {
+		tc.audit(audit.Event{Type: audit.Forward, Details: map[string]string{"to": fmt.Sprintf("%s:%d", fwd.Host, fwd.Port), "kind": "local"}})
+	}
+	go ssh.DiscardRequests(reqs)
+	go ssh.DiscardRequests(upreqs)
+	pipe(ch, upch, tc.log)
+}
+
+// pipe copies both ways until both directions end, then closes both.
+func pipe(a, b ssh.Channel, log *slog.Logger) {
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); copyHalf(b, a, log) }()
+	go func() { defer wg.Done(); copyHalf(a, b, log) }()
+	wg.Wait()
+	a.Close()
+	b.Close()
+}
+
+// copyHalf copies src to dst and then signals EOF on dst.
+func copyHalf(dst, src ssh.Channel, log *slog.Logger) {
+	if _, err := io.Copy(dst, src); err != nil && !errors.Is(err, io.EOF) {
+		log.Debug("relay copy", "err", err)
+	}
+	if err := dst.CloseWrite(); err != nil && !errors.Is(err, io.EOF) {
+		log.Debug("relay close write", "err", err)
+	}
+}
+
+func (tc *targetConn) refuse(ctx context.Context, nch ssh.NewChannel, why string) {
+	tc.log.Info("refused channel", "type", nch.ChannelType(), "reason", why)
+	tc.audit(audit.Event{Type: audit.Forward, Outcome: audit.OutcomeRefused, Reason: why, Details: map[string]string{"channel": nch.ChannelType()}})
+	rejectChannel(nch, ssh.Prohibited, "bastion: "+why, tc.log)
+}
+
+func (tc *targetConn) audit(e audit.Event) {
+	e.Subject, e.Target, e.RequestID = tc.grant.User, tc.grant.Target, tc.grant.RequestID
+	if e.Details == nil {
+		e.Details = map[string]string{}
+	}
+	e.Details["session"] = tc.id
+	tc.srv.cfg.Audit.Record(context.Background(), tc.actor, e)
+}
+
+func rejectChannel(nch ssh.NewChannel, reason ssh.RejectionReason, msg string, log *slog.Logger) {
+	if err := nch.Reject(reason, msg); err != nil {
+		log.Debug("reject channel", "err", err)
+	}
+}
+
+// refuseAll rejects every channel of a connection that cannot be served.
+func refuseAll(chans <-chan ssh.NewChannel, msg string, log *slog.Logger) {
+	for nch := range chans {
+		rejectChannel(nch, ssh.ConnectionFailed, msg, log)
+	}
+}

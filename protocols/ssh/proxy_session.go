@@ -1,0 +1,191 @@
+package ssh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/bastionhq/bastion/bastion/audit"
+)
+
+// ExitDenied is the exit status of an exec command refused by a rule, as a
+// shell reports a command it cannot execute.
+const ExitDenied = 126
+
+// ExecRules decides exec commands before they reach a target.
+type ExecRules interface {
+	// CheckExec returns "" to allow command, or the message that tells the
+	// user which rule refused it.
+	CheckExec(ctx context.Context, user, target, command string) string
+}
+
+// session relays one session channel (shell, exec, sftp/scp) to the target.
+func (tc *targetConn) session(ctx context.Context, nch ssh.NewChannel) {
+	upch, upreqs, err := tc.up.OpenChannel("session", nil)
+	if err != nil {
+		rejectChannel(nch, ssh.ConnectionFailed, fmt.Sprintf("bastion: %s refused the session: %v", tc.grant.Target, err), tc.log)
+		return
+	}
+	uch, ureqs, err := nch.Accept()
+	if err != nil {
+		upch.Close()
+		return
+	}
+	tc.mu.Lock()
+	tc.sessions[uch] = struct{}{}
+	tc.mu.Unlock()
+	defer func() {
+		tc.mu.Lock()
+		delete(tc.sessions, uch)
+		tc.mu.Unlock()
+	}()
+
+	go tc.sessionRequests(ctx, uch, upch, ureqs)
+
+	// Input: this goroutine is deliberately not waited for. It ends when the
+	// user sends EOF (then the target gets EOF too) or when the channels
+	// close; waiting for it would keep a finished session open until the
+	// user's side closes.
+	go func() {
+		if _, err := io.Copy(upch, uch); err != nil && !errors.Is(err, io.EOF) {
+			tc.log.Debug("copy input", "err", err)
+		}
+		if err := upch.CloseWrite(); err != nil && !errors.Is(err, io.EOF) {
+			tc.log.Debug("close target input", "err", err)
+		}
+	}()
+
+	// The target's requests to the user: exit-status, exit-signal, eow.
+	reqsDone := make(chan struct{})
+	go func() {
+		defer close(reqsDone)
+		for r := range upreqs {
+			ok, err := uch.SendRequest(r.Type, r.WantReply, r.Payload)
+			if err != nil {
+				tc.log.Debug("forward request to user", "type", r.Type, "err", err)
+			}
+			if r.WantReply {
+				if err := r.Reply(ok, nil); err != nil {
+					tc.log.Debug("reply to target", "err", err)
+				}
+			}
+		}
+	}()
+
+	// Output, in RFC 4254 order: the target's exit-status is forwarded as it
+	// comes (above); all output is drained; then EOF, then close.
+	var out sync.WaitGroup
+	out.Add(2)
+	go func() { defer out.Done(); tc.copyOut(uch, upch, "stdout") }()
+	go func() { defer out.Done(); tc.copyOut(uch.Stderr(), upch.Stderr(), "stderr") }()
+	out.Wait()
+	if err := uch.CloseWrite(); err != nil && !errors.Is(err, io.EOF) {
+		tc.log.Debug("close user output", "err", err)
+	}
+	<-reqsDone
+	uch.Close()
+	upch.Close()
+}
+
+func (tc *targetConn) copyOut(dst io.Writer, src io.Reader, stream string) {
+	if _, err := io.Copy(dst, src); err != nil && !errors.Is(err, io.EOF) {
+		tc.log.Debug("copy output", "stream", stream, "err", err)
+	}
+}
+
+// sessionRequests forwards the user's session requests to the target,
+// checking exec commands against the rules first and refusing what the
+// role does not allow.
+func (tc *targetConn) sessionRequests(ctx context.Context, uch, upch ssh.Channel, reqs <-chan *ssh.Request) {
+	for req := range reqs {
+		forward := false
+		switch req.Type {
+		case "pty-req", "shell", "window-change", "signal", "break":
+			forward = true
+		case "env":
+			var kv struct{ Name, Value string }
+			forward = ssh.Unmarshal(req.Payload, &kv) == nil && envPassed(kv.Name)
+		case "subsystem":
+			var sub struct{ Name string }
+			forward = ssh.Unmarshal(req.Payload, &sub) == nil && sub.Name == "sftp"
+			if forward {
+				tc.audit(audit.Event{Type: audit.Command, Details: map[string]string{"subsystem": "sftp"}})
+			}
+		case "exec":
+			var ex struct{ Command string }
+			if ssh.Unmarshal(req.Payload, &ex) != nil {
+				break
+			}
+			if msg := tc.checkExec(ctx, ex.Command); msg != "" {
+				tc.denyExec(uch, upch, req, msg)
+				continue
+			}
+			forward = true
+		case "auth-agent-req@openssh.com":
+			if tc.permit.Agent {
+				tc.mu.Lock()
+				tc.agentReq = true
+				tc.mu.Unlock()
+				forward = true
+			} else {
+				tc.audit(audit.Event{Type: audit.Forward, Outcome: audit.OutcomeRefused, Reason: "agent forwarding is not allowed by your role"})
+			}
+		case "x11-req":
+			forward = tc.permit.X11
+			if !forward {
+				tc.audit(audit.Event{Type: audit.Forward, Outcome: audit.OutcomeRefused, Reason: "X11 forwarding is not allowed by your role"})
+			}
+		}
+		ok := false
+		if forward {
+			var err error
+			ok, err = upch.SendRequest(req.Type, req.WantReply, req.Payload)
+			if err != nil {
+				tc.log.Debug("forward request", "type", req.Type, "err", err)
+				ok = false
+			}
+		}
+		if req.WantReply {
+			if err := req.Reply(ok, nil); err != nil {
+				tc.log.Debug("reply to user", "type", req.Type, "err", err)
+			}
+		}
+	}
+}
+
+// checkExec audits an exec command and returns a refusal message, if any.
+func (tc *targetConn) checkExec(ctx context.Context, command string) string {
+	msg := ""
+	if tc.srv.cfg.ExecRules != nil {
+		msg = tc.srv.cfg.ExecRules.CheckExec(ctx, tc.grant.User, tc.grant.Target, command)
+	}
+	e := audit.Event{Type: audit.Command, Details: map[string]string{"command": command}}
+	if msg != "" {
+		e.Outcome, e.Reason = audit.OutcomeRefused, msg
+	}
+	tc.log.Info("exec", "command", firstWord(command), "allowed", msg == "")
+	tc.audit(e)
+	return msg
+}
+
+// denyExec answers a refused exec: the command never reaches the target;
+// the user sees why on stderr and gets exit status 126.
+func (tc *targetConn) denyExec(uch, upch ssh.Channel, req *ssh.Request, msg string) {
+	if req.WantReply {
+		if err := req.Reply(true, nil); err != nil {
+			tc.log.Debug("reply to user", "err", err)
+		}
+	}
+	if _, err := fmt.Fprintf(uch.Stderr(), "bastion: %s\n", msg); err != nil {
+		tc.log.Debug("write refusal", "err", err)
+	}
+	status := struct{ Status uint32 }{ExitDenied}
+	if _, err := uch.SendRequest("exit-status", false, ssh.Marshal(&status)); err != nil {
+		tc.log.Debug("send exit-status", "err", err)
+	}
+	upch.Close() // no exec was sent: closing ends the relay's copies
+}
