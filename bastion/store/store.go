@@ -123,6 +123,44 @@ type Certificate struct {
 	IssuedAt       time.Time
 }
 
+// SessionState is the state of a recorded session.
+type SessionState string
+
+const (
+	SessionLive        SessionState = "live"        // running now
+	SessionEnded       SessionState = "ended"       // ended normally, or ended by Bastion with a reason
+	SessionInterrupted SessionState = "interrupted" // Bastion stopped while it ran
+)
+
+// Session is one session on a target: a shell, an exec, a file transfer,
+// or a database connection.
+type Session struct {
+	ID         string
+	User       string
+	Target     string
+	Login      string // SSH login, or database user upstream
+	Protocol   string // "ssh", "postgres", "mysql"
+	Kind       string // "shell", "exec", "sftp", "subsystem", "query"
+	Command    string // the exec command, if any
+	RequestID  int64  // 0 for standing access
+	Source     string // client address
+	Recording  string // name of the recording in recording storage
+	State      SessionState
+	StartedAt  time.Time
+	EndedAt    time.Time
+	EndReason  string
+	ExitStatus int // -1 when unknown
+}
+
+// SessionFilter selects sessions; zero fields match everything.
+type SessionFilter struct {
+	User   string
+	Target string
+	Since  time.Time // StartedAt >= Since
+	States []SessionState
+	Limit  int // 0: no limit; newest first
+}
+
 // RequestFilter selects requests; zero fields match everything.
 type RequestFilter struct {
 	Requester string
@@ -179,6 +217,22 @@ type Store interface {
 
 	// Certificates returns the certificates issued for a request.
 	Certificates(ctx context.Context, requestID int64) ([]*Certificate, error)
+
+	// CreateSession stores a new session (State must be SessionLive). It
+	// fails with ErrDuplicate if the ID exists.
+	CreateSession(ctx context.Context, sess *Session) error
+
+	// EndSession records the end of a live session: state (SessionEnded or
+	// SessionInterrupted), time, reason and exit status. It fails with an
+	// error wrapping ErrNotFound for an unknown ID and ErrConflict for a
+	// session that already ended.
+	EndSession(ctx context.Context, id string, state SessionState, at time.Time, reason string, exitStatus int) error
+
+	// Session returns one session, or an error wrapping ErrNotFound.
+	Session(ctx context.Context, id string) (*Session, error)
+
+	// Sessions returns the sessions matching f, newest first.
+	Sessions(ctx context.Context, f SessionFilter) ([]*Session, error)
 
 	// AppendAudit seals e after the last stored event (see audit.Event.Seal),
 	// stores it and returns the sealed event. Appends are serialised so that

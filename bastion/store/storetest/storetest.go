@@ -53,6 +53,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AuditDetails", testAuditDetails},
 		{"AuditConcurrent", testAuditConcurrent},
 		{"AuditFilter", testAuditFilter},
+		{"Sessions", testSessions},
+		{"EndSessionConcurrent", testEndSessionConcurrent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
