@@ -138,7 +138,9 @@ func (s *Service) Request(ctx context.Context, a Actor, in RequestInput) (*store
 		r.GrantStart, r.GrantEnd = now, now.Add(in.Duration)
 	}
 	if _, err := s.store.CreateRequest(ctx, r); err != nil {
-		return nil, fmt.Errorf("access: create request: %w", err)
+		err = fmt.Errorf("access: create request: %w", err)
+		s.refused(ctx, a, audit.RequestCreate, 0, strings.Join(in.Targets, ","), err)
+		return nil, err
 	}
 	s.emit(ctx, a, audit.Event{Type: audit.RequestCreate, Subject: a.User, RequestID: r.ID,
 		Target: strings.Join(r.Targets, ","), Reason: r.Reason,
@@ -387,7 +389,9 @@ func (s *Service) Cert(ctx context.Context, a Actor, id int64) (*Certificate, er
 	}
 	serial, err := s.store.IssueCertificate(ctx, rec)
 	if err != nil {
-		return nil, fmt.Errorf("access: record certificate: %w", err)
+		err = fmt.Errorf("access: record certificate: %w", err)
+		s.refused(ctx, a, audit.CertIssue, id, "", err)
+		return nil, err
 	}
 	ext := map[string]string{"permit-pty": ""}
 	for _, t := range sshTargets {
@@ -398,7 +402,11 @@ func (s *Service) Cert(ctx context.Context, a Actor, id int64) (*Certificate, er
 		Principals: r.Logins, ValidAfter: rec.ValidAfter, ValidBefore: rec.ValidBefore, Extensions: ext,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("access: sign certificate: %w", err)
+		// The serial stays used: serials are never reused, even for a
+		// certificate that was never signed.
+		err = fmt.Errorf("access: sign certificate (serial %d): %w", serial, err)
+		s.refused(ctx, a, audit.CertIssue, id, "", err)
+		return nil, err
 	}
 	s.emit(ctx, a, audit.Event{Type: audit.CertIssue, Subject: a.User, RequestID: id, Target: strings.Join(sshTargets, ","),
 		Details: map[string]string{

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,6 +25,10 @@ const queueSize = 1024
 
 // maxResponse bounds how much of a webhook's response is read.
 const maxResponse = 64 << 10
+
+// defaultTimeout bounds one delivery attempt when the config sets no
+// Timeout (a zero timeout would fail every attempt at once).
+const defaultTimeout = 5 * time.Second
 
 // Payload is the JSON document a webhook receives.
 type Payload struct {
@@ -48,7 +53,7 @@ type RequestPayload struct {
 // WebhookConfig configures a Webhook.
 type WebhookConfig struct {
 	URL      string
-	Timeout  time.Duration // per attempt
+	Timeout  time.Duration // per attempt (default 5s)
 	Attempts int           // at least 1
 	Backoff  time.Duration // before the second attempt; doubles each time (default 1s)
 	Client   *http.Client  // optional
@@ -59,11 +64,15 @@ type WebhookConfig struct {
 
 // Webhook delivers notifications to one URL from a background goroutine.
 type Webhook struct {
-	cfg   WebhookConfig
-	queue chan Payload
-	wg    sync.WaitGroup
-	stop  context.CancelFunc
-	ctx   context.Context
+	cfg WebhookConfig
+
+	mu     sync.RWMutex // held to send on queue, and to close it
+	closed bool
+	queue  chan Payload
+
+	wg   sync.WaitGroup
+	stop context.CancelFunc
+	ctx  context.Context
 }
 
 var _ access.Notifier = (*Webhook)(nil)
@@ -75,6 +84,9 @@ func NewWebhook(cfg WebhookConfig) *Webhook {
 	}
 	if cfg.Backoff <= 0 {
 		cfg.Backoff = time.Second
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = defaultTimeout
 	}
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{}
@@ -89,7 +101,7 @@ func NewWebhook(cfg WebhookConfig) *Webhook {
 	return w
 }
 
-// Notify queues n for delivery without blocking.
+// Notify queues n for delivery without blocking. After Close it drops n.
 func (w *Webhook) Notify(n access.Notification) {
 	p := Payload{Text: "Bastion: " + n.Text, Event: n.Event}
 	if r := n.Request; r != nil {
@@ -99,6 +111,12 @@ func (w *Webhook) Notify(n access.Notification) {
 			end := r.GrantEnd.UTC()
 			p.Request.GrantEnd = &end
 		}
+	}
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if w.closed { // sending on the closed queue would panic
+		w.cfg.Logger.Error("webhook closed: notification dropped", "event", p.Event)
+		return
 	}
 	select {
 	case w.queue <- p:
@@ -110,7 +128,12 @@ func (w *Webhook) Notify(n access.Notification) {
 // Close stops delivery after the queued notifications have been tried once
 // more (bounded by ctx).
 func (w *Webhook) Close(ctx context.Context) error {
-	close(w.queue)
+	w.mu.Lock()
+	if !w.closed {
+		w.closed = true
+		close(w.queue)
+	}
+	w.mu.Unlock()
 	done := make(chan struct{})
 	go func() { w.wg.Wait(); close(done) }()
 	select {
@@ -183,7 +206,7 @@ func (w *Webhook) post(body []byte) error {
 
 func truncate(b []byte, n int) string {
 	if len(b) > n {
-		return string(b[:n]) + "…"
+		return strings.ToValidUTF8(string(b[:n]), "") + "…"
 	}
-	return string(b)
+	return strings.ToValidUTF8(string(b), "\uFFFD")
 }
