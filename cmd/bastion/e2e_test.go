@@ -621,6 +621,11 @@ func TestDemo(t *testing.T) {
 	if o, e, c := ssh("carol", "audit", "--since", "1h"); c != 0 || !strings.Contains(o, "cert.issue") {
 		t.Fatalf("demo audit: %d %s %s", c, o, e)
 	}
+	// The demo's config works from any shell (it names no variable only the
+	// demo process has).
+	if o, e, c := runCmd(t, nil, binary, "--config", filepath.Join(dir, "bastion.yaml"), "audit", "verify"); c != 0 || !strings.HasPrefix(o, "ok: ") {
+		t.Fatalf("audit verify on the demo config: %d %s %s", c, o, e)
+	}
 	resp, err := http.Get("http://" + info.HTTP + "/readyz")
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("readyz: %v %v", err, resp)

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// tmuxSession drives a real terminal: tmux runs the command in a pane whose
+// screen the test reads.
+type tmuxSession struct {
+	t      *testing.T
+	socket string
+	name   string
+}
+
+func newTmux(t *testing.T, cols, rows int, command string) *tmuxSession {
+	t.Helper()
+	s := &tmuxSession{t: t, socket: filepath.Join(t.TempDir(), "tmux.sock"), name: "bastion"}
+	s.run("new-session", "-d", "-s", s.name, "-x", fmt.Sprint(cols), "-y", fmt.Sprint(rows), command)
+	t.Cleanup(func() { _ = exec.Command("tmux", "-S", s.socket, "kill-server").Run() })
+	return s
+}
+
+func (s *tmuxSession) run(args ...string) string {
+	s.t.Helper()
+	out, err := exec.Command("tmux", append([]string{"-S", s.socket}, args...)...).CombinedOutput()
+	if err != nil {
+		s.t.Fatalf("tmux %v: %v: %s", args, err, out)
+	}
+	return string(out)
+}
+
+func (s *tmuxSession) send(keys ...string) { s.t.Helper(); s.run(append([]string{"send-keys", "-t", s.name}, keys...)...) }
+
+func (s *tmuxSession) screen() string {
+	out, _ := exec.Command("tmux", "-S", s.socket, "capture-pane", "-p", "-t", s.name).CombinedOutput()
+	return string(out)
+}
+
+// waitScreen waits until the screen shows want.
+func (s *tmuxSession) waitScreen(want string) {
+	s.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(s.screen(), want) {
+		if time.Now().After(deadline) {
+			s.t.Fatalf("screen never showed %q:\n%s", want, s.screen())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestProxyPTY: an interactive shell on web01 through Bastion in a real
+// terminal: the terminal size reaches the target and follows a resize,
+// Ctrl-C interrupts the running command, and the shell's exit status comes
+// back.
+func TestProxyPTY(t *testing.T) {
+	t.Parallel()
+	p := startProxyBastion(t, "")
+	_, cert := p.grant(t, "30m", "web01")
+	status := filepath.Join(t.TempDir(), "status")
+	ssh := "ssh " + strings.Join(p.sshArgs("alice", "-o", "CertificateFile="+cert), " ") + " -tt root@web01@127.0.0.1"
+	tm := newTmux(t, 100, 30, fmt.Sprintf("%s; echo $? > %s", ssh, status))
+
+	tm.send("export PS1='ready> '", "Enter")
+	tm.waitScreen("ready> ")
+	tm.send("clear; stty size", "Enter")
+	tm.waitScreen("30 100")
+
+	tm.run("resize-window", "-t", tm.name, "-x", "120", "-y", "40")
+	tm.send("clear; stty size", "Enter")
+	tm.waitScreen("40 120")
+
+	tm.send("clear; echo sleeping; sleep 100; echo after-sleep", "Enter")
+	tm.waitScreen("sleeping")
+	tm.send("C-c")
+	tm.send("echo interrupted-$?", "Enter")
+	tm.waitScreen("interrupted-130")
+	if strings.Contains(tm.screen(), "after-sleep") {
+		t.Fatal("Ctrl-C did not interrupt sleep")
+	}
+
+	tm.send("exit 4", "Enter")
+	waitFor(t, 10*time.Second, func() bool {
+		b, err := os.ReadFile(status)
+		return err == nil && strings.TrimSpace(string(b)) == "4"
+	})
+}
