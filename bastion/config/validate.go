@@ -91,9 +91,22 @@ type rawTarget struct {
 }
 
 type rawRole struct {
-	Permissions []string         `yaml:"permissions"`
-	Standing    []rawAccess      `yaml:"standing"`
-	Request     []rawRequestRule `yaml:"request"`
+	Permissions    []string         `yaml:"permissions"`
+	Standing       []rawAccess      `yaml:"standing"`
+	Request        []rawRequestRule `yaml:"request"`
+	Commands       []rawCommandRule `yaml:"commands"`
+	CommandDefault string           `yaml:"command_default"`
+}
+
+// rawCommandRule is one per-command rule of a role (SSH sessions).
+type rawCommandRule struct {
+	Name    string            `yaml:"name"`
+	Action  string            `yaml:"action"`
+	Command string            `yaml:"command"`
+	Args    string            `yaml:"args"`
+	Targets []string          `yaml:"targets"`
+	Labels  map[string]string `yaml:"labels"`
+	Reason  string            `yaml:"reason"`
 }
 
 type rawAccess struct {
@@ -394,7 +407,70 @@ func (v *validator) role(name string, r rawRole, all map[string]rawRole) *policy
 		}
 		role.Requestable = append(role.Requestable, rule)
 	}
+	if r.CommandDefault != "" {
+		role.CommandDefault = v.commandAction(field+".command_default", r.CommandDefault)
+	}
+	seen := map[string]int{}
+	for i, c := range r.Commands {
+		role.Commands = append(role.Commands, v.commandRule(fmt.Sprintf("%s.commands[%d]", field, i), i, c, seen))
+	}
 	return role
+}
+
+// ruleRE is the shape of a command rule's name: it is shown to users and
+// written to the audit log.
+var ruleRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$`)
+
+func (v *validator) commandAction(field, s string) policy.CommandAction {
+	a := policy.CommandAction(s)
+	if !a.Valid() {
+		v.errorf(field, "must be allow, deny or require-approval, not %q", s)
+	}
+	return a
+}
+
+// commandRule validates rule i of a role's commands; seen maps the names of
+// the rules before it to their index.
+func (v *validator) commandRule(field string, i int, c rawCommandRule, seen map[string]int) policy.CommandRule {
+	switch j, dup := seen[c.Name]; {
+	case c.Name == "":
+		v.errorf(field+".name", "required: a name for the rule (shown to users and in the audit log)")
+	case !ruleRE.MatchString(c.Name):
+		v.errorf(field+".name", "invalid rule name %q (letters, digits, . _ -; at most 64)", c.Name)
+	case dup:
+		v.errorf(field+".name", "duplicate rule name %q (also commands[%d])", c.Name, j)
+	default:
+		seen[c.Name] = i
+	}
+	if c.Action == "" {
+		v.errorf(field+".action", "required: allow, deny or require-approval")
+	} else {
+		v.commandAction(field+".action", c.Action)
+	}
+	switch _, err := path.Match(c.Command, ""); {
+	case c.Command == "":
+		v.errorf(field+".command", "required: a pattern for the command's name (e.g. rm, systemctl, apt*)")
+	case err != nil:
+		v.errorf(field+".command", "invalid pattern %q", c.Command)
+	case strings.Contains(c.Command, "/"):
+		v.errorf(field+".command", "patterns match the command's name without its directory: use %q, not %q", path.Base(c.Command), c.Command)
+	}
+	if _, err := path.Match(c.Args, ""); err != nil {
+		v.errorf(field+".args", "invalid pattern %q", c.Args)
+	}
+	for j, pat := range c.Targets {
+		if _, err := path.Match(pat, ""); err != nil {
+			v.errorf(fmt.Sprintf("%s.targets[%d]", field, j), "invalid pattern %q", pat)
+		}
+	}
+	return policy.CommandRule{
+		Name:    c.Name,
+		Action:  policy.CommandAction(c.Action),
+		Command: c.Command,
+		Args:    c.Args,
+		Targets: policy.Selector{Names: c.Targets, Labels: c.Labels},
+		Reason:  c.Reason,
+	}
 }
 
 func (v *validator) access(field string, a rawAccess) policy.Access {

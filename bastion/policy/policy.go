@@ -65,6 +65,12 @@ type Role struct {
 	Permissions []Permission
 	Standing    []Access      // access without a request
 	Requestable []RequestRule // access that can be requested
+
+	// Commands are the per-command rules for SSH sessions, in file order
+	// (see DecideCommands); CommandDefault answers for commands no rule
+	// matches ("" means allow).
+	Commands       []CommandRule
+	CommandDefault CommandAction
 }
 
 // Selector matches targets by name (shell-style globs) or by labels. A
