@@ -37,6 +37,7 @@ const (
 	SessionStart   = "session.start"
 	SessionEnd     = "session.end"
 	Forward        = "forward" // port, agent or X11 forwarding, allowed or refused
+	Replay         = "replay"  // a recording was replayed, exported or watched
 )
 
 // GenesisHash is the PrevHash of the first event in a chain.

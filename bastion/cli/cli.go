@@ -20,6 +20,7 @@ import (
 	"github.com/bastionhq/bastion/bastion/audit"
 	"github.com/bastionhq/bastion/bastion/policy"
 	"github.com/bastionhq/bastion/bastion/store"
+	"github.com/bastionhq/bastion/recorder"
 )
 
 // Exit codes.
@@ -58,25 +59,30 @@ type CAInfo struct {
 
 // Config holds the CLI's dependencies.
 type Config struct {
-	Access Access
-	Audit  AuditLog
-	Policy func() *policy.Policy
-	CA     func() CAInfo
-	Logger *slog.Logger
+	Access     Access
+	Audit      AuditLog
+	Sessions   SessionLog       // optional: session commands
+	Recordings recorder.Storage // optional: replay, export, watch
+	Policy     func() *policy.Policy
+	CA         func() CAInfo
+	Logger     *slog.Logger
 }
 
 // CLI runs self-service commands.
 type CLI struct {
-	access Access
-	audit  AuditLog
-	policy func() *policy.Policy
-	ca     func() CAInfo
-	log    *slog.Logger
+	access     Access
+	audit      AuditLog
+	sessionLog SessionLog
+	recordings recorder.Storage
+	policy     func() *policy.Policy
+	ca         func() CAInfo
+	log        *slog.Logger
 }
 
 // New returns a CLI.
 func New(cfg Config) *CLI {
-	c := &CLI{access: cfg.Access, audit: cfg.Audit, policy: cfg.Policy, ca: cfg.CA, log: cfg.Logger}
+	c := &CLI{access: cfg.Access, audit: cfg.Audit, sessionLog: cfg.Sessions, recordings: cfg.Recordings,
+		policy: cfg.Policy, ca: cfg.CA, log: cfg.Logger}
 	if c.log == nil {
 		c.log = slog.Default()
 	}

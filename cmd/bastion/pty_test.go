@@ -66,8 +66,10 @@ func TestProxyPTY(t *testing.T) {
 	ssh := "ssh " + strings.Join(p.sshArgs("alice", "-o", "CertificateFile="+cert), " ") + " -tt root@web01@127.0.0.1"
 	tm := newTmux(t, 100, 30, fmt.Sprintf("%s; echo $? > %s", ssh, status))
 
-	tm.send("export PS1='ready> '", "Enter")
-	tm.waitScreen("ready> ")
+	// The prompt is spelled so that the typed command (echoed locally before
+	// the remote shell starts) does not itself match it.
+	tm.send("export PS1='rea''dy> '", "Enter")
+	tm.waitScreen("ready>")
 	tm.send("clear; stty size", "Enter")
 	tm.waitScreen("30 100")
 

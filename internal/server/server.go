@@ -31,6 +31,7 @@ import (
 	"github.com/bastionhq/bastion/bastion/store/sqlite"
 	"github.com/bastionhq/bastion/ca"
 	sshfront "github.com/bastionhq/bastion/protocols/ssh"
+	"github.com/bastionhq/bastion/recorder"
 )
 
 // HostCertValidity is how long Bastion's own host certificate is valid; it
@@ -46,14 +47,15 @@ const readHeaderTimeout = 10 * time.Second
 
 // Bastion is a configured, not yet serving, Bastion.
 type Bastion struct {
-	Config  *config.Config
-	Store   store.Store
-	CA      *ca.Set
-	Access  *access.Service
-	CLI     *cli.CLI
-	SSH     *sshfront.Server
-	log     *slog.Logger
-	webhook *notify.Webhook
+	Config     *config.Config
+	Store      store.Store
+	CA         *ca.Set
+	Access     *access.Service
+	CLI        *cli.CLI
+	SSH        *sshfront.Server
+	Recordings recorder.Storage
+	log        *slog.Logger
+	webhook    *notify.Webhook
 
 	// sshAddr is the address the SSH listener is bound to once Run starts
 	// (the configured one may say port 0).
@@ -77,6 +79,13 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Bastion, e
 		return nil, err
 	}
 	b := &Bastion{Config: cfg, Store: st, CA: cas, log: log}
+	recordings, err := openRecordings(cfg.Recordings)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	b.Recordings = recordings
+
 	pol := cfg.Policy
 	policyFn := func() *policy.Policy { return pol }
 
@@ -96,7 +105,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Bastion, e
 		notifier = b.webhook
 	}
 	b.Access = access.New(access.Config{Store: st, Policy: policyFn, UserCA: cas.User, Notifier: notifier, Logger: log})
-	b.CLI = cli.New(cli.Config{Access: b.Access, Audit: st, Policy: policyFn, CA: b.caInfo, Logger: log})
+	b.CLI = cli.New(cli.Config{Access: b.Access, Audit: st, Sessions: st, Recordings: recordings, Policy: policyFn, CA: b.caInfo, Logger: log})
 
 	hostKey, err := ca.LoadOrCreateHostKey(filepath.Join(cfg.DataDir, "ssh_host_ed25519_key"))
 	if err != nil {
@@ -121,12 +130,26 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Bastion, e
 		HostSigners: []ssh.Signer{certSigner, hostKey}, Users: dir, Commands: b.CLI, Audit: b.Access,
 		HandshakeTimeout: cfg.Server.HandshakeTimeout, IdleTimeout: cfg.Server.IdleTimeout, Logger: log,
 		Grants: b.Access, Targets: sshTargets(cfg.Targets), UpstreamCA: cas.Upstream, HostCA: cas.Host.PublicKey(),
+		Recordings: recordings, Sessions: st,
 	})
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
 	return b, nil
+}
+
+// openRecordings opens recording storage: a local directory (the embedded
+// default). Object storage (s3://) is not in this build.
+func openRecordings(where string) (recorder.Storage, error) {
+	if strings.Contains(where, "://") {
+		return nil, fmt.Errorf("recordings: %q: only a local directory is supported in this build", where)
+	}
+	d, err := recorder.NewDir(where)
+	if err != nil {
+		return nil, fmt.Errorf("recordings: %w", err)
+	}
+	return d, nil
 }
 
 // sshTargets is the configured SSH targets, as the proxy reaches them.

@@ -58,6 +58,18 @@ type targetConn struct {
 	mu       sync.Mutex
 	sessions map[ssh.Channel]struct{} // open user session channels, to tell them why they end
 	agentReq bool                     // the user asked for agent forwarding
+	channels int                      // session channels opened so far (numbers recordings)
+	why      string                   // why Bastion ended the connection, if it did
+}
+
+// endReason is why the connection's sessions end.
+func (tc *targetConn) endReason() string {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	if tc.why != "" {
+		return tc.why
+	}
+	return "exited"
 }
 
 func newSessionID() string {
@@ -170,6 +182,9 @@ func (tc *targetConn) watchGrant(ctx context.Context, endReason chan<- string) {
 			}
 		}
 		tc.log.Info("ending session", "reason", why)
+		tc.mu.Lock()
+		tc.why = why
+		tc.mu.Unlock()
 		endReason <- why
 		tc.tellSessions("\r\nbastion: " + why + "\r\n")
 		tc.user.Close()

@@ -44,14 +44,16 @@ func (tc *targetConn) session(ctx context.Context, nch ssh.NewChannel) {
 		tc.mu.Unlock()
 	}()
 
-	go tc.sessionRequests(ctx, uch, upch, ureqs)
+	rec := tc.newChannelRec()
+	defer func() { rec.end(tc.endReason()) }()
+	go tc.sessionRequests(ctx, uch, upch, ureqs, rec)
 
 	// Input: this goroutine is deliberately not waited for. It ends when the
 	// user sends EOF (then the target gets EOF too) or when the channels
 	// close; waiting for it would keep a finished session open until the
 	// user's side closes.
 	go func() {
-		if _, err := io.Copy(upch, uch); err != nil && !errors.Is(err, io.EOF) {
+		if _, err := io.Copy(upch, io.TeeReader(uch, inputRecorder{rec})); err != nil && !errors.Is(err, io.EOF) {
 			tc.log.Debug("copy input", "err", err)
 		}
 		if err := upch.CloseWrite(); err != nil && !errors.Is(err, io.EOF) {
@@ -64,6 +66,12 @@ func (tc *targetConn) session(ctx context.Context, nch ssh.NewChannel) {
 	go func() {
 		defer close(reqsDone)
 		for r := range upreqs {
+			switch r.Type {
+			case "exit-status":
+				rec.setExit(r.Payload, false)
+			case "exit-signal":
+				rec.setExit(r.Payload, true)
+			}
 			ok, err := uch.SendRequest(r.Type, r.WantReply, r.Payload)
 			if err != nil {
 				tc.log.Debug("forward request to user", "type", r.Type, "err", err)
@@ -80,9 +88,12 @@ func (tc *targetConn) session(ctx context.Context, nch ssh.NewChannel) {
 	// comes (above); all output is drained; then EOF, then close.
 	var out sync.WaitGroup
 	out.Add(2)
-	go func() { defer out.Done(); tc.copyOut(uch, upch, "stdout") }()
-	go func() { defer out.Done(); tc.copyOut(uch.Stderr(), upch.Stderr(), "stderr") }()
+	go func() { defer out.Done(); tc.copyOut(recordedWriter{uch, rec}, upch, "stdout") }()
+	go func() { defer out.Done(); tc.copyOut(recordedWriter{uch.Stderr(), rec}, upch.Stderr(), "stderr") }()
 	out.Wait()
+	if rec.failed() != nil {
+		tc.failClosed(uch, upch)
+	}
 	if err := uch.CloseWrite(); err != nil && !errors.Is(err, io.EOF) {
 		tc.log.Debug("close user output", "err", err)
 	}
@@ -97,14 +108,61 @@ func (tc *targetConn) copyOut(dst io.Writer, src io.Reader, stream string) {
 	}
 }
 
+// recordedWriter records output before the user sees it: nothing reaches
+// the user unrecorded. A recording failure stops the output.
+type recordedWriter struct {
+	w   io.Writer
+	rec *channelRec
+}
+
+func (w recordedWriter) Write(p []byte) (int, error) {
+	if err := w.rec.output(p); err != nil {
+		return 0, fmt.Errorf("recording: %w", err)
+	}
+	return w.w.Write(p)
+}
+
+// inputRecorder hands typed input to the channel's recording.
+type inputRecorder struct{ rec *channelRec }
+
+func (r inputRecorder) Write(p []byte) (int, error) {
+	r.rec.input(p)
+	return len(p), nil
+}
+
+// failClosed ends a session whose recording failed, telling the user why.
+func (tc *targetConn) failClosed(uch, upch ssh.Channel) {
+	if _, err := io.WriteString(uch.Stderr(), "\r\nbastion: the session cannot be recorded and has ended\r\n"); err != nil {
+		tc.log.Debug("tell user", "err", err)
+	}
+	upch.Close()
+}
+
 // sessionRequests forwards the user's session requests to the target,
 // checking exec commands against the rules first and refusing what the
 // role does not allow.
-func (tc *targetConn) sessionRequests(ctx context.Context, uch, upch ssh.Channel, reqs <-chan *ssh.Request) {
+func (tc *targetConn) sessionRequests(ctx context.Context, uch, upch ssh.Channel, reqs <-chan *ssh.Request, rec *channelRec) {
 	for req := range reqs {
 		forward := false
 		switch req.Type {
-		case "pty-req", "shell", "window-change", "signal", "break":
+		case "pty-req":
+			var p ptyRequest
+			if ssh.Unmarshal(req.Payload, &p) == nil {
+				rec.setPTY(&p)
+				forward = true
+			}
+		case "window-change":
+			var wc struct{ Cols, Rows, Width, Height uint32 }
+			if ssh.Unmarshal(req.Payload, &wc) == nil {
+				rec.resize(wc.Cols, wc.Rows)
+			}
+			forward = true
+		case "shell":
+			forward = tc.startRecording(ctx, uch, upch, req, rec, "shell", "")
+			if !forward {
+				continue
+			}
+		case "signal", "break":
 			forward = true
 		case "env":
 			var kv struct{ Name, Value string }
@@ -114,13 +172,20 @@ func (tc *targetConn) sessionRequests(ctx context.Context, uch, upch ssh.Channel
 			forward = ssh.Unmarshal(req.Payload, &sub) == nil && sub.Name == "sftp"
 			if forward {
 				tc.audit(audit.Event{Type: audit.Command, Details: map[string]string{"subsystem": "sftp"}})
+				if forward = tc.startRecording(ctx, uch, upch, req, rec, "sftp", ""); !forward {
+					continue
+				}
 			}
 		case "exec":
 			var ex struct{ Command string }
 			if ssh.Unmarshal(req.Payload, &ex) != nil {
 				break
 			}
+			if !tc.startRecording(ctx, uch, upch, req, rec, "exec", ex.Command) {
+				continue
+			}
 			if msg := tc.checkExec(ctx, ex.Command); msg != "" {
+				rec.marker("denied: " + msg)
 				tc.denyExec(uch, upch, req, msg)
 				continue
 			}
@@ -155,6 +220,20 @@ func (tc *targetConn) sessionRequests(ctx context.Context, uch, upch ssh.Channel
 			}
 		}
 	}
+}
+
+// startRecording starts the channel's recording before what it records may
+// run. If the session cannot be recorded it does not run (fail closed): the
+// user is told, and the channel ends.
+func (tc *targetConn) startRecording(ctx context.Context, uch, upch ssh.Channel, req *ssh.Request, rec *channelRec, kind, command string) bool {
+	err := rec.start(ctx, kind, command)
+	if err == nil {
+		return true
+	}
+	tc.log.Error("cannot record; refusing the session", "err", err)
+	tc.audit(audit.Event{Type: audit.SessionStart, Outcome: audit.OutcomeError, Reason: "recording unavailable: " + err.Error()})
+	tc.denyExec(uch, upch, req, "the session cannot be recorded, so it may not start")
+	return false
 }
 
 // checkExec audits an exec command and returns a refusal message, if any.

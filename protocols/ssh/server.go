@@ -27,6 +27,7 @@ import (
 	"github.com/bastionhq/bastion/bastion/access"
 	"github.com/bastionhq/bastion/bastion/audit"
 	"github.com/bastionhq/bastion/bastion/cli"
+	"github.com/bastionhq/bastion/recorder"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown or Close.
@@ -78,6 +79,12 @@ type Config struct {
 	HostCA     ssh.PublicKey               // trusted for targets' host certificates
 	Permits    func(*access.Grant) Permits // optional channel kinds; nil: none
 	ExecRules  ExecRules                   // nil: every command allowed
+	// Recordings and Sessions record every target session; when both are
+	// nil nothing is recorded (tests of the transport only).
+	Recordings      recorder.Storage
+	Sessions        Sessions
+	ExecOutputLimit int64 // recorded output of exec sessions; 0: DefaultExecOutputLimit
+
 	// HandshakeTimeout bounds the SSH handshake including authentication.
 	HandshakeTimeout time.Duration
 	// IdleTimeout ends an interactive self-service session with no input.

@@ -1,0 +1,211 @@
+package ssh
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/bastionhq/bastion/bastion/store"
+	"github.com/bastionhq/bastion/recorder"
+	"github.com/bastionhq/bastion/recorder/asciicast"
+)
+
+// Sessions records sessions for listing and replay.
+type Sessions interface {
+	CreateSession(ctx context.Context, sess *store.Session) error
+	EndSession(ctx context.Context, id string, state store.SessionState, at time.Time, reason string, exitStatus int) error
+}
+
+// DefaultExecOutputLimit caps how much of an exec command's output is
+// recorded (file transfers would otherwise be recorded whole).
+const DefaultExecOutputLimit = 1 << 20
+
+// channelRec is the recording of one session channel. It starts with the
+// channel's first shell, exec or subsystem request; until then there is
+// nothing to record.
+type channelRec struct {
+	tc  *targetConn
+	id  string
+	mu  sync.Mutex
+	pty *ptyRequest
+
+	term    *recorder.Terminal
+	echo    *echoTracker // pty sessions: redacts what the target does not echo
+	kind    string
+	exit    int
+	failErr error // the first recording failure: the session ends (fail closed)
+}
+
+func (tc *targetConn) newChannelRec() *channelRec {
+	tc.mu.Lock()
+	tc.channels++
+	n := tc.channels
+	tc.mu.Unlock()
+	return &channelRec{tc: tc, id: fmt.Sprintf("%s-%d", tc.id, n), exit: -1}
+}
+
+// start begins recording a channel: a shell, an exec command or a
+// subsystem. An error means the session cannot be recorded and must not run.
+func (r *channelRec) start(ctx context.Context, kind, command string) error {
+	tc := r.tc
+	srv := tc.srv
+	if srv.cfg.Recordings == nil || srv.cfg.Sessions == nil {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.term != nil {
+		return nil
+	}
+	now := time.Now()
+	h := asciicast.Header{Version: 2, Width: 80, Height: 24, Timestamp: now.Unix(),
+		Title: fmt.Sprintf("%s as %s@%s", tc.grant.User, tc.grant.Login, tc.grant.Target)}
+	if r.pty != nil {
+		h.Width, h.Height = int(r.pty.Cols), int(r.pty.Rows)
+		h.Env = map[string]string{"TERM": r.pty.Term}
+	}
+	if command != "" {
+		h.Title += ": " + command
+	}
+	name := recordingName(now, r.id)
+	var opts []recorder.TerminalOption
+	if kind != "shell" {
+		limit := srv.cfg.ExecOutputLimit
+		if limit == 0 {
+			limit = DefaultExecOutputLimit
+		}
+		opts = append(opts, recorder.OutputLimit(limit))
+	}
+	term, err := recorder.NewTerminal(ctx, srv.cfg.Recordings, name, h, now, opts...)
+	if err != nil {
+		return fmt.Errorf("start recording: %w", err)
+	}
+	sess := &store.Session{
+		ID: r.id, User: tc.grant.User, Target: tc.grant.Target, Login: tc.grant.Login, Protocol: "ssh",
+		Kind: kind, Command: command, RequestID: tc.grant.RequestID, Source: tc.actor.Source.String(),
+		Recording: name, State: store.SessionLive, StartedAt: now, ExitStatus: -1,
+	}
+	if err := srv.cfg.Sessions.CreateSession(ctx, sess); err != nil {
+		term.Close()
+		return fmt.Errorf("record session: %w", err)
+	}
+	if command != "" {
+		if err := term.Marker("exec: " + command); err != nil {
+			r.failErr = err
+		}
+	}
+	r.term, r.kind = term, kind
+	if r.pty != nil && kind == "shell" {
+		r.echo = newEchoTracker(func(p []byte) { r.write(func() error { return r.term.Input(p) }) })
+	}
+	return nil
+}
+
+// failed is the recording's first failure, if any.
+func (r *channelRec) failed() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.failErr
+}
+
+// recordingName places recordings by day: ssh/2026/11/28/<id>.cast.
+func recordingName(t time.Time, id string) string {
+	return fmt.Sprintf("ssh/%s/%s.cast", t.UTC().Format("2006/01/02"), id)
+}
+
+// write runs one recording write, keeping the first failure.
+func (r *channelRec) write(fn func() error) {
+	if r.term == nil {
+		return
+	}
+	if err := fn(); err != nil && r.failErr == nil {
+		r.failErr = err
+		r.tc.log.Error("recording failed; ending the session", "session", r.id, "err", err)
+	}
+}
+
+// output records target output; it reports whether the session may go on.
+func (r *channelRec) output(p []byte) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.echo != nil {
+		r.echo.Output(p)
+	}
+	r.write(func() error { return r.term.Output(p) })
+	return r.failErr
+}
+
+// input records what the user typed (terminal sessions only: the input of
+// exec and file transfers is data, not keystrokes).
+func (r *channelRec) input(p []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.echo != nil {
+		r.echo.Input(p)
+	}
+}
+
+func (r *channelRec) resize(cols, rows uint32) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.write(func() error { return r.term.Resize(int(cols), int(rows)) })
+}
+
+func (r *channelRec) marker(label string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.write(func() error { return r.term.Marker(label) })
+}
+
+func (r *channelRec) setPTY(p *ptyRequest) {
+	r.mu.Lock()
+	r.pty = p
+	r.mu.Unlock()
+}
+
+func (r *channelRec) setExit(payload []byte, signal bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if signal {
+		var sig struct{ Signal string }
+		if ssh.Unmarshal(payload, &sig) == nil {
+			r.write(func() error { return r.term.Marker("killed by signal " + sig.Signal) })
+			r.exit = 128
+		}
+		return
+	}
+	var st struct{ Status uint32 }
+	if ssh.Unmarshal(payload, &st) == nil {
+		r.exit = int(st.Status)
+	}
+}
+
+// end closes the recording and the session record.
+func (r *channelRec) end(reason string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.term == nil {
+		return
+	}
+	if r.echo != nil {
+		r.echo.Flush()
+	}
+	if r.exit >= 0 {
+		r.write(func() error { return r.term.Marker(fmt.Sprintf("exit status %d", r.exit)) })
+	}
+	if err := r.term.Close(); err != nil && r.failErr == nil {
+		r.failErr = err
+	}
+	if r.failErr != nil {
+		reason = strings.TrimSpace(reason + "; recording failed: " + r.failErr.Error())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.tc.srv.cfg.Sessions.EndSession(ctx, r.id, store.SessionEnded, time.Now(), reason, r.exit); err != nil {
+		r.tc.log.Error("record session end", "session", r.id, "err", err)
+	}
+}
