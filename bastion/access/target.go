@@ -33,6 +33,7 @@ type Grant struct {
 	User      string
 	Target    string
 	Login     string
+	Role      string    // the role of the request that granted access; "" for standing access
 	RequestID int64     // 0 for standing access
 	Serial    uint64    // the certificate's serial; 0 for standing access
 	Ends      time.Time // the grant's end; zero for standing access
@@ -131,7 +132,7 @@ func (s *Service) authorizeTarget(ctx context.Context, in TargetLogin) (*Grant, 
 	if vb := time.Unix(int64(cert.ValidBefore), 0); vb.Before(ends) {
 		ends = vb
 	}
-	return &Grant{User: user, Target: in.Target, Login: in.Login, RequestID: id, Serial: cert.Serial, Ends: ends, Source: in.Source}, nil
+	return &Grant{User: user, Target: in.Target, Login: in.Login, Role: r.Role, RequestID: id, Serial: cert.Serial, Ends: ends, Source: in.Source}, nil
 }
 
 // issuedFor checks that Bastion issued cert for r: its serial is on record

@@ -96,6 +96,15 @@ type rawRole struct {
 	Request        []rawRequestRule `yaml:"request"`
 	Commands       []rawCommandRule `yaml:"commands"`
 	CommandDefault string           `yaml:"command_default"`
+	Forwarding     rawForwarding    `yaml:"forwarding"`
+}
+
+// rawForwarding is the SSH forwarding a role allows (all off by default).
+type rawForwarding struct {
+	Local  bool `yaml:"local"`
+	Remote bool `yaml:"remote"`
+	Agent  bool `yaml:"agent"`
+	X11    bool `yaml:"x11"`
 }
 
 // rawCommandRule is one per-command rule of a role (SSH sessions).
@@ -368,7 +377,7 @@ func (v *validator) target(field string, t rawTarget, cfg *Config, pol *policy.P
 
 func (v *validator) role(name string, r rawRole, all map[string]rawRole) *policy.Role {
 	field := "roles." + name
-	role := &policy.Role{Name: name}
+	role := &policy.Role{Name: name, Forwarding: policy.Forwarding(r.Forwarding)}
 	for i, p := range r.Permissions {
 		switch perm := policy.Permission(p); perm {
 		case policy.PermAudit:

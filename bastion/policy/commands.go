@@ -21,6 +21,11 @@ type Command struct {
 	// cannot be known in advance. Name is then the literal part before the
 	// first expansion, possibly "".
 	Dynamic bool
+	// DynamicArgs is set when the name is literal but an argument is only
+	// known when the command runs (echo $HOME). Such a command is decided
+	// by its name, except that a rule matching it that inspects arguments
+	// cannot be checked and denies it.
+	DynamicArgs bool
 }
 
 // CommandAction is what a command rule does with the commands it matches.
@@ -130,8 +135,11 @@ type CommandDecision struct {
 //   - Across the user's roles the most restrictive answer wins:
 //     deny > require-approval > allow. Every role of the user counts, not
 //     only the roles that grant access to target.
-//   - A Dynamic command is denied whenever any command rule of the user's
-//     roles applies to target, with a reason saying it cannot be checked.
+//   - A Dynamic command (its name, or a program it runs, is only known at
+//     run time) is denied whenever any command rule of the user's roles
+//     applies to target, with a reason saying it cannot be checked. A
+//     command with only DynamicArgs is decided by its name, but a matching
+//     rule that inspects arguments denies it.
 //     Otherwise (no rules apply) the roles' defaults decide it like any
 //     other command.
 //   - The line gets the most restrictive answer of its commands; the first
@@ -154,12 +162,7 @@ func (p *Policy) DecideCommands(user, target string, cmds []Command) CommandDeci
 		return CommandDecision{Action: CommandDeny, Reason: fmt.Sprintf("unknown user %q", user), Command: cmds[0]}
 	}
 	roles := p.roles(user)
-	restricted := false
-	for _, r := range roles {
-		for i := range r.Commands {
-			restricted = restricted || r.Commands[i].appliesTo(t)
-		}
-	}
+	restricted := commandsRestricted(roles, t)
 	var best CommandDecision
 	for i, c := range cmds {
 		d := decideCommand(roles, t, c, restricted)
@@ -168,6 +171,28 @@ func (p *Policy) DecideCommands(user, target string, cmds []Command) CommandDeci
 		}
 	}
 	return best
+}
+
+// CommandsRestricted reports whether any command rule of user's roles
+// applies to target: then a command line that cannot be parsed or checked
+// is refused (fail closed). An unknown user or target is restricted.
+func (p *Policy) CommandsRestricted(user, target string) bool {
+	t := p.Targets[target]
+	if t == nil || p.Users[user] == nil {
+		return true
+	}
+	return commandsRestricted(p.roles(user), t)
+}
+
+func commandsRestricted(roles []*Role, t *Target) bool {
+	for _, r := range roles {
+		for i := range r.Commands {
+			if r.Commands[i].appliesTo(t) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // decideCommand decides one command under all of roles.
@@ -198,6 +223,13 @@ func (r *Role) decideCommand(t *Target, c Command) CommandDecision {
 	for i := range r.Commands {
 		rule := &r.Commands[i]
 		if !rule.appliesTo(t) {
+			continue
+		}
+		if c.DynamicArgs && rule.Args != "" {
+			if named, err := Glob(rule.Command, c.Name); err != nil || named {
+				return CommandDecision{Action: CommandDeny, Rule: rule.Name, Command: c,
+					Reason: fmt.Sprintf("%s cannot be checked: its arguments are only known when it runs, and rule %s looks at arguments", describe(c), rule.Name)}
+			}
 			continue
 		}
 		ok, err := rule.matches(c)

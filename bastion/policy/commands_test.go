@@ -262,3 +262,40 @@ func FuzzGlob(f *testing.F) {
 		}
 	})
 }
+
+// TestDecideDynamicArgs: a command whose name is literal but whose
+// arguments are only known at run time is decided by its name, unless a
+// rule matching it looks at arguments.
+func TestDecideDynamicArgs(t *testing.T) {
+	p := &policy.Policy{
+		Users:   map[string]*policy.User{"alice": {Name: "alice", Roles: []string{"dev"}}},
+		Targets: map[string]*policy.Target{"web01": {Name: "web01", Kind: policy.KindSSH}},
+		Roles: map[string]*policy.Role{"dev": {Name: "dev", Commands: []policy.CommandRule{
+			{Name: "no-rm", Action: policy.CommandDeny, Command: "rm", Reason: "no deleting"},
+			{Name: "no-shadow", Action: policy.CommandDeny, Command: "cat", Args: "*shadow*", Reason: "no secrets"},
+		}}},
+	}
+	tests := []struct {
+		name string
+		cmd  policy.Command
+		want policy.CommandAction
+		rule string
+	}{
+		{"name-only rule denies", policy.Command{Name: "rm", Args: []string{"$X"}, DynamicArgs: true}, policy.CommandDeny, "no-rm"},
+		{"no rule for the name allows", policy.Command{Name: "echo", Args: []string{"$HOME"}, DynamicArgs: true}, policy.CommandAllow, ""},
+		{"a rule on arguments cannot be checked", policy.Command{Name: "cat", Args: []string{"$F"}, DynamicArgs: true}, policy.CommandDeny, "no-shadow"},
+		{"literal arguments are checked", policy.Command{Name: "cat", Args: []string{"/etc/hosts"}}, policy.CommandAllow, ""},
+		{"a dynamic name is denied", policy.Command{Name: "", Args: []string{"x"}, Dynamic: true}, policy.CommandDeny, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := p.DecideCommands("alice", "web01", []policy.Command{tc.cmd})
+			if d.Action != tc.want || d.Rule != tc.rule {
+				t.Fatalf("got %s by %q (%s), want %s by %q", d.Action, d.Rule, d.Reason, tc.want, tc.rule)
+			}
+		})
+	}
+	if !p.CommandsRestricted("alice", "web01") || !p.CommandsRestricted("nobody", "web01") {
+		t.Fatal("CommandsRestricted: rules apply to alice on web01, and unknown users are restricted")
+	}
+}

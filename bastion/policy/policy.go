@@ -71,6 +71,42 @@ type Role struct {
 	// matches ("" means allow).
 	Commands       []CommandRule
 	CommandDefault CommandAction
+
+	// Forwarding is what SSH forwarding the role allows; all of it is
+	// refused unless allowed.
+	Forwarding Forwarding
+}
+
+// Forwarding lists the kinds of SSH forwarding a role allows.
+type Forwarding struct {
+	Local  bool // ssh -L, -W (direct-tcpip)
+	Remote bool // ssh -R
+	Agent  bool // ssh -A
+	X11    bool // ssh -X
+}
+
+// ForwardingFor is the forwarding allowed to user on target: under the
+// role of the request that granted access, or for standing access (role
+// empty) under any role whose standing access covers the target.
+func (p *Policy) ForwardingFor(user, target, role string) Forwarding {
+	if role != "" {
+		if r := p.Roles[role]; r != nil && p.HasRole(user, []string{role}) {
+			return r.Forwarding
+		}
+		return Forwarding{}
+	}
+	var f Forwarding
+	t := p.Targets[target]
+	if t == nil {
+		return f
+	}
+	for _, r := range p.roles(user) {
+		if slices.ContainsFunc(r.Standing, func(a Access) bool { return a.Targets.Matches(t) }) {
+			f.Local, f.Remote = f.Local || r.Forwarding.Local, f.Remote || r.Forwarding.Remote
+			f.Agent, f.X11 = f.Agent || r.Forwarding.Agent, f.X11 || r.Forwarding.X11
+		}
+	}
+	return f
 }
 
 // Selector matches targets by name (shell-style globs) or by labels. A

@@ -90,11 +90,15 @@ roles:
         approvers: [lead]
         conditions:
           networks: [10.0.0.0/8]
+    commands:
+      - {name: no-rm, action: deny, command: rm, reason: deleting files on servers is not allowed}
+      - {name: no-shutdown, action: deny, command: "shutdown", reason: ask the on-call lead}
   lead:
     request:
       - targets: [web01]
         logins: [root]
         approvers: [lead]
+    forwarding: {local: true, agent: true}
   auditor:
     permissions: [audit]
 `

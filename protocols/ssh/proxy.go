@@ -15,6 +15,7 @@ import (
 
 	"github.com/bastionhq/bastion/bastion/access"
 	"github.com/bastionhq/bastion/bastion/audit"
+	"github.com/bastionhq/bastion/bastion/policy"
 )
 
 // grantCheckInterval is how often a live session's grant is re-checked, so
@@ -28,14 +29,9 @@ type Grants interface {
 	CheckGrant(ctx context.Context, g *access.Grant) error
 }
 
-// Permits are the optional channel kinds a grant allows; all are refused
-// unless allowed.
-type Permits struct {
-	LocalForward  bool // ssh -L (direct-tcpip)
-	RemoteForward bool // ssh -R (tcpip-forward)
-	Agent         bool // ssh -A
-	X11           bool // ssh -X
-}
+// Permits are the optional channel kinds a grant allows (ssh -L/-W, -R, -A,
+// -X); all are refused unless allowed.
+type Permits = policy.Forwarding
 
 // envAllowed are the environment variables passed to targets.
 var envAllowed = map[string]bool{"LANG": true, "LANGUAGE": true, "TERM": true, "TZ": true, "COLORTERM": true}
@@ -130,7 +126,7 @@ func (s *Server) serveTarget(ctx context.Context, conn *ssh.ServerConn, chans <-
 			wg.Add(1)
 			go func() { defer wg.Done(); tc.session(ctx, nch) }()
 		case "direct-tcpip":
-			if !tc.permit.LocalForward {
+			if !tc.permit.Local {
 				tc.refuse(ctx, nch, "port forwarding (-L) is not allowed by your role")
 				continue
 			}
@@ -210,7 +206,7 @@ func (tc *targetConn) globalRequests(reqs <-chan *ssh.Request) {
 		var payload []byte
 		switch req.Type {
 		case "tcpip-forward", "cancel-tcpip-forward":
-			if tc.permit.RemoteForward {
+			if tc.permit.Remote {
 				var err error
 				ok, payload, err = tc.up.SendRequest(req.Type, req.WantReply, req.Payload)
 				if err != nil {
@@ -255,7 +251,7 @@ func (tc *targetConn) upstreamChannels() {
 				fwd = nil
 				continue
 			}
-			if !tc.permit.RemoteForward {
+			if !tc.permit.Remote {
 				rejectChannel(nch, ssh.Prohibited, "remote forwarding is not allowed", tc.log)
 				continue
 			}

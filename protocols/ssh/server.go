@@ -46,6 +46,7 @@ const (
 	extLogin   = "bastion-login"
 	extRequest = "bastion-request"
 	extSerial  = "bastion-serial"
+	extRole    = "bastion-role"
 	extEnds    = "bastion-grant-ends" // unix nanoseconds; absent for standing access
 )
 
@@ -182,7 +183,7 @@ func (s *Server) authenticateTarget(conn ssh.ConnMetadata, d Destination, key ss
 	}
 	ext := map[string]string{
 		extUser: g.User, extKey: ssh.FingerprintSHA256(key), extPub: string(ssh.MarshalAuthorizedKey(key)),
-		extTarget: g.Target, extLogin: g.Login,
+		extTarget: g.Target, extLogin: g.Login, extRole: g.Role,
 		extRequest: strconv.FormatInt(g.RequestID, 10), extSerial: strconv.FormatUint(g.Serial, 10),
 	}
 	if !g.Ends.IsZero() {
@@ -197,7 +198,7 @@ func grantOf(p *ssh.Permissions, source netip.Addr) (*access.Grant, bool) {
 	if e[extTarget] == "" {
 		return nil, false
 	}
-	g := &access.Grant{User: e[extUser], Target: e[extTarget], Login: e[extLogin], Source: source}
+	g := &access.Grant{User: e[extUser], Target: e[extTarget], Login: e[extLogin], Role: e[extRole], Source: source}
 	g.RequestID, _ = strconv.ParseInt(e[extRequest], 10, 64)
 	g.Serial, _ = strconv.ParseUint(e[extSerial], 10, 64)
 	if n, err := strconv.ParseInt(e[extEnds], 10, 64); err == nil {

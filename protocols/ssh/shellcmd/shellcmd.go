@@ -297,7 +297,7 @@ func command(fields []field, placeholder string) policy.Command {
 	}
 	for _, f := range fields[1:] {
 		c.Args = append(c.Args, f.text)
-		c.Dynamic = c.Dynamic || f.dynamic
+		c.DynamicArgs = c.DynamicArgs || f.dynamic
 	}
 	return c
 }

@@ -16,8 +16,11 @@ import (
 // leading "!" when it is Dynamic.
 func show(c policy.Command) string {
 	var b strings.Builder
-	if c.Dynamic {
+	switch {
+	case c.Dynamic:
 		b.WriteString("!")
+	case c.DynamicArgs:
+		b.WriteString("~")
 	}
 	b.WriteString(c.Name)
 	for _, a := range c.Args {
@@ -78,19 +81,19 @@ func TestParseStructure(t *testing.T) {
 		{name: "subshell", line: "(rm)", want: []string{"rm"}},
 		{name: "block", line: "{ rm x; }", want: []string{"rm x"}},
 		{name: "nesting", line: "(a; (b | { rm; }))", want: []string{"a", "b", "rm"}},
-		{name: "command substitution", line: "echo $(rm x)", want: []string{`!echo "$(rm x)"`, "rm x"}},
+		{name: "command substitution", line: "echo $(rm x)", want: []string{`~echo "$(rm x)"`, "rm x"}},
 		{name: "backticks", line: "`rm`", want: []string{"!", "rm"}},
-		{name: "nested substitutions", line: "echo $(echo $(rm))", want: []string{`!echo "$(echo $(rm))"`, "!echo $(rm)", "rm"}},
-		{name: "substitution in double quotes", line: `echo "x $(rm x)"`, want: []string{`!echo "\"x $(rm x)\""`, "rm x"}},
-		{name: "substitution in a parameter default", line: "echo ${x:-$(rm)}", want: []string{"!echo ${x:-$(rm)}", "rm"}},
-		{name: "substitution in arithmetic", line: "echo $(( $(rm) + 1 ))", want: []string{`!echo "$(( $(rm) + 1 ))"`, "rm"}},
-		{name: "process substitutions", line: "diff <(rm a) >(rm b)", want: []string{`!diff "<(rm a)" ">(rm b)"`, "rm a", "rm b"}},
+		{name: "nested substitutions", line: "echo $(echo $(rm))", want: []string{`~echo "$(echo $(rm))"`, "~echo $(rm)", "rm"}},
+		{name: "substitution in double quotes", line: `echo "x $(rm x)"`, want: []string{`~echo "\"x $(rm x)\""`, "rm x"}},
+		{name: "substitution in a parameter default", line: "echo ${x:-$(rm)}", want: []string{"~echo ${x:-$(rm)}", "rm"}},
+		{name: "substitution in arithmetic", line: "echo $(( $(rm) + 1 ))", want: []string{`~echo "$(( $(rm) + 1 ))"`, "rm"}},
+		{name: "process substitutions", line: "diff <(rm a) >(rm b)", want: []string{`~diff "<(rm a)" ">(rm b)"`, "rm a", "rm b"}},
 		{name: "substitution in a redirection", line: "echo x > $(rm)", want: []string{"echo x", "rm"}},
 		{name: "substitution in a here-document", line: "cat <<EOF\n$(rm)\nEOF", want: []string{"cat", "rm"}},
 		{name: "if", line: "if rm a; then rm b; elif rm c; then rm d; else rm e; fi", want: []string{"rm a", "rm b", "rm c", "rm d", "rm e"}},
 		{name: "while", line: "while rm a; do rm b; done", want: []string{"rm a", "rm b"}},
 		{name: "until", line: "until false; do rm; done", want: []string{"false", "rm"}},
-		{name: "for", line: "for f in $(ls); do rm $f; done", want: []string{"ls", "!rm $f"}},
+		{name: "for", line: "for f in $(ls); do rm $f; done", want: []string{"ls", "~rm $f"}},
 		{name: "c-style for", line: "for ((i=0; i<3; i++)); do rm x; done", want: []string{"rm x"}},
 		{name: "case", line: "case $x in a) rm a ;; *) rm b ;; esac", want: []string{"rm a", "rm b"}},
 		{name: "function body", line: "f() { rm x; }; f", want: []string{"rm x", "f"}},
@@ -127,7 +130,7 @@ func TestParseWords(t *testing.T) {
 		{name: "sequence expansion", line: "echo {1..3}", want: []string{"echo 1 2 3"}},
 		{name: "quoted braces are literal", line: `echo "{a,b}"`, want: []string{"echo {a,b}"}},
 		{name: "find's {} is literal", line: "echo {}", want: []string{"echo {}"}},
-		{name: "huge brace expansion is unknowable", line: "echo {1..100000}", want: []string{"!echo {1..100000}"}},
+		{name: "huge brace expansion is unknowable", line: "echo {1..100000}", want: []string{"~echo {1..100000}"}},
 		{name: "glob in the name", line: "/bin/r? x", want: []string{"!r? x"}},
 		{name: "star in the name", line: "/usr/bin/r* x", want: []string{"!r* x"}},
 		{name: "bracket glob in the name", line: "/bin/r[m] x", want: []string{"!r[m] x"}},
@@ -146,11 +149,11 @@ func TestParseDynamic(t *testing.T) {
 		{name: "literal prefix", line: "r$X x", want: []string{"!r x"}},
 		{name: "prefix ending in a slash", line: "/usr/bin/$X", want: []string{"!"}},
 		{name: "braced variable", line: "${RM} -rf /", want: []string{"! -rf /"}},
-		{name: "variable argument", line: "rm $HOME", want: []string{"!rm $HOME"}},
-		{name: "quoted variable argument", line: `rm "$HOME/x"`, want: []string{`!rm "$HOME/x"`}},
+		{name: "variable argument", line: "rm $HOME", want: []string{"~rm $HOME"}},
+		{name: "quoted variable argument", line: `rm "$HOME/x"`, want: []string{`~rm "$HOME/x"`}},
 		{name: "locale string", line: `$"rm" x`, want: []string{"! x"}},
 		{name: "substitution given to sh -c", line: `sh -c "$(cat)"`, want: []string{`!sh -c "$(cat)"`, "cat"}},
-		{name: "arithmetic argument", line: "kill $((1+1))", want: []string{"!kill $((1+1))"}},
+		{name: "arithmetic argument", line: "kill $((1+1))", want: []string{"~kill $((1+1))"}},
 	})
 }
 
@@ -209,12 +212,12 @@ func TestParseWrappers(t *testing.T) {
 		{name: "xargs -I name", line: "xargs -I % % -rf", want: []string{"xargs -I % % -rf", "!% -rf"}},
 		{name: "xargs -I script", line: "xargs -I{} sh -c {}", want: []string{"xargs -I{} sh -c {}", "!sh -c {}"}},
 		{name: "xargs sh -c without its script", line: "xargs sh -c", want: []string{"xargs sh -c", "!sh -c"}},
-		{name: "xargs sh -c with a script", line: `xargs sh -c 'rm "$@"' _`, want: []string{`xargs sh -c "rm \"$@\"" _`, `sh -c "rm \"$@\"" _`, `!rm "$@"`}},
+		{name: "xargs sh -c with a script", line: `xargs sh -c 'rm "$@"' _`, want: []string{`xargs sh -c "rm \"$@\"" _`, `sh -c "rm \"$@\"" _`, `~rm "$@"`}},
 		// find
 		{name: "find -exec", line: `find / -exec rm {} \;`, want: []string{"find / -exec rm {} ;", "rm {}"}},
 		{name: "find -execdir +", line: "find . -execdir rm -f {} +", want: []string{"find . -execdir rm -f {} +", "rm -f {}"}},
 		{name: "find with two actions", line: `find . -ok rm {} \; -exec chmod 600 {} ';'`, want: []string{"find . -ok rm {} ; -exec chmod 600 {} ;", "rm {}", "chmod 600 {}"}},
-		{name: "find -exec sh -c", line: `find . -exec sh -c 'rm "$1"' _ {} \;`, want: []string{`find . -exec sh -c "rm \"$1\"" _ {} ;`, `sh -c "rm \"$1\"" _ {}`, `!rm "$1"`}},
+		{name: "find -exec sh -c", line: `find . -exec sh -c 'rm "$1"' _ {} \;`, want: []string{`find . -exec sh -c "rm \"$1\"" _ {} ;`, `sh -c "rm \"$1\"" _ {}`, `~rm "$1"`}},
 		{name: "find -exec {}", line: `find . -exec {} \;`, want: []string{"find . -exec {} ;", "!{}"}},
 		{name: "find -exec sh -c {}", line: `find . -exec sh -c {} \;`, want: []string{"find . -exec sh -c {} ;", "!sh -c {}"}},
 		// watch
@@ -223,7 +226,7 @@ func TestParseWrappers(t *testing.T) {
 		{name: "watch -x", line: "watch -x rm x", want: []string{"watch -x rm x", "rm x"}},
 		// eval, alias, trap
 		{name: "eval", line: "eval 'rm -rf /'", want: []string{`eval "rm -rf /"`, "rm -rf /"}},
-		{name: "eval joins its arguments", line: "eval rm '$x'", want: []string{"eval rm $x", "!rm $x"}},
+		{name: "eval joins its arguments", line: "eval rm '$x'", want: []string{"eval rm $x", "~rm $x"}},
 		{name: "eval of a variable", line: `eval "$CMD"`, want: []string{`!eval "$CMD"`}},
 		{name: "alias", line: "alias ll='rm -rf'", want: []string{`alias "ll=rm -rf"`, "rm -rf"}},
 		{name: "trap", line: "trap 'rm x' EXIT", want: []string{`trap "rm x" EXIT`, "rm x"}},
@@ -250,8 +253,8 @@ func TestParseWrappers(t *testing.T) {
 		{name: "interactive shell", line: "bash", want: []string{"bash"}},
 		{name: "script from a file on stdin", line: "bash -s < script.sh", want: []string{"bash -s"}},
 		{name: "here-document to sh", line: "sh <<EOF\nrm -rf /\nEOF", want: []string{"sh", "rm -rf /"}},
-		{name: "here-document with a quoted delimiter", line: "sh <<'EOF'\nrm $x\nEOF", want: []string{"sh", "!rm $x"}},
-		{name: "here-document with escapes", line: "sh <<EOF\nrm \\$x\nEOF", want: []string{"sh", "!rm $x"}},
+		{name: "here-document with a quoted delimiter", line: "sh <<'EOF'\nrm $x\nEOF", want: []string{"sh", "~rm $x"}},
+		{name: "here-document with escapes", line: "sh <<EOF\nrm \\$x\nEOF", want: []string{"sh", "~rm $x"}},
 		{name: "here-document with an expansion", line: "sh <<EOF\nrm $x\nEOF", want: []string{"!sh"}},
 		{name: "here-document with tabs stripped", line: "sh <<-EOF\n\trm x\n\tEOF", want: []string{"sh", "rm x"}},
 		{name: "here-document to a block", line: "{ sh; } <<EOF\nrm x\nEOF", want: []string{"sh", "rm x"}},

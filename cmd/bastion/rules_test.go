@@ -1,0 +1,122 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestExecCommandRules: every simple command of an exec line is checked as
+// a shell would parse it; a denied command never reaches the target.
+func TestExecCommandRules(t *testing.T) {
+	t.Parallel()
+	p := startProxyBastion(t, "")
+	_, cert := p.grant(t, "30m", "web01")
+	dir := t.TempDir() // the target is this machine
+	victim := filepath.Join(dir, "victim")
+	if err := os.WriteFile(victim, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	denied := []struct{ name, command, stderr string }{
+		{"plain", "rm " + victim, "denied by rule no-rm: deleting files on servers is not allowed"},
+		{"absolute path", "/bin/rm " + victim, "denied by rule no-rm"},
+		{"escaped name", `\rm ` + victim, "denied by rule no-rm"},
+		{"quoted name", `r''m ` + victim, "denied by rule no-rm"},
+		{"after another command", "echo hi; rm " + victim, "denied by rule no-rm"},
+		{"in a pipeline", "ls | rm " + victim, "denied by rule no-rm"},
+		{"in a subshell", "(rm " + victim + ")", "denied by rule no-rm"},
+		{"in a command substitution", "echo $(rm " + victim + ")", "denied by rule no-rm"},
+		{"through sh -c", "sh -c 'rm " + victim + "'", "denied by rule no-rm"},
+		{"through bash -c and env", "env bash -c \"true && rm " + victim + "\"", "denied by rule no-rm"},
+		{"through sudo", "sudo -u root rm " + victim, "denied by rule no-rm"},
+		{"through xargs", "echo " + victim + " | xargs rm", "denied by rule no-rm"},
+		{"through find -exec", "find " + dir + " -name victim -exec rm {} \\;", "denied by rule no-rm"},
+		{"dynamic name", "$(printf rm) " + victim, "cannot be checked"},
+		{"unparseable", "echo 'unterminated", "cannot be checked"},
+		{"second rule", "shutdown -h now", "denied by rule no-shutdown: ask the on-call lead"},
+	}
+	for _, tc := range denied {
+		t.Run(tc.name, func(t *testing.T) {
+			out, stderr, code := p.target("alice", cert, "root@web01", tc.command)
+			if code != 126 || !strings.Contains(stderr, tc.stderr) {
+				t.Fatalf("%q: exit %d, stdout %q, stderr %q; want 126 and %q", tc.command, code, out, stderr, tc.stderr)
+			}
+			if _, err := os.Stat(victim); err != nil {
+				t.Fatalf("%q reached the target: %v", tc.command, err)
+			}
+		})
+	}
+	allowed := []struct{ command, stdout string }{
+		{"echo rm", "rm\n"},
+		{"echo 'rm -rf /'", "rm -rf /\n"},
+		{"grep -c rm " + victim + " || true", "0\n"},
+		{"echo $((6*7)) $HOME", "42 /root\n"},
+	}
+	for _, tc := range allowed {
+		out, stderr, code := p.target("alice", cert, "root@web01", tc.command)
+		if code != 0 || out != tc.stdout {
+			t.Fatalf("%q: exit %d, stdout %q, stderr %q; want %q", tc.command, code, out, stderr, tc.stdout)
+		}
+	}
+	audit := p.mustRun("carol", "audit", "--type", "command", "--json")
+	if !strings.Contains(audit, `"outcome":"refused","reason":"denied by rule no-rm`) {
+		t.Fatalf("refused commands are not audited:\n%s", audit)
+	}
+}
+
+// TestForwardingAllowedByRole: a role that allows local and agent
+// forwarding gets them; the forward is audited.
+func TestForwardingAllowedByRole(t *testing.T) {
+	t.Parallel()
+	p := startProxyBastion(t, "")
+	r := p.mustRequest("bob", "web01", "--login", "root", "--for", "30m", "--reason", "forwarding")
+	p.mustRun("dave", "approve", fmt.Sprint(r.ID))
+	cert := filepath.Join(p.dir, "bob-cert.pub")
+	if err := os.WriteFile(cert, []byte(p.mustRun("bob", "cert", fmt.Sprint(r.ID))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// -W: stdio forwarded to the target's own sshd, whose banner comes back.
+	args := append(p.sshArgs("bob", "-o", "CertificateFile="+cert), "-W", p.web01.Addr, "root@web01@127.0.0.1")
+	cmd := exec.Command("ssh", args...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	banner := make([]byte, 8)
+	if _, err := stdout.Read(banner); err != nil || !strings.HasPrefix(string(banner), "SSH-2.0-") {
+		t.Fatalf("-W through Bastion: %q %v", banner, err)
+	}
+	stdin.Close()
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	agent := exec.Command("ssh-agent", "-D", "-a", sock)
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = agent.Process.Kill(); _ = agent.Wait() }()
+	waitFor(t, 5*time.Second, func() bool { _, err := os.Stat(sock); return err == nil })
+	args = append(p.sshArgs("bob", "-o", "CertificateFile="+cert), "-A", "root@web01@127.0.0.1", "test -S \"$SSH_AUTH_SOCK\" && echo agent-forwarded")
+	acmd := exec.Command("ssh", args...)
+	acmd.Env = append(os.Environ(), "SSH_AUTH_SOCK="+sock)
+	out, err := acmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "agent-forwarded") {
+		t.Fatalf("-A: %v %q", err, out)
+	}
+	audit := p.mustRun("carol", "audit", "--type", "forward", "--json")
+	if !strings.Contains(audit, `"kind":"local"`) {
+		t.Fatalf("the forward is not audited:\n%s", audit)
+	}
+}
