@@ -120,3 +120,51 @@ func TestForwardingAllowedByRole(t *testing.T) {
 		t.Fatalf("the forward is not audited:\n%s", audit)
 	}
 }
+
+// TestInteractiveCommandRules: lines typed into a shell are checked before
+// their Enter reaches the target; a refused line never runs and the shell
+// stays usable; input typed with echo off is not inspected; a line Bastion
+// cannot follow (recalled from history) is refused.
+func TestInteractiveCommandRules(t *testing.T) {
+	t.Parallel()
+	p := startProxyBastion(t, "")
+	_, cert := p.grant(t, "30m", "web01")
+	victim := filepath.Join(t.TempDir(), "victim")
+	if err := os.WriteFile(victim, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ssh := "ssh " + strings.Join(p.sshArgs("alice", "-o", "CertificateFile="+cert), " ") + " -tt root@web01@127.0.0.1"
+	tm := newTmux(t, 120, 30, ssh)
+	tm.send("export PS1='rea''dy> '", "Enter")
+	tm.waitScreen("ready>")
+
+	tm.send("echo allowed-$((40+2))", "Enter")
+	tm.waitScreen("allowed-42")
+
+	tm.send("rm "+victim, "Enter")
+	tm.waitScreen("bastion: denied by rule no-rm")
+	tm.send("echo still-usable", "Enter")
+	tm.waitScreen("\nstill-usable")
+	if _, err := os.Stat(victim); err != nil {
+		t.Fatalf("the refused rm ran: %v", err)
+	}
+
+	// A "password" that looks like a command, typed with echo off.
+	tm.send("read -s -p 'Pass''word: ' pw; echo; echo length-${#pw}", "Enter")
+	tm.waitScreen("Password:")
+	tm.send("rm -rf /x", "Enter")
+	tm.waitScreen("length-9")
+
+	// History recall: Bastion cannot know what the line is.
+	tm.send("Up", "Enter")
+	tm.waitScreen("this line cannot be checked")
+
+	tm.send("exit", "Enter")
+	audit := p.mustRun("carol", "audit", "--type", "command", "--json")
+	if !strings.Contains(audit, `"interactive":"true"`) || !strings.Contains(audit, "denied by rule no-rm") {
+		t.Fatalf("typed refusals are not audited:\n%s", audit)
+	}
+	if strings.Contains(audit, "rm -rf /x") {
+		t.Fatalf("input typed with echo off reached the audit log:\n%s", audit)
+	}
+}

@@ -24,7 +24,15 @@ type echoTracker struct {
 	record  func([]byte)
 	now     func() time.Time
 	esc     escState // where the input is in an escape sequence
+
+	// history holds the latest decisions on printable typed bytes (true:
+	// echoed), newest last, for lastTypedHidden.
+	history []bool
+	changed chan struct{} // closed and replaced when output arrives
 }
+
+// historySize bounds the decisions kept for lastTypedHidden.
+const historySize = 512
 
 type pendingByte struct {
 	b       byte
@@ -74,7 +82,48 @@ func (e *echoTracker) control(b byte) bool {
 }
 
 func newEchoTracker(record func([]byte)) *echoTracker {
-	return &echoTracker{record: record, now: time.Now}
+	return &echoTracker{record: record, now: time.Now, changed: make(chan struct{})}
+}
+
+// lastTypedHidden reports whether the latest n printable bytes typed were
+// all typed with echo off (a password, which interactive filtering must not
+// inspect). It waits, at most until echoWindow after the newest of them,
+// for their echo.
+func (e *echoTracker) lastTypedHidden(n int) bool {
+	if n <= 0 {
+		return false
+	}
+	for {
+		e.mu.Lock()
+		var newest time.Time
+		for _, pb := range e.pending {
+			if !pb.control && !pb.echoed && !pb.hidden {
+				newest = pb.at
+			}
+		}
+		if newest.IsZero() {
+			h := e.history[max(0, len(e.history)-n):]
+			hidden := len(h) > 0
+			for _, echoed := range h {
+				hidden = hidden && !echoed
+			}
+			e.mu.Unlock()
+			return hidden
+		}
+		wait, changed := newest.Add(echoWindow).Sub(e.now()), e.changed
+		if wait <= 0 {
+			e.flushLocked(e.now(), false)
+			e.mu.Unlock()
+			continue
+		}
+		e.mu.Unlock()
+		t := time.NewTimer(wait)
+		select {
+		case <-changed:
+		case <-t.C:
+		}
+		t.Stop()
+	}
 }
 
 // Input notes bytes the user typed.
@@ -143,6 +192,8 @@ func (e *echoTracker) Output(p []byte) {
 		rest = after
 	}
 	e.flushLocked(e.now(), false)
+	close(e.changed)
+	e.changed = make(chan struct{})
 }
 
 // matchRun finds run's echo in p: how many of its bytes were echoed, and
@@ -189,6 +240,13 @@ func skipControl(p []byte) []byte {
 	return p
 }
 
+func (e *echoTracker) remember(echoed bool) {
+	if len(e.history) == historySize {
+		e.history = append(e.history[:0], e.history[historySize/2:]...)
+	}
+	e.history = append(e.history, echoed)
+}
+
 // Flush records everything still pending (at the end of a session).
 func (e *echoTracker) Flush() {
 	e.mu.Lock()
@@ -204,10 +262,14 @@ func (e *echoTracker) flushLocked(now time.Time, all bool) {
 	n := 0
 	for _, pb := range e.pending {
 		switch {
-		case pb.echoed, pb.control:
+		case pb.control:
 			out = append(out, pb.b)
+		case pb.echoed:
+			out = append(out, pb.b)
+			e.remember(true)
 		case pb.hidden, all || now.Sub(pb.at) >= echoWindow:
 			out = append(out, '*')
+			e.remember(false)
 		default:
 			goto done
 		}

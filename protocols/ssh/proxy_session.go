@@ -45,7 +45,10 @@ func (tc *targetConn) session(ctx context.Context, nch ssh.NewChannel) {
 	}()
 
 	rec := tc.newChannelRec()
-	defer func() { rec.end(tc.endReason()) }()
+	defer func() {
+		rec.markStarted() // releases the input goroutine of a session that never started
+		rec.end(tc.endReason())
+	}()
 	go tc.sessionRequests(ctx, uch, upch, ureqs, rec)
 
 	// Input: this goroutine is deliberately not waited for. It ends when the
@@ -53,7 +56,7 @@ func (tc *targetConn) session(ctx context.Context, nch ssh.NewChannel) {
 	// close; waiting for it would keep a finished session open until the
 	// user's side closes.
 	go func() {
-		if _, err := io.Copy(upch, io.TeeReader(uch, inputRecorder{rec})); err != nil && !errors.Is(err, io.EOF) {
+		if err := tc.copyInput(ctx, uch, upch, rec); err != nil {
 			tc.log.Debug("copy input", "err", err)
 		}
 		if err := upch.CloseWrite(); err != nil && !errors.Is(err, io.EOF) {
@@ -122,14 +125,6 @@ func (w recordedWriter) Write(p []byte) (int, error) {
 	return w.w.Write(p)
 }
 
-// inputRecorder hands typed input to the channel's recording.
-type inputRecorder struct{ rec *channelRec }
-
-func (r inputRecorder) Write(p []byte) (int, error) {
-	r.rec.input(p)
-	return len(p), nil
-}
-
 // failClosed ends a session whose recording failed, telling the user why.
 func (tc *targetConn) failClosed(uch, upch ssh.Channel) {
 	if _, err := io.WriteString(uch.Stderr(), "\r\nbastion: the session cannot be recorded and has ended\r\n"); err != nil {
@@ -162,6 +157,10 @@ func (tc *targetConn) sessionRequests(ctx context.Context, uch, upch ssh.Channel
 			if !forward {
 				continue
 			}
+			if rec.hasPTY() {
+				rec.setFilter(tc.newLineFilter(rec))
+			}
+			rec.markStarted()
 		case "signal", "break":
 			forward = true
 		case "env":
@@ -175,6 +174,7 @@ func (tc *targetConn) sessionRequests(ctx context.Context, uch, upch ssh.Channel
 				if forward = tc.startRecording(ctx, uch, upch, req, rec, "sftp", ""); !forward {
 					continue
 				}
+				rec.markStarted()
 			}
 		case "exec":
 			var ex struct{ Command string }
@@ -189,6 +189,7 @@ func (tc *targetConn) sessionRequests(ctx context.Context, uch, upch ssh.Channel
 				tc.denyExec(uch, upch, req, msg)
 				continue
 			}
+			rec.markStarted()
 			forward = true
 		case "auth-agent-req@openssh.com":
 			if tc.permit.Agent {

@@ -33,11 +33,17 @@ type channelRec struct {
 	mu  sync.Mutex
 	pty *ptyRequest
 
-	term    *recorder.Terminal
-	echo    *echoTracker // pty sessions: redacts what the target does not echo
-	kind    string
-	exit    int
-	failErr error // the first recording failure: the session ends (fail closed)
+	term  *recorder.Terminal
+	echo  *echoTracker // pty sessions: redacts what the target does not echo
+	lines *lineFilter  // pty shells under command rules: checks typed lines
+	kind  string
+	exit  int
+	// started is closed once the first shell, exec or subsystem request has
+	// been handled; input waits for it, so that nothing typed ahead reaches
+	// a shell before its line filter exists.
+	started   chan struct{}
+	startOnce sync.Once
+	failErr   error // the first recording failure: the session ends (fail closed)
 }
 
 func (tc *targetConn) newChannelRec() *channelRec {
@@ -45,7 +51,13 @@ func (tc *targetConn) newChannelRec() *channelRec {
 	tc.channels++
 	n := tc.channels
 	tc.mu.Unlock()
-	return &channelRec{tc: tc, id: fmt.Sprintf("%s-%d", tc.id, n), exit: -1}
+	return &channelRec{tc: tc, id: fmt.Sprintf("%s-%d", tc.id, n), exit: -1, started: make(chan struct{})}
+}
+
+// markStarted says the session's kind is settled (and, for a shell under
+// command rules, its line filter is in place): typed input may flow.
+func (r *channelRec) markStarted() {
+	r.startOnce.Do(func() { close(r.started) })
 }
 
 // start begins recording a channel: a shell, an exec command or a
@@ -159,6 +171,33 @@ func (r *channelRec) marker(label string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.write(func() error { return r.term.Marker(label) })
+}
+
+func (r *channelRec) hasPTY() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.pty != nil
+}
+
+func (r *channelRec) setFilter(f *lineFilter) {
+	r.mu.Lock()
+	r.lines = f
+	r.mu.Unlock()
+}
+
+func (r *channelRec) filter() *lineFilter {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lines
+}
+
+// typedHidden reports whether the last n characters typed were typed with
+// echo off. Without an echo tracker (nothing recorded) nothing is hidden.
+func (r *channelRec) typedHidden(n int) bool {
+	r.mu.Lock()
+	e := r.echo
+	r.mu.Unlock()
+	return e != nil && e.lastTypedHidden(n)
 }
 
 func (r *channelRec) setPTY(p *ptyRequest) {

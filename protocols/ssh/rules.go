@@ -44,3 +44,8 @@ func refusal(what string, d policy.CommandDecision) string {
 	}
 	return fmt.Sprintf("%s: %s", what, d.Reason)
 }
+
+// CommandsRestricted reports whether command rules apply to user on target.
+func (r PolicyRules) CommandsRestricted(user, target string) bool {
+	return r.Policy().CommandsRestricted(user, target)
+}
