@@ -36,8 +36,9 @@ const (
 	Notify         = "notify"
 	SessionStart   = "session.start"
 	SessionEnd     = "session.end"
-	Forward        = "forward" // port, agent or X11 forwarding, allowed or refused
-	Replay         = "replay"  // a recording was replayed, exported or watched
+	Forward        = "forward"  // port, agent or X11 forwarding, allowed or refused
+	Replay         = "replay"   // a recording was replayed, exported or watched
+	Transfer       = "transfer" // a file operation in an SFTP or scp session
 )
 
 // GenesisHash is the PrevHash of the first event in a chain.

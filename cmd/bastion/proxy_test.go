@@ -338,6 +338,38 @@ func TestProxyFileTransfer(t *testing.T) {
 			}
 		})
 	}
+	t.Run("100 MiB with scp", func(t *testing.T) {
+		big := filepath.Join(local, "big.bin")
+		f, err := os.Create(big)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := sha256.New()
+		chunk := make([]byte, 1<<20)
+		for range 100 {
+			if _, err := rand.Read(chunk); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.MultiWriter(f, h).Write(chunk); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		sum := h.Sum(nil)
+		rpath, back := filepath.Join(remote, "big"), filepath.Join(local, "big-back")
+		for _, args := range [][]string{{big, dest + ":" + rpath}, {dest + ":" + rpath, back}} {
+			if out, stderr, code := runCmd(t, nil, "scp", append(append([]string{}, opts...), args...)...); code != 0 {
+				t.Fatalf("scp %v: %d %s %s", args, code, out, stderr)
+			}
+		}
+		for _, f := range []string{rpath, back} {
+			if got := fileSHA256(t, f); !bytes.Equal(got, sum) {
+				t.Fatalf("%s: checksum mismatch", f)
+			}
+		}
+	})
 	t.Run("sftp", func(t *testing.T) {
 		rpath := filepath.Join(remote, "sftp")
 		back := filepath.Join(local, "sftp-back")
@@ -351,6 +383,33 @@ func TestProxyFileTransfer(t *testing.T) {
 			t.Fatalf("sftp round trip: checksum mismatch (%v)", err)
 		}
 	})
+	// Each transfer is audited with its operation, path, size and direction.
+	audit := p.mustRun("carol", "audit", "--type", "transfer", "--json")
+	for _, want := range []string{
+		fmt.Sprintf(`"bytes":"%d","direction":"upload","op":"write","path":"%s"`, len(data), filepath.Join(remote, "sftp")),
+		fmt.Sprintf(`"bytes":"%d","direction":"download","op":"read","path":"%s"`, len(data), filepath.Join(remote, "sftp")),
+		fmt.Sprintf(`"bytes":"%d","direction":"upload","op":"scp-send","path":"%s"`, len(data), filepath.Join(remote, "f1")),
+		fmt.Sprintf(`"bytes":"%d","direction":"download","op":"scp-receive","path":"%s"`, len(data), filepath.Join(remote, "f1")),
+		fmt.Sprintf(`"bytes":"%d","direction":"upload","op":"write","path":"%s"`, 100<<20, filepath.Join(remote, "big")),
+	} {
+		if !strings.Contains(audit, want) {
+			t.Errorf("audit lacks %s", want)
+		}
+	}
+}
+
+func fileSHA256(t *testing.T, path string) []byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return h.Sum(nil)
 }
 
 func sha256Of(b []byte) []byte { s := sha256.Sum256(b); return s[:] }

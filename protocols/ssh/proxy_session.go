@@ -91,8 +91,11 @@ func (tc *targetConn) session(ctx context.Context, nch ssh.NewChannel) {
 	// comes (above); all output is drained; then EOF, then close.
 	var out sync.WaitGroup
 	out.Add(2)
-	go func() { defer out.Done(); tc.copyOut(recordedWriter{uch, rec}, upch, "stdout") }()
-	go func() { defer out.Done(); tc.copyOut(recordedWriter{uch.Stderr(), rec}, upch.Stderr(), "stderr") }()
+	go func() { defer out.Done(); tc.copyOut(recordedWriter{uch, rec, true}, upch, "stdout") }()
+	go func() {
+		defer out.Done()
+		tc.copyOut(recordedWriter{uch.Stderr(), rec, false}, upch.Stderr(), "stderr")
+	}()
 	out.Wait()
 	if rec.failed() != nil {
 		tc.failClosed(uch, upch)
@@ -114,12 +117,13 @@ func (tc *targetConn) copyOut(dst io.Writer, src io.Reader, stream string) {
 // recordedWriter records output before the user sees it: nothing reaches
 // the user unrecorded. A recording failure stops the output.
 type recordedWriter struct {
-	w   io.Writer
-	rec *channelRec
+	w      io.Writer
+	rec    *channelRec
+	stdout bool
 }
 
 func (w recordedWriter) Write(p []byte) (int, error) {
-	if err := w.rec.output(p); err != nil {
+	if err := w.rec.output(p, w.stdout); err != nil {
 		return 0, fmt.Errorf("recording: %w", err)
 	}
 	return w.w.Write(p)
@@ -174,6 +178,7 @@ func (tc *targetConn) sessionRequests(ctx context.Context, uch, upch ssh.Channel
 				if forward = tc.startRecording(ctx, uch, upch, req, rec, "sftp", ""); !forward {
 					continue
 				}
+				rec.watchTransfers("sftp", "")
 				rec.markStarted()
 			}
 		case "exec":
@@ -189,6 +194,7 @@ func (tc *targetConn) sessionRequests(ctx context.Context, uch, upch ssh.Channel
 				tc.denyExec(uch, upch, req, msg)
 				continue
 			}
+			rec.watchTransfers("exec", ex.Command)
 			rec.markStarted()
 			forward = true
 		case "auth-agent-req@openssh.com":

@@ -34,8 +34,9 @@ type channelRec struct {
 	pty *ptyRequest
 
 	term  *recorder.Terminal
-	echo  *echoTracker // pty sessions: redacts what the target does not echo
-	lines *lineFilter  // pty shells under command rules: checks typed lines
+	echo  *echoTracker    // pty sessions: redacts what the target does not echo
+	lines *lineFilter     // pty shells under command rules: checks typed lines
+	xfer  transferDecoder // sftp and scp sessions: reports file operations
 	kind  string
 	exit  int
 	// started is closed once the first shell, exec or subsystem request has
@@ -141,9 +142,13 @@ func (r *channelRec) write(fn func() error) {
 }
 
 // output records target output; it reports whether the session may go on.
-func (r *channelRec) output(p []byte) error {
+// stdout says whether p is the channel's data (not its stderr).
+func (r *channelRec) output(p []byte, stdout bool) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if stdout && r.xfer != nil {
+		r.xfer.FromServer(p)
+	}
 	if r.echo != nil {
 		r.echo.Output(p)
 	}
@@ -156,6 +161,9 @@ func (r *channelRec) output(p []byte) error {
 func (r *channelRec) input(p []byte) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.xfer != nil {
+		r.xfer.FromClient(p)
+	}
 	if r.echo != nil {
 		r.echo.Input(p)
 	}
@@ -232,6 +240,9 @@ func (r *channelRec) end(reason string) {
 	}
 	if r.echo != nil {
 		r.echo.Flush()
+	}
+	if r.xfer != nil {
+		r.xfer.End()
 	}
 	if r.exit >= 0 {
 		r.write(func() error { return r.term.Marker(fmt.Sprintf("exit status %d", r.exit)) })
