@@ -35,7 +35,10 @@ func (s *tmuxSession) run(args ...string) string {
 	return string(out)
 }
 
-func (s *tmuxSession) send(keys ...string) { s.t.Helper(); s.run(append([]string{"send-keys", "-t", s.name}, keys...)...) }
+func (s *tmuxSession) send(keys ...string) {
+	s.t.Helper()
+	s.run(append([]string{"send-keys", "-t", s.name}, keys...)...)
+}
 
 func (s *tmuxSession) screen() string {
 	out, _ := exec.Command("tmux", "-S", s.socket, "capture-pane", "-p", "-t", s.name).CombinedOutput()
