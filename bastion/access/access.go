@@ -427,6 +427,8 @@ func (s *Service) usableGrant(ctx context.Context, a Actor, id int64) (*store.Re
 		return nil, refusef("request %d is %s's, not yours", id, r.Requester)
 	case r.State != store.Approved:
 		return nil, refusef("request %d is %s", id, r.State)
+	case r.Command != "":
+		return nil, refusef("request %d allows one command in a session, not access", id)
 	}
 	env := policy.Env{Now: s.now(), Source: a.Source}
 	if err := s.policy().CheckGrantUse(a.User, r.Role, r.Targets, r.Logins, env); err != nil {
@@ -530,6 +532,9 @@ func (s *Service) notifyRequest(event string, r *store.Request) {
 
 // Describe is a one-line human description of a workflow event.
 func Describe(event string, r *store.Request) string {
+	if r.Command != "" {
+		return describeCommand(event, r)
+	}
 	what := fmt.Sprintf("request #%d by %s for %s", r.ID, r.Requester, strings.Join(r.Targets, ", "))
 	if len(r.Logins) > 0 {
 		what += " as " + strings.Join(r.Logins, ", ")

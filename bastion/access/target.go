@@ -116,6 +116,9 @@ func (s *Service) authorizeTarget(ctx context.Context, in TargetLogin) (*Grant, 
 	if r.Requester != user {
 		return nil, refusef("certificate names request %d, which is not %s's", id, user)
 	}
+	if r.Command != "" {
+		return nil, refusef("request %d allows one command, not access", id)
+	}
 	if err := s.issuedFor(ctx, r, cert); err != nil {
 		return nil, err
 	}
@@ -129,7 +132,7 @@ func (s *Service) authorizeTarget(ctx context.Context, in TargetLogin) (*Grant, 
 		return nil, err
 	}
 	ends := r.GrantEnd
-	if vb := time.Unix(int64(cert.ValidBefore), 0); vb.Before(ends) {
+	if vb := time.Unix(int64(cert.ValidBefore), 0); cert.ValidBefore != ssh.CertTimeInfinity && vb.Before(ends) {
 		ends = vb
 	}
 	return &Grant{User: user, Target: in.Target, Login: in.Login, Role: r.Role, RequestID: id, Serial: cert.Serial, Ends: ends, Source: in.Source}, nil

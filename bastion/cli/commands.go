@@ -225,8 +225,12 @@ func (r *run) requests() error {
 	}
 	r.printf("%-5s %-9s %-10s %-20s %-8s %s\n", "ID", "STATE", "USER", "TARGETS", "FOR", "REASON")
 	for _, q := range list {
+		reason := q.Reason
+		if q.Command != "" {
+			reason = "run: " + q.Command
+		}
 		r.printf("%-5d %-9s %-10s %-20s %-8s %s\n", q.ID, q.State, q.Requester,
-			truncate(strings.Join(q.Targets, ",")+asLogins(q.Logins), 20), shortDuration(q.Duration), truncate(q.Reason, 50))
+			truncate(strings.Join(q.Targets, ",")+asLogins(q.Logins), 20), shortDuration(q.Duration), truncate(reason, 50))
 	}
 	return nil
 }
@@ -317,7 +321,7 @@ func (r *run) wait() error {
 		}
 		return &policy.Refusal{Reason: fmt.Sprintf("request %d is %s%s", id, req.State, because(req))}
 	}
-	if req.Requester == r.actor.User && r.actor.Key != nil && len(req.Logins) > 0 {
+	if req.Requester == r.actor.User && r.actor.Key != nil && len(req.Logins) > 0 && req.Command == "" {
 		return r.printCert(id)
 	}
 	r.showRequest(req)

@@ -31,6 +31,7 @@ type requestView struct {
 	ClosedBy          string         `json:"closed_by,omitempty"`
 	CloseReason       string         `json:"close_reason,omitempty"`
 	ClosedAt          *time.Time     `json:"closed_at,omitempty"`
+	Command           string         `json:"command,omitempty"` // a request to run one command in a session
 }
 
 type approvalView struct {
@@ -54,7 +55,7 @@ func viewOf(q *store.Request) requestView {
 		CreatedAt: q.CreatedAt.UTC(), ApprovalsRequired: q.ApprovalsRequired, Approvers: q.Approvers,
 		Approvals: []approvalView{}, DecidedBy: q.DecidedBy, DecisionReason: q.DecisionReason,
 		GrantStart: timePtr(q.GrantStart), GrantEnd: timePtr(q.GrantEnd),
-		ClosedBy: q.ClosedBy, CloseReason: q.CloseReason, ClosedAt: timePtr(q.ClosedAt),
+		ClosedBy: q.ClosedBy, CloseReason: q.CloseReason, ClosedAt: timePtr(q.ClosedAt), Command: q.Command,
 	}
 	if q.State == store.Pending {
 		v.PendingUntil = timePtr(q.PendingUntil)
@@ -73,6 +74,9 @@ func (r *run) showRequest(q *store.Request) {
 	r.printf("request #%d %s\n", q.ID, q.State)
 	r.printf("  by:       %s (role %s)\n", q.Requester, q.Role)
 	r.printf("  targets:  %s%s\n", strings.Join(q.Targets, ", "), asLogins(q.Logins))
+	if q.Command != "" {
+		r.printf("  command:  %s\n", q.Command)
+	}
 	r.printf("  for:      %s\n", q.Duration)
 	if q.Reason != "" {
 		r.printf("  reason:   %s\n", q.Reason)

@@ -37,6 +37,7 @@ roles:
         args: "restart *"
         labels: {env: prod}
         reason: restarts in production need an approver
+        approvers: [readonly]
       - name: no-curl-on-web
         action: deny
         command: "curl"
@@ -62,7 +63,7 @@ func TestParseCommandRules(t *testing.T) {
 		{Name: "no-rm-rf", Action: policy.CommandDeny, Command: "rm", Args: "-rf *", Reason: "recursive deletes are not allowed"},
 		{
 			Name: "prod-restarts", Action: policy.CommandRequireApproval, Command: "systemctl", Args: "restart *",
-			Targets: policy.Selector{Labels: map[string]string{"env": "prod"}}, Reason: "restarts in production need an approver",
+			Targets: policy.Selector{Labels: map[string]string{"env": "prod"}}, Reason: "restarts in production need an approver", Approvers: []string{"readonly"},
 		},
 		{Name: "no-curl-on-web", Action: policy.CommandDeny, Command: "curl", Targets: policy.Selector{Names: []string{"web*"}}},
 	})

@@ -116,6 +116,9 @@ type rawCommandRule struct {
 	Targets []string          `yaml:"targets"`
 	Labels  map[string]string `yaml:"labels"`
 	Reason  string            `yaml:"reason"`
+	// Approvers are the roles that may allow a command held by a
+	// require-approval rule.
+	Approvers []string `yaml:"approvers"`
 }
 
 type rawAccess struct {
@@ -421,7 +424,7 @@ func (v *validator) role(name string, r rawRole, all map[string]rawRole) *policy
 	}
 	seen := map[string]int{}
 	for i, c := range r.Commands {
-		role.Commands = append(role.Commands, v.commandRule(fmt.Sprintf("%s.commands[%d]", field, i), i, c, seen))
+		role.Commands = append(role.Commands, v.commandRule(fmt.Sprintf("%s.commands[%d]", field, i), i, c, seen, all))
 	}
 	return role
 }
@@ -440,7 +443,7 @@ func (v *validator) commandAction(field, s string) policy.CommandAction {
 
 // commandRule validates rule i of a role's commands; seen maps the names of
 // the rules before it to their index.
-func (v *validator) commandRule(field string, i int, c rawCommandRule, seen map[string]int) policy.CommandRule {
+func (v *validator) commandRule(field string, i int, c rawCommandRule, seen map[string]int, roles map[string]rawRole) policy.CommandRule {
 	switch j, dup := seen[c.Name]; {
 	case c.Name == "":
 		v.errorf(field+".name", "required: a name for the rule (shown to users and in the audit log)")
@@ -472,13 +475,22 @@ func (v *validator) commandRule(field string, i int, c rawCommandRule, seen map[
 			v.errorf(fmt.Sprintf("%s.targets[%d]", field, j), "invalid pattern %q", pat)
 		}
 	}
+	for j, a := range c.Approvers {
+		if _, ok := roles[a]; !ok {
+			v.errorf(fmt.Sprintf("%s.approvers[%d]", field, j), "unknown role %q", a)
+		}
+	}
+	if policy.CommandAction(c.Action) == policy.CommandRequireApproval && len(c.Approvers) == 0 {
+		v.errorf(field+".approvers", "required for require-approval: the roles that may allow the command")
+	}
 	return policy.CommandRule{
-		Name:    c.Name,
-		Action:  policy.CommandAction(c.Action),
-		Command: c.Command,
-		Args:    c.Args,
-		Targets: policy.Selector{Names: c.Targets, Labels: c.Labels},
-		Reason:  c.Reason,
+		Name:      c.Name,
+		Action:    policy.CommandAction(c.Action),
+		Command:   c.Command,
+		Args:      c.Args,
+		Targets:   policy.Selector{Names: c.Targets, Labels: c.Labels},
+		Reason:    c.Reason,
+		Approvers: c.Approvers,
 	}
 }
 

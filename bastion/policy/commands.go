@@ -88,6 +88,9 @@ type CommandRule struct {
 	Targets Selector
 	// Reason is shown to the user when the rule denies or holds a command.
 	Reason string
+	// Approvers are the roles whose members may allow a command this rule
+	// holds for approval.
+	Approvers []string
 }
 
 // appliesTo reports whether the rule is in force on t.
@@ -122,6 +125,9 @@ type CommandDecision struct {
 	// Command is the command that decided: the first of the line's commands
 	// with the most restrictive answer.
 	Command Command
+	// Approvers are the roles that may allow the line when Action is
+	// require-approval.
+	Approvers []string
 }
 
 // DecideCommands decides whether user may run the commands of one command
@@ -239,7 +245,7 @@ func (r *Role) decideCommand(t *Target, c Command) CommandDecision {
 		if !ok {
 			continue
 		}
-		d := CommandDecision{Action: rule.Action.effective(), Rule: rule.Name, Reason: rule.Reason, Command: c}
+		d := CommandDecision{Action: rule.Action.effective(), Rule: rule.Name, Reason: rule.Reason, Command: c, Approvers: rule.Approvers}
 		if d.Action == CommandAllow {
 			d.Reason = ""
 		} else if d.Reason == "" {

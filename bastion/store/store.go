@@ -70,6 +70,11 @@ type Request struct {
 	ClosedAt    time.Time
 	ClosedBy    string
 	CloseReason string
+
+	// Command, when set, makes this a request to run one command in a
+	// session (a rule requires approval for it), not a request for access:
+	// it grants nothing else, and is closed once the command has run.
+	Command string
 }
 
 // StateAt is the request's state at now, taking expiry into account even

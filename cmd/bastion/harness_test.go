@@ -93,6 +93,7 @@ roles:
     commands:
       - {name: no-rm, action: deny, command: rm, reason: deleting files on servers is not allowed}
       - {name: no-shutdown, action: deny, command: "shutdown", reason: ask the on-call lead}
+      - {name: touch-needs-lead, action: require-approval, command: touch, approvers: [lead], reason: creating files needs a lead}
   lead:
     request:
       - targets: [web01]

@@ -130,7 +130,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Bastion, e
 		HostSigners: []ssh.Signer{certSigner, hostKey}, Users: dir, Commands: b.CLI, Audit: b.Access,
 		HandshakeTimeout: cfg.Server.HandshakeTimeout, IdleTimeout: cfg.Server.IdleTimeout, Logger: log,
 		Grants: b.Access, Targets: sshTargets(cfg.Targets), UpstreamCA: cas.Upstream, HostCA: cas.Host.PublicKey(),
-		Recordings: recordings, Sessions: st, ExecRules: sshfront.PolicyRules{Policy: policyFn},
+		Recordings: recordings, Sessions: st, ExecRules: sshfront.PolicyRules{Policy: policyFn}, Approvals: b.Access,
 		Permits: func(g *access.Grant) sshfront.Permits {
 			return policyFn().ForwardingFor(g.User, g.Target, g.Role)
 		},

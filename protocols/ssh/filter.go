@@ -34,12 +34,14 @@ var refuseLine = []byte{0x05, 0x15, '\r'}
 type lineFilter struct {
 	tc  *targetConn
 	rec *channelRec
+	uch ssh.Channel // the user's terminal, for messages
 	buf linebuf.Buffer
 }
 
 // forward sends typed bytes to the target, deciding each completed line
 // before its Enter goes through.
 func (f *lineFilter) forward(ctx context.Context, uch, upch ssh.Channel, p []byte) error {
+	f.uch = uch
 	start := 0
 	for _, line := range f.buf.Feed(p) {
 		key := max(line.End-1, start)
@@ -84,7 +86,7 @@ func (f *lineFilter) check(ctx context.Context, line linebuf.Line) string {
 	case text == "":
 		return ""
 	default:
-		msg = tc.srv.cfg.ExecRules.CheckExec(ctx, tc.grant.User, tc.grant.Target, text)
+		msg = tc.decide(ctx, f.uch, "\r\n", text)
 	}
 	if msg != "" {
 		tc.log.Info("typed line refused", "command", firstWord(text))

@@ -5,22 +5,44 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/bastionhq/bastion/bastion/access"
 	"github.com/bastionhq/bastion/bastion/audit"
+	"github.com/bastionhq/bastion/bastion/store"
 )
 
 // ExitDenied is the exit status of an exec command refused by a rule, as a
 // shell reports a command it cannot execute.
 const ExitDenied = 126
 
-// ExecRules decides exec commands before they reach a target.
+// ExecRules decides command lines (exec commands and typed lines) before
+// they reach a target.
 type ExecRules interface {
-	// CheckExec returns "" to allow command, or the message that tells the
-	// user which rule refused it.
-	CheckExec(ctx context.Context, user, target, command string) string
+	CheckExec(ctx context.Context, user, target, command string) ExecDecision
+}
+
+// ExecDecision is the answer for one command line: allowed (the zero
+// value), refused with a message naming the rule, or held for approval.
+type ExecDecision struct {
+	Refusal  string
+	Approval *ApprovalNeeded
+}
+
+// ApprovalNeeded says a rule holds the line until an approver allows it.
+type ApprovalNeeded struct {
+	Rule, Reason string
+	Roles        []string // may approve; empty: the approvers of the grant's request
+}
+
+// CommandApprovals holds commands for approval.
+type CommandApprovals interface {
+	RequestCommand(ctx context.Context, a access.Actor, in access.CommandRequest) (*store.Request, error)
+	Wait(ctx context.Context, a access.Actor, id int64) (*store.Request, error)
+	CommandDone(ctx context.Context, a access.Actor, id int64)
 }
 
 // session relays one session channel (shell, exec, sftp/scp) to the target.
@@ -189,7 +211,7 @@ func (tc *targetConn) sessionRequests(ctx context.Context, uch, upch ssh.Channel
 			if !tc.startRecording(ctx, uch, upch, req, rec, "exec", ex.Command) {
 				continue
 			}
-			if msg := tc.checkExec(ctx, ex.Command); msg != "" {
+			if msg := tc.checkExec(ctx, uch, ex.Command); msg != "" {
 				rec.marker("denied: " + msg)
 				tc.denyExec(uch, upch, req, msg)
 				continue
@@ -243,12 +265,10 @@ func (tc *targetConn) startRecording(ctx context.Context, uch, upch ssh.Channel,
 	return false
 }
 
-// checkExec audits an exec command and returns a refusal message, if any.
-func (tc *targetConn) checkExec(ctx context.Context, command string) string {
-	msg := ""
-	if tc.srv.cfg.ExecRules != nil {
-		msg = tc.srv.cfg.ExecRules.CheckExec(ctx, tc.grant.User, tc.grant.Target, command)
-	}
+// checkExec decides an exec command (waiting for an approver if a rule
+// says so), audits it, and returns a refusal message, if any.
+func (tc *targetConn) checkExec(ctx context.Context, uch ssh.Channel, command string) string {
+	msg := tc.decide(ctx, uch.Stderr(), "\n", command)
 	e := audit.Event{Type: audit.Command, Details: map[string]string{"command": command}}
 	if msg != "" {
 		e.Outcome, e.Reason = audit.OutcomeRefused, msg
@@ -256,6 +276,55 @@ func (tc *targetConn) checkExec(ctx context.Context, command string) string {
 	tc.log.Info("exec", "command", firstWord(command), "allowed", msg == "")
 	tc.audit(e)
 	return msg
+}
+
+// decide decides a command line: "" to let it run, else the refusal. A line
+// held for approval waits here, telling the user on tell (with line
+// endings nl) what it waits for and what came of it.
+func (tc *targetConn) decide(ctx context.Context, tell io.Writer, nl, command string) string {
+	if tc.srv.cfg.ExecRules == nil {
+		return ""
+	}
+	d := tc.srv.cfg.ExecRules.CheckExec(ctx, tc.grant.User, tc.grant.Target, command)
+	if d.Approval == nil {
+		return d.Refusal
+	}
+	held := fmt.Sprintf("held by rule %s", d.Approval.Rule)
+	if tc.srv.cfg.Approvals == nil {
+		return held + ", and approvals are not available here"
+	}
+	req, err := tc.srv.cfg.Approvals.RequestCommand(ctx, tc.actor, access.CommandRequest{
+		Grant: tc.grant, Command: command, Rule: d.Approval.Rule, Reason: d.Approval.Reason, Roles: d.Approval.Roles,
+	})
+	if err != nil {
+		return fmt.Sprintf("%s, but it cannot be submitted: %v", held, err)
+	}
+	tc.tell(tell, fmt.Sprintf("%sbastion: %s: waiting for approval of request #%d (approvers: %s)…%s",
+		strings.TrimPrefix(nl, "\n"), held, req.ID, strings.Join(req.Approvers, ", "), nl))
+	tc.audit(audit.Event{Type: audit.Command, Outcome: audit.OutcomeOK, Reason: "held for approval",
+		Details: map[string]string{"command": command, "rule": d.Approval.Rule, "request": fmt.Sprint(req.ID)}})
+	wctx, cancel := context.WithTimeout(ctx, req.PendingUntil.Sub(req.CreatedAt))
+	defer cancel()
+	r, err := tc.srv.cfg.Approvals.Wait(wctx, tc.actor, req.ID)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("%s: not approved in time (request #%d)", held, req.ID)
+	case r.State != store.Approved:
+		why := r.State
+		if r.DecisionReason != "" {
+			return fmt.Sprintf("%s: request #%d %s by %s: %s", held, req.ID, why, r.DecidedBy, r.DecisionReason)
+		}
+		return fmt.Sprintf("%s: request #%d %s", held, req.ID, why)
+	}
+	tc.srv.cfg.Approvals.CommandDone(context.WithoutCancel(ctx), tc.actor, req.ID)
+	tc.tell(tell, fmt.Sprintf("bastion: approved by %s%s", r.DecidedBy, nl))
+	return ""
+}
+
+func (tc *targetConn) tell(w io.Writer, msg string) {
+	if _, err := io.WriteString(w, msg); err != nil {
+		tc.log.Debug("tell user", "err", err)
+	}
 }
 
 // denyExec answers a refused exec: the command never reaches the target;

@@ -17,25 +17,25 @@ type PolicyRules struct {
 
 var _ ExecRules = PolicyRules{}
 
-// CheckExec returns "" to allow command, or the refusal to show the user.
-// A line that cannot be parsed is refused where command rules apply.
-func (r PolicyRules) CheckExec(_ context.Context, user, target, command string) string {
+// CheckExec decides a command line. A line that cannot be parsed is
+// refused where command rules apply.
+func (r PolicyRules) CheckExec(_ context.Context, user, target, command string) ExecDecision {
 	p := r.Policy()
 	cmds, err := shellcmd.Parse(command)
 	if err != nil {
 		if p.CommandsRestricted(user, target) {
-			return fmt.Sprintf("the command cannot be checked (%v), and commands are restricted on %s", err, target)
+			return ExecDecision{Refusal: fmt.Sprintf("the command cannot be checked (%v), and commands are restricted on %s", err, target)}
 		}
-		return ""
+		return ExecDecision{}
 	}
 	d := p.DecideCommands(user, target, cmds)
 	switch d.Action {
 	case policy.CommandAllow:
-		return ""
+		return ExecDecision{}
 	case policy.CommandRequireApproval:
-		return refusal("needs approval", d) + " (approval of single commands is not available yet: request access without this rule)"
+		return ExecDecision{Approval: &ApprovalNeeded{Rule: d.Rule, Reason: d.Reason, Roles: d.Approvers}}
 	}
-	return refusal("denied", d)
+	return ExecDecision{Refusal: refusal("denied", d)}
 }
 
 func refusal(what string, d policy.CommandDecision) string {

@@ -80,6 +80,7 @@ type Config struct {
 	HostCA     ssh.PublicKey               // trusted for targets' host certificates
 	Permits    func(*access.Grant) Permits // optional channel kinds; nil: none
 	ExecRules  ExecRules                   // nil: every command allowed
+	Approvals  CommandApprovals            // holds commands a rule requires approval for
 	// Recordings and Sessions record every target session; when both are
 	// nil nothing is recorded (tests of the transport only).
 	Recordings      recorder.Storage

@@ -14,7 +14,7 @@ import (
 const requestColumns = `id, requester, role, targets, logins, reason, duration_ns, source,
     state, created_at, pending_until, approvals_required, approvers,
     decided_at, decided_by, decision_reason, grant_start, grant_end,
-    closed_at, closed_by, close_reason`
+    closed_at, closed_by, close_reason, command`
 
 // CreateRequest stores r as a new request and sets r.ID.
 func (s *Store) CreateRequest(ctx context.Context, r *store.Request) (int64, error) {
@@ -28,7 +28,7 @@ func (s *Store) CreateRequest(ctx context.Context, r *store.Request) (int64, err
 		e.optTime("pending_until", r.PendingUntil), r.ApprovalsRequired, e.list("approvers", r.Approvers),
 		e.optTime("decided_at", r.DecidedAt), r.DecidedBy, r.DecisionReason,
 		e.optTime("grant_start", r.GrantStart), e.optTime("grant_end", r.GrantEnd),
-		e.optTime("closed_at", r.ClosedAt), r.ClosedBy, r.CloseReason,
+		e.optTime("closed_at", r.ClosedAt), r.ClosedBy, r.CloseReason, r.Command,
 	}
 	approvedAt := make([]int64, len(r.Approvals))
 	seen := make(map[string]bool, len(r.Approvals))
@@ -50,7 +50,7 @@ func (s *Store) CreateRequest(ctx context.Context, r *store.Request) (int64, err
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO requests (`+requestColumns+`, revision)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`,
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`,
 			append([]any{id}, args...)...); err != nil {
 			return err
 		}
@@ -207,7 +207,7 @@ func scanRequest(row interface{ Scan(...any) error }) (*store.Request, error) {
 	err := row.Scan(&r.ID, &r.Requester, &r.Role, &targets, &logins, &r.Reason, &duration, &r.Source,
 		&state, &created, &pendingUntil, &r.ApprovalsRequired, &approvers,
 		&decidedAt, &r.DecidedBy, &r.DecisionReason, &grantStart, &grantEnd,
-		&closedAt, &r.ClosedBy, &r.CloseReason)
+		&closedAt, &r.ClosedBy, &r.CloseReason, &r.Command)
 	if err != nil {
 		return nil, err
 	}

@@ -21,7 +21,11 @@ func testCreateRequestRoundTrip(t *testing.T, s store.Store) {
 	db := pendingRequest("bob", at(2*time.Minute))
 	db.Logins, db.Approvers, db.Duration = nil, []string{"dba"}, 15*time.Minute
 
-	for _, r := range []*store.Request{full, db} {
+	// A command approval request.
+	cmd := pendingRequest("carol", at(3*time.Minute))
+	cmd.Command = "systemctl restart nginx && echo 'done'"
+
+	for _, r := range []*store.Request{full, db, cmd} {
 		want := clone(r)
 		id := mustCreate(t, s, r)
 		want.ID = id

@@ -208,6 +208,7 @@ func diffRequest(want, got *store.Request) diffs {
 	timeEq(&d, "ClosedAt", want.ClosedAt, got.ClosedAt)
 	eq(&d, "ClosedBy", want.ClosedBy, got.ClosedBy)
 	eq(&d, "CloseReason", want.CloseReason, got.CloseReason)
+	eq(&d, "Command", want.Command, got.Command)
 	return d
 }
 
