@@ -55,11 +55,15 @@ func (g *Grant) Standing() bool { return g.RequestID == 0 }
 func (s *Service) AuthorizeTarget(ctx context.Context, in TargetLogin) (*Grant, error) {
 	g, err := s.authorizeTarget(ctx, in)
 	if err != nil {
-		user := in.KeyOwner
-		if c, ok := in.Key.(*ssh.Certificate); ok && user == "" {
-			user, _, _ = strings.Cut(c.KeyId, "/")
+		// Attribute the refusal only to who registered the key: a refused
+		// certificate's key ID is a claim, not an identity (anyone can make
+		// a certificate naming carol), so it is kept as a detail.
+		e := audit.Event{Type: audit.Login, Target: in.Target, Outcome: audit.OutcomeRefused, Reason: err.Error(),
+			Details: map[string]string{"login": in.Login, "key": ssh.FingerprintSHA256(in.Key)}}
+		if c, ok := in.Key.(*ssh.Certificate); ok {
+			e.Details["key_id"] = c.KeyId
 		}
-		s.refused(ctx, Actor{User: user, Source: in.Source}, audit.Login, 0, in.Target, err)
+		s.emit(ctx, Actor{User: in.KeyOwner, Source: in.Source}, e)
 		return nil, err
 	}
 	return g, nil
@@ -68,6 +72,9 @@ func (s *Service) AuthorizeTarget(ctx context.Context, in TargetLogin) (*Grant, 
 func (s *Service) authorizeTarget(ctx context.Context, in TargetLogin) (*Grant, error) {
 	now := s.now()
 	env := policy.Env{Now: now, Source: in.Source}
+	if t := s.policy().Targets[in.Target]; t == nil || t.Kind != policy.KindSSH {
+		return nil, refusef("no SSH target %q", in.Target)
+	}
 	cert, isCert := in.Key.(*ssh.Certificate)
 	if !isCert {
 		if in.KeyOwner == "" {
@@ -209,5 +216,7 @@ func (s *Service) CheckGrant(ctx context.Context, g *Grant) error {
 	if st := r.StateAt(now); st != store.Approved {
 		return refusef("request %d was %s%s", g.RequestID, st, closedBy(r))
 	}
-	return nil
+	// Conditions hold at use, for the whole session: a time window that
+	// closes ends it, as it does for standing access.
+	return s.policy().CheckGrantUse(g.User, g.Role, []string{g.Target}, []string{g.Login}, policy.Env{Now: now, Source: g.Source})
 }
