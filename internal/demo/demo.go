@@ -312,6 +312,10 @@ roles:
         approvals: 1
         max_duration: 4h
         require_reason: true
+    # Rules on every command in SSH sessions (exec and, best effort, typed lines).
+    commands:
+      - {name: no-recursive-rm, action: deny, command: rm, args: "-*r*", reason: recursive deletes are not allowed on servers}
+      - {name: restarts-need-a-lead, action: require-approval, command: systemctl, args: "restart *", approvers: [lead], reason: restarts need a lead}
   lead:
     request:
       # Leads may grant themselves short access only through another lead.
@@ -319,6 +323,7 @@ roles:
         logins: [root]
         approvers: [lead]
         max_duration: 1h
+    forwarding: {local: true, agent: true}
   auditor:
     permissions: [audit]
 `))
@@ -378,12 +383,14 @@ Try, in another terminal:
   %s/bob bob@127.0.0.1 approve 1 --comment "go ahead"
   %s/alice alice@127.0.0.1 cert 1 > %s/keys/alice-cert.pub
   ssh-keygen -L -f %s/keys/alice-cert.pub
+  %s/alice root@web01@127.0.0.1           # a recorded shell on web01 (ssh uses keys/alice-cert.pub)
+  %s/carol carol@127.0.0.1 sessions
   %s/carol carol@127.0.0.1 audit --since 1h
   %s/alice alice@127.0.0.1          # interactive prompt
   bastion --config %s/bastion.yaml audit verify
 
 `, info.SSH, info.HTTP, rel, rel, rel, info.Targets["web01"], info.Targets["orders"], info.Targets["shop"],
-		ssh, ssh, ssh, ssh, ssh, rel, rel, ssh, ssh, rel)
+		ssh, ssh, ssh, ssh, ssh, rel, rel, ssh, ssh, ssh, ssh, rel)
 }
 
 func envOr(name, def string) string {
