@@ -73,6 +73,8 @@ roles:
     standing:
       - targets: [staging]
         logins: [ubuntu]
+      - targets: [stg]
+        logins: [root]
     request:
       - targets: [web01, web02, web03, orders]
         logins: [root, deploy]

@@ -48,11 +48,12 @@ targets:
   - {name: web02, kind: ssh, address: %q, host_key: %q}
   - {name: web03, kind: ssh, address: %q}
   - {name: staging, kind: ssh, address: %q, host_key: %q}
+  - {name: stg, kind: ssh, address: %q, host_key: %q}
   - {name: orders, kind: postgres, address: "127.0.0.1:1", database: orders}
   - {name: db-prod, kind: mysql, address: "127.0.0.1:1", database: prod}
   - {name: sandbox1, kind: ssh, address: %q, host_key: %q, labels: {env: sandbox}}
   - {name: vpn-only, kind: ssh, address: "127.0.0.1:1"}
-`, p.web01.Addr, pinned, p.web01.Addr, wrong, p.web03.Addr, p.web01.Addr, pinned, p.web01.Addr, pinned)
+`, p.web01.Addr, pinned, p.web01.Addr, wrong, p.web03.Addr, p.web01.Addr, pinned, p.web01.Addr, pinned, p.web01.Addr, pinned)
 		},
 	})
 	return p
@@ -186,8 +187,11 @@ func TestProxyHostCertificateAndStanding(t *testing.T) {
 	if out, stderr, code := p.target("alice", cert, "root@web03", "echo via-host-cert"); code != 0 || out != "via-host-cert\n" {
 		t.Fatalf("web03 (host certificate): exit %d %q %q", code, out, stderr)
 	}
-	// Standing access: the developer role may use staging as ubuntu with
-	// alice's registered key; root is not standing.
+	// Standing access: the developer role may use stg as root with alice's
+	// registered key and no request; on staging only ubuntu is standing.
+	if out, stderr, code := p.target("alice", "", "root@stg", "echo standing-$((1+1))"); code != 0 || out != "standing-2\n" {
+		t.Fatalf("standing access to stg: exit %d %q %q", code, out, stderr)
+	}
 	if _, stderr, code := p.target("alice", "", "root@staging", "true"); code != 255 || !strings.Contains(stderr, "Permission denied") {
 		t.Fatalf("root@staging without standing access: exit %d %s", code, stderr)
 	}
