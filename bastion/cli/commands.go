@@ -248,16 +248,23 @@ func (r *run) show() error {
 	return nil
 }
 
-func (r *run) approve() error {
+// decision is the shape of approve, deny and revoke: a request id, a text
+// flag, one call to the access service, and the request as it now is.
+type decision func(ctx context.Context, a access.Actor, id int64, text string) (*store.Request, error)
+
+func (r *run) decideRequest(flag string, required bool, act decision) error {
 	id, err := r.id()
 	if err != nil {
 		return err
 	}
-	comment, err := r.text("comment")
+	text, err := r.text(flag)
 	if err != nil {
 		return err
 	}
-	req, err := r.access.Approve(r.ctx, r.actor, id, comment)
+	if required && strings.TrimSpace(text) == "" {
+		return usagef("--%s TEXT is required", flag)
+	}
+	req, err := act(r.ctx, r.actor, id, text)
 	if err != nil {
 		return err
 	}
@@ -265,42 +272,9 @@ func (r *run) approve() error {
 	return nil
 }
 
-func (r *run) deny() error {
-	id, err := r.id()
-	if err != nil {
-		return err
-	}
-	reason, err := r.text("reason")
-	if err != nil {
-		return err
-	}
-	if strings.TrimSpace(reason) == "" {
-		return usagef("deny: --reason TEXT is required")
-	}
-	req, err := r.access.Deny(r.ctx, r.actor, id, reason)
-	if err != nil {
-		return err
-	}
-	r.showRequest(req)
-	return nil
-}
-
-func (r *run) revoke() error {
-	id, err := r.id()
-	if err != nil {
-		return err
-	}
-	reason, err := r.text("reason")
-	if err != nil {
-		return err
-	}
-	req, err := r.access.Revoke(r.ctx, r.actor, id, reason)
-	if err != nil {
-		return err
-	}
-	r.showRequest(req)
-	return nil
-}
+func (r *run) approve() error { return r.decideRequest("comment", false, r.access.Approve) }
+func (r *run) deny() error    { return r.decideRequest("reason", true, r.access.Deny) }
+func (r *run) revoke() error  { return r.decideRequest("reason", false, r.access.Revoke) }
 
 // wait blocks until the request is decided. For the requester's own approved
 // SSH request it prints the certificate (so `wait 42 > id-cert.pub` works);

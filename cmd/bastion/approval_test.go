@@ -93,10 +93,7 @@ func TestCommandApprovalInteractive(t *testing.T) {
 	p := startProxyBastion(t, "")
 	_, cert := p.grant(t, "30m", "web01")
 	file := filepath.Join(t.TempDir(), "typed")
-	ssh := "ssh " + strings.Join(p.sshArgs("alice", "-o", "CertificateFile="+cert), " ") + " -tt root@web01@127.0.0.1"
-	tm := newTmux(t, 160, 30, ssh)
-	tm.send("export PS1='rea''dy> '", "Enter")
-	tm.waitScreen("ready>")
+	tm := p.shellOnWeb01(t, cert, 160, 30, "")
 	tm.send("touch "+file, "Enter")
 	tm.waitScreen("waiting for approval of request #")
 	id := heldRE.FindStringSubmatch(tm.screen())[1]

@@ -272,13 +272,7 @@ func TestProxyForwardingRefusedByDefault(t *testing.T) {
 	}
 	// Agent forwarding is refused: with a real agent on the client, the
 	// target still sees no agent socket.
-	sock := filepath.Join(t.TempDir(), "agent.sock")
-	agent := exec.Command("ssh-agent", "-D", "-a", sock)
-	if err := agent.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = agent.Process.Kill(); _ = agent.Wait() }()
-	waitFor(t, 5*time.Second, func() bool { _, err := os.Stat(sock); return err == nil })
+	sock := startAgent(t)
 	args = append(p.sshArgs("alice", "-o", "CertificateFile="+cert), "-A", "root@web01@127.0.0.1", "echo agent=${SSH_AUTH_SOCK:-none}")
 	cmd := exec.Command("ssh", args...)
 	cmd.Env = append(os.Environ(), "SSH_AUTH_SOCK="+sock)

@@ -45,6 +45,36 @@ func (s *tmuxSession) screen() string {
 	return string(out)
 }
 
+// shellOnWeb01 opens alice's interactive shell on web01 through Bastion in
+// a real terminal of cols x rows, with cert, and waits for its prompt
+// "ready>". after, if not empty, runs in the terminal once ssh exits.
+func (p *proxyBastion) shellOnWeb01(t *testing.T, cert string, cols, rows int, after string) *tmuxSession {
+	t.Helper()
+	ssh := "ssh " + strings.Join(p.sshArgs("alice", "-o", "CertificateFile="+cert), " ") + " -tt root@web01@127.0.0.1"
+	if after != "" {
+		ssh += "; " + after
+	}
+	tm := newTmux(t, cols, rows, ssh)
+	// The prompt is spelled so that the typed command (echoed locally before
+	// the remote shell starts) does not itself match it.
+	tm.send("export PS1='rea''dy> '", "Enter")
+	tm.waitScreen("ready>")
+	return tm
+}
+
+// startAgent runs an ssh-agent for the test and returns its socket.
+func startAgent(t *testing.T) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	agent := exec.Command("ssh-agent", "-D", "-a", sock)
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = agent.Process.Kill(); _ = agent.Wait() })
+	waitFor(t, 5*time.Second, func() bool { _, err := os.Stat(sock); return err == nil })
+	return sock
+}
+
 // waitScreen waits until the screen shows want.
 func (s *tmuxSession) waitScreen(want string) {
 	s.t.Helper()
@@ -66,13 +96,7 @@ func TestProxyPTY(t *testing.T) {
 	p := startProxyBastion(t, "")
 	_, cert := p.grant(t, "30m", "web01")
 	status := filepath.Join(t.TempDir(), "status")
-	ssh := "ssh " + strings.Join(p.sshArgs("alice", "-o", "CertificateFile="+cert), " ") + " -tt root@web01@127.0.0.1"
-	tm := newTmux(t, 100, 30, fmt.Sprintf("%s; echo $? > %s", ssh, status))
-
-	// The prompt is spelled so that the typed command (echoed locally before
-	// the remote shell starts) does not itself match it.
-	tm.send("export PS1='rea''dy> '", "Enter")
-	tm.waitScreen("ready>")
+	tm := p.shellOnWeb01(t, cert, 100, 30, fmt.Sprintf("echo $? > %s", status))
 	tm.send("clear; stty size", "Enter")
 	tm.waitScreen("30 100")
 

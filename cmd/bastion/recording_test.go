@@ -104,12 +104,7 @@ func TestRecordingPTY(t *testing.T) {
 	t.Parallel()
 	p := startProxyBastion(t, "")
 	_, cert := p.grant(t, "30m", "web01")
-	ssh := "ssh " + strings.Join(p.sshArgs("alice", "-o", "CertificateFile="+cert), " ") + " -tt root@web01@127.0.0.1"
-	tm := newTmux(t, 90, 25, ssh)
-	// The prompt is spelled so that the typed command (echoed locally before
-	// the remote shell starts) does not itself match it.
-	tm.send("export PS1='rea''dy> '", "Enter")
-	tm.waitScreen("ready>")
+	tm := p.shellOnWeb01(t, cert, 90, 25, "")
 	tm.send("read -s -p 'Pass''word: ' pw; echo; echo length-${#pw}", "Enter")
 	tm.waitScreen("Password:")
 	tm.send("hunter2", "Enter")

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestExecCommandRules: every simple command of an exec line is checked as
@@ -101,13 +100,7 @@ func TestForwardingAllowedByRole(t *testing.T) {
 	_ = cmd.Process.Kill()
 	_ = cmd.Wait()
 
-	sock := filepath.Join(t.TempDir(), "agent.sock")
-	agent := exec.Command("ssh-agent", "-D", "-a", sock)
-	if err := agent.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = agent.Process.Kill(); _ = agent.Wait() }()
-	waitFor(t, 5*time.Second, func() bool { _, err := os.Stat(sock); return err == nil })
+	sock := startAgent(t)
 	args = append(p.sshArgs("bob", "-o", "CertificateFile="+cert), "-A", "root@web01@127.0.0.1", "test -S \"$SSH_AUTH_SOCK\" && echo agent-forwarded")
 	acmd := exec.Command("ssh", args...)
 	acmd.Env = append(os.Environ(), "SSH_AUTH_SOCK="+sock)
@@ -133,10 +126,7 @@ func TestInteractiveCommandRules(t *testing.T) {
 	if err := os.WriteFile(victim, []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ssh := "ssh " + strings.Join(p.sshArgs("alice", "-o", "CertificateFile="+cert), " ") + " -tt root@web01@127.0.0.1"
-	tm := newTmux(t, 120, 30, ssh)
-	tm.send("export PS1='rea''dy> '", "Enter")
-	tm.waitScreen("ready>")
+	tm := p.shellOnWeb01(t, cert, 120, 30, "")
 
 	tm.send("echo allowed-$((40+2))", "Enter")
 	tm.waitScreen("allowed-42")
