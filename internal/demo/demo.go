@@ -369,6 +369,15 @@ func printCheatSheet(w io.Writer, dir string, info Info) {
 		}
 	}
 	ssh := fmt.Sprintf("ssh -p %s -o IdentitiesOnly=yes -o UserKnownHostsFile=%s/known_hosts -i %s/keys", port, rel, rel)
+	bin := "bastion"
+	if exe, err := os.Executable(); err == nil {
+		bin = exe
+		if wd, err := os.Getwd(); err == nil {
+			if r, err := filepath.Rel(wd, exe); err == nil && !strings.HasPrefix(r, "..") {
+				bin = r
+			}
+		}
+	}
 	fmt.Fprintf(w, `
 Bastion demo is running (Ctrl-C stops it and everything it started).
   ssh:     %s        http: http://%s/healthz
@@ -387,10 +396,10 @@ Try, in another terminal:
   %s/carol carol@127.0.0.1 sessions
   %s/carol carol@127.0.0.1 audit --since 1h
   %s/alice alice@127.0.0.1          # interactive prompt
-  bastion --config %s/bastion.yaml audit verify
+  %s --config %s/bastion.yaml audit verify
 
 `, info.SSH, info.HTTP, rel, rel, rel, info.Targets["web01"], info.Targets["orders"], info.Targets["shop"],
-		ssh, ssh, ssh, ssh, ssh, rel, rel, ssh, ssh, ssh, ssh, rel)
+		ssh, ssh, ssh, ssh, ssh, rel, rel, ssh, ssh, ssh, ssh, bin, rel)
 }
 
 func envOr(name, def string) string {
