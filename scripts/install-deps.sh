@@ -62,6 +62,8 @@ need() {
 		fi
 	done
 }
+need gcc gcc       # cgo: mattn/go-sqlite3
+need libc6-dev /usr/include/stdio.h
 need openssh-server /usr/sbin/sshd
 need openssh-client ssh scp sftp
 need rsync rsync
