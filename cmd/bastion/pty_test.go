@@ -121,3 +121,49 @@ func TestProxyPTY(t *testing.T) {
 		return err == nil && strings.TrimSpace(string(b)) == "4"
 	})
 }
+
+// TestProxyClientVanishes: when the user's ssh dies in the middle of an
+// interactive session, Bastion ends the session on the target too (the
+// shell does not live on), and records its end.
+func TestProxyClientVanishes(t *testing.T) {
+	t.Parallel()
+	p := startProxyBastion(t, "")
+	_, cert := p.grant(t, "30m", "web01")
+	marker := filepath.Join(t.TempDir(), "alive")
+	args := append(p.sshArgs("alice", "-o", "CertificateFile="+cert), "-tt", "root@web01@127.0.0.1")
+	cmd := exec.Command("ssh", args...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = writerFunc(out.WriteString), writerFunc(out.WriteString)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if t.Failed() {
+			t.Logf("ssh output:\n%s", out.String())
+		}
+	}()
+	// A shell that writes its pid, so the test can see whether it lives on.
+	fmt.Fprintf(stdin, "echo $$ > %s\n", marker)
+	var pid string
+	waitFor(t, 15*time.Second, func() bool {
+		b, err := os.ReadFile(marker)
+		pid = strings.TrimSpace(string(b))
+		return err == nil && pid != ""
+	})
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait() // killed: its error says so
+	waitFor(t, 15*time.Second, func() bool {
+		_, err := os.Stat("/proc/" + pid)
+		return os.IsNotExist(err)
+	})
+	waitFor(t, 10*time.Second, func() bool {
+		list := p.sessionsOf("carol")
+		return len(list) == 1 && list[0].State == "ended"
+	})
+}

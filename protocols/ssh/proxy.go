@@ -137,6 +137,9 @@ func (s *Server) serveTarget(ctx context.Context, conn *ssh.ServerConn, chans <-
 		}
 	}
 	cancel(errors.New("connection closed"))
+	// The user's connection is gone: close the upstream too, or a session
+	// whose target side never ends by itself (a pty shell) is held forever.
+	up.Close()
 	wg.Wait()
 	reason := "client disconnected"
 	select {

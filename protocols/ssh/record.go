@@ -78,7 +78,11 @@ func (r *channelRec) start(ctx context.Context, kind, command string) error {
 	h := asciicast.Header{Version: 2, Width: 80, Height: 24, Timestamp: now.Unix(),
 		Title: fmt.Sprintf("%s as %s@%s", tc.grant.User, tc.grant.Login, tc.grant.Target)}
 	if r.pty != nil {
-		h.Width, h.Height = int(r.pty.Cols), int(r.pty.Rows)
+		// A client without a terminal (ssh -tt with a pipe) asks for 0x0:
+		// record the classic size instead.
+		if r.pty.Cols > 0 && r.pty.Rows > 0 {
+			h.Width, h.Height = int(r.pty.Cols), int(r.pty.Rows)
+		}
 		h.Env = map[string]string{"TERM": r.pty.Term}
 	}
 	if command != "" {
@@ -170,6 +174,9 @@ func (r *channelRec) input(p []byte) {
 }
 
 func (r *channelRec) resize(cols, rows uint32) {
+	if cols == 0 || rows == 0 {
+		return
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.write(func() error { return r.term.Resize(int(cols), int(rows)) })
