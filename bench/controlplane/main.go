@@ -8,9 +8,6 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/pem"
 	"flag"
 	"fmt"
 	"io"
@@ -49,11 +46,11 @@ func run(n int) error {
 	defer os.RemoveAll(dir)
 
 	// Keys: alice and bob for Bastion; a test CA and certificate for sshd.
-	alicePub, err := writeKey(filepath.Join(dir, "alice"))
+	alicePub, err := harness.WriteKeyPair(filepath.Join(dir, "alice"), "")
 	if err != nil {
 		return err
 	}
-	bobPub, err := writeKey(filepath.Join(dir, "bob"))
+	bobPub, err := harness.WriteKeyPair(filepath.Join(dir, "bob"), "")
 	if err != nil {
 		return err
 	}
@@ -190,23 +187,4 @@ func sshRun(args ...string) error {
 func sshVersion() string {
 	out, _ := exec.Command("ssh", "-V").CombinedOutput()
 	return strings.TrimSpace(string(out))
-}
-
-func writeKey(path string) (string, error) {
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return "", err
-	}
-	block, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		return "", err
-	}
-	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
-		return "", err
-	}
-	sp, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		return "", err
-	}
-	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sp))), nil
 }

@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -88,7 +85,7 @@ func start(ctx context.Context, o options) (b *bench, err error) {
 	// alice's key: registered in Bastion, and certified by a test user CA
 	// for the direct and jump-host baselines.
 	b.aliceKey = filepath.Join(dir, "alice")
-	alicePub, err := writeKey(b.aliceKey)
+	alicePub, err := harness.WriteKeyPair(b.aliceKey, "")
 	if err != nil {
 		return b, err
 	}
@@ -332,23 +329,4 @@ func (b *bench) stop() {
 	if err := os.RemoveAll(b.dir); err != nil {
 		fmt.Fprintln(os.Stderr, "sshproxy:", err)
 	}
-}
-
-func writeKey(path string) (string, error) {
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return "", err
-	}
-	block, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		return "", err
-	}
-	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
-		return "", err
-	}
-	sp, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		return "", err
-	}
-	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sp))), nil
 }

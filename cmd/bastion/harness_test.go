@@ -4,10 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -19,9 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/ssh"
-
 	"github.com/bastionhq/bastion/ca"
+	"github.com/bastionhq/bastion/internal/harness"
 )
 
 // binary is the bastion binary built once for the package's tests.
@@ -277,26 +273,8 @@ func runCmd(t *testing.T, stdin io.Reader, name string, args ...string) (string,
 // public key line.
 func writeKey(t *testing.T, path string) string {
 	t.Helper()
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	line, err := harness.WriteKeyPair(path, "")
 	if err != nil {
-		t.Fatal(err)
-	}
-	block, err := ssh.MarshalPrivateKey(priv, filepath.Base(path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sshPub, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	line := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshPub)))
-	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path+".pub", []byte(line+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return line

@@ -8,10 +8,7 @@ package demo
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -161,27 +158,7 @@ func userKey(path string) (string, error) {
 			return strings.TrimSpace(string(pub)), nil
 		}
 	}
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return "", err
-	}
-	name := filepath.Base(path)
-	block, err := ssh.MarshalPrivateKey(priv, name+"@bastion-demo")
-	if err != nil {
-		return "", err
-	}
-	sshPub, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		return "", err
-	}
-	line := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshPub))) + " " + name + "@bastion-demo"
-	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
-		return "", err
-	}
-	if err := os.WriteFile(path+".pub", []byte(line+"\n"), 0o644); err != nil {
-		return "", err
-	}
-	return line, nil
+	return harness.WriteKeyPair(path, filepath.Base(path)+"@bastion-demo")
 }
 
 // listenWithFallback listens on 127.0.0.1:port, or on a free port if that
