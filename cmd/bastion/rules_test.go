@@ -49,6 +49,15 @@ func TestExecCommandRules(t *testing.T) {
 			}
 		})
 	}
+	// A shell without a terminal fed a script cannot be checked line by
+	// line: where rules apply it is refused, and the script never runs.
+	args := append(p.sshArgs("alice", "-o", "CertificateFile="+cert), "-T", "root@web01@127.0.0.1")
+	if out, stderr, code := runCmd(t, strings.NewReader("rm "+victim+"\n"), "ssh", args...); code != 126 || !strings.Contains(stderr, "a shell without a terminal cannot be checked") {
+		t.Fatalf("ssh -T with a piped script: exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
+	if _, err := os.Stat(victim); err != nil {
+		t.Fatalf("the piped rm ran: %v", err)
+	}
 	allowed := []struct{ command, stdout string }{
 		{"echo rm", "rm\n"},
 		{"echo 'rm -rf /'", "rm -rf /\n"},
@@ -78,8 +87,13 @@ func TestForwardingAllowedByRole(t *testing.T) {
 	if err := os.WriteFile(cert, []byte(p.mustRun("bob", "cert", fmt.Sprint(r.ID))), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// -W: stdio forwarded to the target's own sshd, whose banner comes back.
-	args := append(p.sshArgs("bob", "-o", "CertificateFile="+cert), "-W", p.web01.Addr, "root@web01@127.0.0.1")
+	// -W to the target's own SSH server would go around Bastion: refused.
+	own := append(p.sshArgs("bob", "-o", "LogLevel=INFO", "-o", "CertificateFile="+cert), "-W", p.web01.Addr, "root@web01@127.0.0.1")
+	if _, stderr, code := runCmd(t, nil, "ssh", own...); code == 0 || !strings.Contains(stderr, "would go around Bastion") {
+		t.Fatalf("-W to web01's own sshd: exit %d %q", code, stderr)
+	}
+	// -W elsewhere: stdio forwarded to another SSH server, whose banner comes back.
+	args := append(p.sshArgs("bob", "-o", "CertificateFile="+cert), "-W", p.web03.Addr, "root@web01@127.0.0.1")
 	cmd := exec.Command("ssh", args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

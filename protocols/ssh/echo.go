@@ -102,17 +102,20 @@ func (e *echoTracker) lastTypedHidden(n int) bool {
 			}
 		}
 		if newest.IsZero() {
-			h := e.history[max(0, len(e.history)-n):]
-			hidden := len(h) > 0
-			for _, echoed := range h {
-				hidden = hidden && !echoed
-			}
+			hidden := e.lastHiddenLocked(n)
 			e.mu.Unlock()
 			return hidden
 		}
 		wait, changed := newest.Add(echoWindow).Sub(e.now()), e.changed
 		if wait <= 0 {
-			e.flushLocked(e.now(), false)
+			// Past the window with no echo: decided hidden. Only marked
+			// here; recording happens on the next Input or Output, which
+			// run under the recording's lock.
+			for k := range e.pending {
+				if pb := &e.pending[k]; !pb.control && !pb.echoed {
+					pb.hidden = true
+				}
+			}
 			e.mu.Unlock()
 			continue
 		}
@@ -124,6 +127,28 @@ func (e *echoTracker) lastTypedHidden(n int) bool {
 		}
 		t.Stop()
 	}
+}
+
+// lastHiddenLocked reports whether the latest n decided printable bytes,
+// flushed (history) or still pending, were all unechoed.
+func (e *echoTracker) lastHiddenLocked(n int) bool {
+	var decided []bool
+	for _, pb := range e.pending {
+		if !pb.control {
+			decided = append(decided, pb.echoed)
+		}
+	}
+	all := append(append([]bool{}, e.history...), decided...)
+	tail := all[max(0, len(all)-n):]
+	if len(tail) == 0 {
+		return false
+	}
+	for _, echoed := range tail {
+		if echoed {
+			return false
+		}
+	}
+	return true
 }
 
 // Input notes bytes the user typed.

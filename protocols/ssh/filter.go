@@ -117,6 +117,9 @@ func (tc *targetConn) copyInput(ctx context.Context, uch, upch ssh.Channel, rec 
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := uch.Read(buf)
+		if rec.failed() != nil {
+			return nil // the recording failed: nothing more goes to the target
+		}
 		if n > 0 {
 			p := buf[:n]
 			rec.input(p)

@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,6 +20,9 @@ import (
 	"github.com/bastionhq/bastion/bastion/audit"
 	"github.com/bastionhq/bastion/bastion/policy"
 )
+
+// tellTimeout bounds telling open sessions why they end.
+const tellTimeout = time.Second
 
 // grantCheckInterval is how often a live session's grant is re-checked, so
 // that revocation (possibly on another replica) and the end of a window end
@@ -98,7 +104,7 @@ func (s *Server) serveTarget(ctx context.Context, conn *ssh.ServerConn, chans <-
 		log.Warn("upstream connection failed", "err", err)
 		s.cfg.Audit.Record(ctx, actor, audit.Event{Type: audit.SessionStart, Subject: g.User, Target: g.Target, RequestID: g.RequestID,
 			Outcome: audit.OutcomeError, Reason: err.Error(), Details: details})
-		refuseAll(chans, "bastion: "+err.Error(), log)
+		refuseAll(chans, "bastion: "+userMessage(err), log)
 		return
 	}
 	tc.up = up
@@ -128,6 +134,10 @@ func (s *Server) serveTarget(ctx context.Context, conn *ssh.ServerConn, chans <-
 		case "direct-tcpip":
 			if !tc.permit.Local {
 				tc.refuse(ctx, nch, "port forwarding (-L) is not allowed by your role")
+				continue
+			}
+			if tc.toOwnSSH(nch.ExtraData()) {
+				tc.refuse(ctx, nch, "forwarding to the target's own SSH server would go around Bastion")
 				continue
 			}
 			wg.Add(1)
@@ -191,12 +201,31 @@ func (tc *targetConn) watchGrant(ctx context.Context, endReason chan<- string) {
 	}
 }
 
+// tellSessions writes msg to every open session, giving up after
+// tellTimeout: a client that does not read (a full window) must not keep
+// its connection open past the end of its grant.
 func (tc *targetConn) tellSessions(msg string) {
 	tc.mu.Lock()
-	defer tc.mu.Unlock()
+	chans := make([]ssh.Channel, 0, len(tc.sessions))
 	for ch := range tc.sessions {
-		if _, err := io.WriteString(ch.Stderr(), msg); err != nil {
-			tc.log.Debug("tell session", "err", err)
+		chans = append(chans, ch)
+	}
+	tc.mu.Unlock()
+	done := make(chan struct{}, len(chans))
+	for _, ch := range chans {
+		go func() {
+			if _, err := io.WriteString(ch.Stderr(), msg); err != nil {
+				tc.log.Debug("tell session", "err", err)
+			}
+			done <- struct{}{}
+		}()
+	}
+	deadline := time.After(tellTimeout)
+	for range chans {
+		select {
+		case <-done:
+		case <-deadline:
+			return
 		}
 	}
 }
@@ -233,7 +262,8 @@ func (tc *targetConn) globalRequests(reqs <-chan *ssh.Request) {
 func (tc *targetConn) upstreamChannels() {
 	agent := tc.up.HandleChannelOpen("auth-agent@openssh.com")
 	fwd := tc.up.HandleChannelOpen("forwarded-tcpip")
-	for agent != nil || fwd != nil {
+	x11 := tc.up.HandleChannelOpen("x11")
+	for agent != nil || fwd != nil || x11 != nil {
 		var nch ssh.NewChannel
 		var ok bool
 		select {
@@ -258,9 +288,47 @@ func (tc *targetConn) upstreamChannels() {
 				rejectChannel(nch, ssh.Prohibited, "remote forwarding is not allowed", tc.log)
 				continue
 			}
+		case nch, ok = <-x11:
+			if !ok {
+				x11 = nil
+				continue
+			}
+			if !tc.permit.X11 {
+				rejectChannel(nch, ssh.Prohibited, "X11 forwarding is not allowed", tc.log)
+				continue
+			}
 		}
 		go tc.reverseChannel(nch)
 	}
+}
+
+// toOwnSSH reports whether a direct-tcpip request goes to the target's own
+// SSH server (its loopback or its address, on its SSH port): a session
+// there would be neither checked nor recorded.
+func (tc *targetConn) toOwnSSH(extra []byte) bool {
+	var fwd struct {
+		Host       string
+		Port       uint32
+		OriginHost string
+		OriginPort uint32
+	}
+	if ssh.Unmarshal(extra, &fwd) != nil {
+		return true // unparseable: refuse
+	}
+	t, ok := tc.srv.cfg.Targets.Target(tc.grant.Target)
+	if !ok {
+		return true
+	}
+	host, port, err := net.SplitHostPort(t.Address)
+	if err != nil || port != strconv.FormatUint(uint64(fwd.Port), 10) {
+		return err != nil
+	}
+	h := strings.ToLower(strings.Trim(fwd.Host, "[]"))
+	if h == "localhost" || h == host || h == "0.0.0.0" || h == "::" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && (ip.IsLoopback() || ip.IsUnspecified())
 }
 
 // reverseChannel relays a channel opened by the target to the user.

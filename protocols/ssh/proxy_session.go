@@ -52,11 +52,12 @@ func (tc *targetConn) session(ctx context.Context, nch ssh.NewChannel) {
 		rejectChannel(nch, ssh.ConnectionFailed, fmt.Sprintf("bastion: %s refused the session: %v", tc.grant.Target, err), tc.log)
 		return
 	}
-	uch, ureqs, err := nch.Accept()
+	raw, ureqs, err := nch.Accept()
 	if err != nil {
 		upch.Close()
 		return
 	}
+	uch := &userChannel{Channel: raw}
 	tc.mu.Lock()
 	tc.sessions[uch] = struct{}{}
 	tc.mu.Unlock()
@@ -67,6 +68,7 @@ func (tc *targetConn) session(ctx context.Context, nch ssh.NewChannel) {
 	}()
 
 	rec := tc.newChannelRec()
+	rec.onFail = func() { tc.failClosed(uch, upch) }
 	defer func() {
 		rec.markStarted() // releases the input goroutine of a session that never started
 		rec.end(tc.endReason())
@@ -86,7 +88,10 @@ func (tc *targetConn) session(ctx context.Context, nch ssh.NewChannel) {
 		}
 	}()
 
-	// The target's requests to the user: exit-status, exit-signal, eow.
+	// The target's requests to the user. exit-status and exit-signal are
+	// held until the output is drained, then sent before EOF and close (RFC
+	// 4254 order; the recording's exit marker lands after the last output).
+	var held []*ssh.Request
 	reqsDone := make(chan struct{})
 	go func() {
 		defer close(reqsDone)
@@ -94,8 +99,12 @@ func (tc *targetConn) session(ctx context.Context, nch ssh.NewChannel) {
 			switch r.Type {
 			case "exit-status":
 				rec.setExit(r.Payload, false)
+				held = append(held, r)
+				continue
 			case "exit-signal":
 				rec.setExit(r.Payload, true)
+				held = append(held, r)
+				continue
 			}
 			ok, err := uch.SendRequest(r.Type, r.WantReply, r.Payload)
 			if err != nil {
@@ -119,13 +128,15 @@ func (tc *targetConn) session(ctx context.Context, nch ssh.NewChannel) {
 		tc.copyOut(recordedWriter{uch.Stderr(), rec, false}, upch.Stderr(), "stderr")
 	}()
 	out.Wait()
-	if rec.failed() != nil {
-		tc.failClosed(uch, upch)
+	<-reqsDone // the target closed the channel: every request it sent is in
+	for _, r := range held {
+		if _, err := uch.SendRequest(r.Type, false, r.Payload); err != nil {
+			tc.log.Debug("forward exit to user", "type", r.Type, "err", err)
+		}
 	}
 	if err := uch.CloseWrite(); err != nil && !errors.Is(err, io.EOF) {
 		tc.log.Debug("close user output", "err", err)
 	}
-	<-reqsDone
 	uch.Close()
 	upch.Close()
 }
@@ -134,6 +145,38 @@ func (tc *targetConn) copyOut(dst io.Writer, src io.Reader, stream string) {
 	if _, err := io.Copy(dst, src); err != nil && !errors.Is(err, io.EOF) {
 		tc.log.Debug("copy output", "stream", stream, "err", err)
 	}
+}
+
+// userChannel serialises Bastion's writes to a user's session channel with
+// its CloseWrite: x/crypto/ssh does not allow them concurrently, and notices
+// (grant ended, command refused) come from other goroutines than the relay.
+type userChannel struct {
+	ssh.Channel
+	mu sync.Mutex
+}
+
+func (c *userChannel) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.Channel.Write(p)
+}
+
+func (c *userChannel) CloseWrite() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.Channel.CloseWrite()
+}
+
+func (c *userChannel) Stderr() io.ReadWriter { return userStderr{c} }
+
+type userStderr struct{ c *userChannel }
+
+func (s userStderr) Read(p []byte) (int, error) { return s.c.Channel.Stderr().Read(p) }
+
+func (s userStderr) Write(p []byte) (int, error) {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	return s.c.Channel.Stderr().Write(p)
 }
 
 // recordedWriter records output before the user sees it: nothing reaches
@@ -183,9 +226,18 @@ func (tc *targetConn) sessionRequests(ctx context.Context, uch, upch ssh.Channel
 			if !forward {
 				continue
 			}
-			if rec.hasPTY() {
-				rec.setFilter(tc.newLineFilter(rec))
+			filter := tc.newLineFilter(rec)
+			if filter != nil && !rec.hasPTY() {
+				// Without a terminal there are no lines to hold back safely
+				// (a script piped into a shell): refuse rather than let
+				// commands through unchecked.
+				msg := "a shell without a terminal cannot be checked against the command rules that apply here: run commands with ssh … 'COMMAND', or use a terminal"
+				rec.marker("denied: " + msg)
+				tc.audit(audit.Event{Type: audit.Command, Outcome: audit.OutcomeRefused, Reason: msg, Details: map[string]string{"shell": "no terminal"}})
+				tc.denyExec(uch, upch, req, msg)
+				continue
 			}
+			rec.setFilter(filter)
 			rec.markStarted()
 		case "signal", "break":
 			forward = true

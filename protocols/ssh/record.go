@@ -44,7 +44,9 @@ type channelRec struct {
 	// a shell before its line filter exists.
 	started   chan struct{}
 	startOnce sync.Once
-	failErr   error // the first recording failure: the session ends (fail closed)
+	failErr   error  // the first recording failure: the session ends (fail closed)
+	onFail    func() // called once, when the recording first fails
+	ended     bool   // end has run: a late start must not reopen the recording
 }
 
 func (tc *targetConn) newChannelRec() *channelRec {
@@ -71,6 +73,9 @@ func (r *channelRec) start(ctx context.Context, kind, command string) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.ended {
+		return fmt.Errorf("the session has ended")
+	}
 	if r.term != nil {
 		return nil
 	}
@@ -142,6 +147,9 @@ func (r *channelRec) write(fn func() error) {
 	if err := fn(); err != nil && r.failErr == nil {
 		r.failErr = err
 		r.tc.log.Error("recording failed; ending the session", "session", r.id, "err", err)
+		if r.onFail != nil {
+			go r.onFail() // fail closed now: nothing more may run unrecorded
+		}
 	}
 }
 
@@ -242,6 +250,7 @@ func (r *channelRec) setExit(payload []byte, signal bool) {
 func (r *channelRec) end(reason string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.ended = true
 	if r.term == nil {
 		return
 	}

@@ -128,10 +128,25 @@ func (c *connection) run(ctx context.Context, ch ssh.Channel, shell bool, comman
 }
 
 // firstWord is what the log records of a command line: the command's name,
-// not its arguments (they may hold reasons, or worse).
+// not its arguments (they may hold reasons, or worse). Leading assignments
+// are skipped: in PGPASSWORD=secret psql, the name is psql.
 func firstWord(line string) string {
-	w, _, _ := strings.Cut(strings.TrimSpace(line), " ")
-	return printable(w)
+	for _, w := range strings.Fields(line) {
+		if eq := strings.IndexByte(w, '='); eq > 0 && isName(w[:eq]) {
+			continue
+		}
+		return printable(w)
+	}
+	return ""
+}
+
+func isName(s string) bool {
+	for i, c := range s {
+		if !(c == '_' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || i > 0 && c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // prompt is the interactive command line on a terminal.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"net"
 	"time"
@@ -56,7 +57,7 @@ func (s *Server) dialUpstream(ctx context.Context, g *access.Grant, sessionID st
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", t.Address)
 	if err != nil {
-		return nil, fmt.Errorf("cannot reach %s: %w", g.Target, err)
+		return nil, &upstreamError{tell: fmt.Sprintf("cannot reach %s", g.Target), err: err}
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		if err := nc.SetDeadline(dl); err != nil {
@@ -81,7 +82,11 @@ func (s *Server) dialUpstream(ctx context.Context, g *access.Grant, sessionID st
 	conn, chans, reqs, err := ssh.NewClientConn(nc, t.Address, cfg)
 	if err != nil {
 		nc.Close()
-		return nil, fmt.Errorf("cannot log in to %s as %s: %w", g.Target, g.Login, err)
+		var hk *hostKeyError
+		if errors.As(err, &hk) {
+			return nil, &upstreamError{tell: hk.Error(), err: err}
+		}
+		return nil, &upstreamError{tell: fmt.Sprintf("cannot log in to %s as %s", g.Target, g.Login), err: err}
 	}
 	if err := nc.SetDeadline(time.Time{}); err != nil {
 		conn.Close()
@@ -89,6 +94,32 @@ func (s *Server) dialUpstream(ctx context.Context, g *access.Grant, sessionID st
 	}
 	return ssh.NewClient(conn, chans, reqs), nil
 }
+
+// upstreamError is a failure to reach a target: tell is what the user is
+// shown (it names the target, never an address or a library's error);
+// err is what the log gets.
+type upstreamError struct {
+	tell string
+	err  error
+}
+
+func (e *upstreamError) Error() string { return e.tell + ": " + e.err.Error() }
+func (e *upstreamError) Unwrap() error { return e.err }
+
+// userMessage is what a user is told about err.
+func userMessage(err error) string {
+	var ue *upstreamError
+	if errors.As(err, &ue) {
+		return ue.tell + " (the operator's log has the details)"
+	}
+	return "the target cannot be reached (the operator's log has the details)"
+}
+
+// hostKeyError is a target's host key that does not verify; its message
+// names the target and is safe to show.
+type hostKeyError struct{ msg string }
+
+func (e *hostKeyError) Error() string { return e.msg }
 
 // hostKeyAlgorithms asks for the pinned key's own algorithms, so that a
 // server with several host keys presents the pinned one.
@@ -106,8 +137,8 @@ func (s *Server) hostKeyCallback(t Target) ssh.HostKeyCallback {
 		want := t.HostKey.Marshal()
 		return func(_ string, _ net.Addr, key ssh.PublicKey) error {
 			if !bytes.Equal(key.Marshal(), want) {
-				return fmt.Errorf("host key mismatch for %s: got %s, pinned %s",
-					t.Name, ssh.FingerprintSHA256(key), ssh.FingerprintSHA256(t.HostKey))
+				return &hostKeyError{fmt.Sprintf("host key mismatch for %s: got %s, pinned %s",
+					t.Name, ssh.FingerprintSHA256(key), ssh.FingerprintSHA256(t.HostKey))}
 			}
 			return nil
 		}
@@ -125,7 +156,7 @@ func (s *Server) hostKeyCallback(t Target) ssh.HostKeyCallback {
 			err = checker.CheckHostKey(t.Address, remote, key)
 		}
 		if err != nil {
-			return fmt.Errorf("host key of %s is neither pinned nor certified by Bastion's host CA: %v", t.Name, err)
+			return &hostKeyError{fmt.Sprintf("host key of %s is neither pinned nor certified by Bastion's host CA", t.Name)}
 		}
 		return nil
 	}

@@ -71,3 +71,18 @@ func FuzzParseUsername(f *testing.F) {
 		}
 	})
 }
+
+func TestFirstWordHidesAssignments(t *testing.T) {
+	for line, want := range map[string]string{
+		"PGPASSWORD=hunter2 psql -h db": "psql",
+		"A=1 B=2 make deploy":           "make",
+		"uname -a":                      "uname",
+		"  ls":                          "ls",
+		"X=only":                        "",
+		"=weird cmd":                    "=weird",
+	} {
+		if got := firstWord(line); got != want {
+			t.Errorf("firstWord(%q) = %q, want %q", line, got, want)
+		}
+	}
+}
