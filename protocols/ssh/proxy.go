@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +21,16 @@ import (
 	"github.com/bastionhq/bastion/bastion/audit"
 	"github.com/bastionhq/bastion/bastion/policy"
 )
+
+// guard ends the connection, not the process, when a goroutine of it
+// panics (decoders and parsers run on what clients send). Deferred first
+// in every goroutine the proxy starts.
+func (tc *targetConn) guard() {
+	if p := recover(); p != nil {
+		tc.log.Error("panic in session; closing the connection", "panic", p, "stack", string(debug.Stack()))
+		tc.user.Close()
+	}
+}
 
 // tellTimeout bounds telling open sessions why they end.
 const tellTimeout = time.Second
@@ -130,7 +141,7 @@ func (s *Server) serveTarget(ctx context.Context, conn *ssh.ServerConn, chans <-
 		switch nch.ChannelType() {
 		case "session":
 			wg.Add(1)
-			go func() { defer wg.Done(); tc.session(ctx, nch) }()
+			go func() { defer wg.Done(); defer tc.guard(); tc.session(ctx, nch) }()
 		case "direct-tcpip":
 			if !tc.permit.Local {
 				tc.refuse(ctx, nch, "port forwarding (-L) is not allowed by your role")
@@ -141,7 +152,7 @@ func (s *Server) serveTarget(ctx context.Context, conn *ssh.ServerConn, chans <-
 				continue
 			}
 			wg.Add(1)
-			go func() { defer wg.Done(); tc.relayChannel(ctx, nch) }()
+			go func() { defer wg.Done(); defer tc.guard(); tc.relayChannel(ctx, nch) }()
 		default:
 			tc.refuse(ctx, nch, fmt.Sprintf("channel type %q is not allowed", nch.ChannelType()))
 		}

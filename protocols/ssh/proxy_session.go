@@ -73,13 +73,14 @@ func (tc *targetConn) session(ctx context.Context, nch ssh.NewChannel) {
 		rec.markStarted() // releases the input goroutine of a session that never started
 		rec.end(tc.endReason())
 	}()
-	go tc.sessionRequests(ctx, uch, upch, ureqs, rec)
+	go func() { defer tc.guard(); tc.sessionRequests(ctx, uch, upch, ureqs, rec) }()
 
 	// Input: this goroutine is deliberately not waited for. It ends when the
 	// user sends EOF (then the target gets EOF too) or when the channels
 	// close; waiting for it would keep a finished session open until the
 	// user's side closes.
 	go func() {
+		defer tc.guard()
 		if err := tc.copyInput(ctx, uch, upch, rec); err != nil {
 			tc.log.Debug("copy input", "err", err)
 		}
@@ -95,6 +96,7 @@ func (tc *targetConn) session(ctx context.Context, nch ssh.NewChannel) {
 	reqsDone := make(chan struct{})
 	go func() {
 		defer close(reqsDone)
+		defer tc.guard()
 		for r := range upreqs {
 			switch r.Type {
 			case "exit-status":
@@ -122,9 +124,10 @@ func (tc *targetConn) session(ctx context.Context, nch ssh.NewChannel) {
 	// comes (above); all output is drained; then EOF, then close.
 	var out sync.WaitGroup
 	out.Add(2)
-	go func() { defer out.Done(); tc.copyOut(recordedWriter{uch, rec, true}, upch, "stdout") }()
+	go func() { defer out.Done(); defer tc.guard(); tc.copyOut(recordedWriter{uch, rec, true}, upch, "stdout") }()
 	go func() {
 		defer out.Done()
+		defer tc.guard()
 		tc.copyOut(recordedWriter{uch.Stderr(), rec, false}, upch.Stderr(), "stderr")
 	}()
 	out.Wait()
