@@ -413,3 +413,54 @@ func fileSHA256(t *testing.T, path string) []byte {
 }
 
 func sha256Of(b []byte) []byte { s := sha256.Sum256(b); return s[:] }
+
+// TestRefusalsAuditedBounded: a client looping on refused requests writes
+// at most ten of them to the audit log one by one; the rest are counted at
+// the session's end.
+func TestRefusalsAuditedBounded(t *testing.T) {
+	t.Parallel()
+	p := startProxyBastion(t, "")
+	_, certFile := p.grant(t, "30m", "web01")
+	keyPEM, err := os.ReadFile(filepath.Join(p.dir, "keys", "alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ssh.ParsePrivateKey(keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certLine, err := os.ReadFile(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _, _, _, err := ssh.ParseAuthorizedKey(certLine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certSigner, err := ssh.NewCertSigner(pub.(*ssh.Certificate), signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := ssh.Dial("tcp", p.sshAddr, &ssh.ClientConfig{
+		User: "root@web01", Auth: []ssh.AuthMethod{ssh.PublicKeys(certSigner)},
+		HostKeyCallback: ssh.InsecureIgnoreHostKey(), // the host key is not what this test checks
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 15 {
+		if _, err := client.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", 10000+i)); err == nil {
+			t.Fatal("a forward was allowed")
+		}
+	}
+	client.Close()
+	var ends string
+	waitFor(t, 10*time.Second, func() bool {
+		ends = p.mustRun("carol", "audit", "--type", "session.end", "--json")
+		return strings.Contains(ends, `"refused_requests":"15"`)
+	})
+	forwards := p.mustRun("carol", "audit", "--type", "forward", "--json")
+	if n := strings.Count(forwards, "\n"); n != 10 {
+		t.Fatalf("%d forward refusals audited one by one, want 10:\n%s", n, forwards)
+	}
+}

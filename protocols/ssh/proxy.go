@@ -72,6 +72,7 @@ type targetConn struct {
 	sessions map[ssh.Channel]struct{} // open user session channels, to tell them why they end
 	agentReq bool                     // the user asked for agent forwarding
 	channels int                      // session channels opened so far (numbers recordings)
+	refusals int                      // refused requests so far (see auditRefusal)
 	why      string                   // why Bastion ended the connection, if it did
 }
 
@@ -169,6 +170,11 @@ func (s *Server) serveTarget(ctx context.Context, conn *ssh.ServerConn, chans <-
 	}
 	log.Info("session end", "reason", reason, "duration", time.Since(start).Round(time.Millisecond).String())
 	details["duration"] = time.Since(start).Round(time.Millisecond).String()
+	tc.mu.Lock()
+	if tc.refusals > maxRefusalEvents {
+		details["refused_requests"] = fmt.Sprint(tc.refusals) // the first maxRefusalEvents are audited one by one
+	}
+	tc.mu.Unlock()
 	s.cfg.Audit.Record(context.WithoutCancel(ctx), actor, audit.Event{Type: audit.SessionEnd, Subject: g.User, Target: g.Target,
 		RequestID: g.RequestID, Reason: reason, Details: details})
 }
@@ -256,7 +262,7 @@ func (tc *targetConn) globalRequests(reqs <-chan *ssh.Request) {
 					ok = false
 				}
 			} else {
-				tc.audit(audit.Event{Type: audit.Forward, Outcome: audit.OutcomeRefused, Reason: "remote forwarding (-R) is not allowed by your role"})
+				tc.auditRefusal(audit.Event{Type: audit.Forward, Outcome: audit.OutcomeRefused, Reason: "remote forwarding (-R) is not allowed by your role"})
 			}
 		}
 		if req.WantReply {
@@ -414,8 +420,25 @@ func copyHalf(dst, src ssh.Channel, log *slog.Logger) {
 
 func (tc *targetConn) refuse(ctx context.Context, nch ssh.NewChannel, why string) {
 	tc.log.Info("refused channel", "type", nch.ChannelType(), "reason", why)
-	tc.audit(audit.Event{Type: audit.Forward, Outcome: audit.OutcomeRefused, Reason: why, Details: map[string]string{"channel": nch.ChannelType()}})
+	tc.auditRefusal(audit.Event{Type: audit.Forward, Outcome: audit.OutcomeRefused, Reason: why, Details: map[string]string{"channel": nch.ChannelType()}})
 	rejectChannel(nch, ssh.Prohibited, "bastion: "+why, tc.log)
+}
+
+// maxRefusalEvents bounds the refused requests (forwarding, channels) one
+// connection writes to the audit log one by one; a client that loops on
+// them is counted, and the count is audited when the connection ends.
+const maxRefusalEvents = 10
+
+// auditRefusal audits a refused request, up to maxRefusalEvents per
+// connection.
+func (tc *targetConn) auditRefusal(e audit.Event) {
+	tc.mu.Lock()
+	tc.refusals++
+	n := tc.refusals
+	tc.mu.Unlock()
+	if n <= maxRefusalEvents {
+		tc.audit(e)
+	}
 }
 
 func (tc *targetConn) audit(e audit.Event) {

@@ -281,12 +281,12 @@ func (tc *targetConn) sessionRequests(ctx context.Context, uch, upch ssh.Channel
 				tc.mu.Unlock()
 				forward = true
 			} else {
-				tc.audit(audit.Event{Type: audit.Forward, Outcome: audit.OutcomeRefused, Reason: "agent forwarding is not allowed by your role"})
+				tc.auditRefusal(audit.Event{Type: audit.Forward, Outcome: audit.OutcomeRefused, Reason: "agent forwarding is not allowed by your role"})
 			}
 		case "x11-req":
 			forward = tc.permit.X11
 			if !forward {
-				tc.audit(audit.Event{Type: audit.Forward, Outcome: audit.OutcomeRefused, Reason: "X11 forwarding is not allowed by your role"})
+				tc.auditRefusal(audit.Event{Type: audit.Forward, Outcome: audit.OutcomeRefused, Reason: "X11 forwarding is not allowed by your role"})
 			}
 		}
 		ok := false
