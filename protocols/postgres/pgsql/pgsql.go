@@ -1,0 +1,168 @@
+// Package pgsql summarises PostgreSQL statements for the policy.
+//
+// Parse splits a query string into statements with PostgreSQL's own grammar
+// (libpg_query, through github.com/pganalyze/pg_query_go) and describes each
+// one as a plain Statement value: its kind, the tables and functions it
+// references, and the facts that matter to query rules (an unbounded
+// UPDATE or DELETE, a write hidden in a CTE, EXPLAIN ANALYZE of a write,
+// COPY … PROGRAM, a change of role). The package decides nothing: the policy
+// package decides on these values, the proxy wires the two.
+//
+// The parse tree is walked generically (over the protobuf messages), so a
+// table or function call is found wherever the grammar puts it: in
+// subqueries, CTEs, joins, USING, RETURNING, function arguments, EXPLAIN,
+// PREPARE and COPY queries.
+package pgsql
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"github.com/pganalyze/pg_query_go/v6/parser"
+)
+
+// Kind is the broad class of a statement.
+type Kind string
+
+const (
+	KindRead        Kind = "read"        // SELECT, TABLE, VALUES, COPY … TO without writes
+	KindWrite       Kind = "write"       // INSERT, UPDATE, DELETE, MERGE, COPY … FROM, SELECT … INTO / FOR UPDATE
+	KindDDL         Kind = "ddl"         // CREATE, ALTER, DROP, TRUNCATE, COMMENT, …
+	KindDCL         Kind = "dcl"         // GRANT, REVOKE, CREATE/ALTER/DROP ROLE, …
+	KindUtility     Kind = "utility"     // SET, SHOW, DO, CALL, EXECUTE, VACUUM, EXPLAIN, …
+	KindTransaction Kind = "transaction" // BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE, …
+	KindUnknown     Kind = "unknown"     // a statement this package does not classify
+)
+
+// Valid reports whether k is one of the kinds above.
+func (k Kind) Valid() bool {
+	switch k {
+	case KindRead, KindWrite, KindDDL, KindDCL, KindUtility, KindTransaction, KindUnknown:
+		return true
+	}
+	return false
+}
+
+// Table is a relation named in a statement, as PostgreSQL resolves the
+// identifiers: unquoted names are lower-cased, quoted and U&"…" names are
+// kept as written (after unescaping), names are truncated to 63 bytes.
+type Table struct {
+	Schema string // "" when the name is not schema-qualified
+	Name   string
+}
+
+// String returns schema.name, or name when unqualified.
+func (t Table) String() string {
+	if t.Schema == "" {
+		return t.Name
+	}
+	return t.Schema + "." + t.Name
+}
+
+// Statement is the summary of one statement.
+type Statement struct {
+	// Text is the statement's own text, without the separating semicolon
+	// and surrounding white space.
+	Text string
+	// Fingerprint is pg_query's fingerprint of Text. It ignores constants:
+	// DELETE … WHERE 1=1 and DELETE … WHERE 1=2 share it, as do
+	// set_config('role', …) and set_config('work_mem', …), and SET ROLE a
+	// and SET ROLE b. A decision that depends on Unbounded, Roles or a
+	// constant must not be cached by the fingerprint alone.
+	Fingerprint string
+	Kind        Kind
+	// Command names the statement in upper case: "SELECT", "UPDATE",
+	// "DROP TABLE", "COPY", "SET ROLE", "PREPARE", …
+	Command string
+	// Tables are all the relations referenced, deduplicated and sorted.
+	// A reference to a CTE by name is reported like a table: the package
+	// does not resolve scopes, so it errs on the side of reporting.
+	Tables []Table
+	// Functions are all the functions called, lower-cased, deduplicated
+	// and sorted; a schema-qualified call is reported both qualified and
+	// bare ("pg_catalog.pg_read_file" and "pg_read_file").
+	Functions []string
+	// Unbounded is set when an UPDATE or DELETE anywhere in the statement
+	// has no WHERE clause, or one that is a constant tautology (TRUE, 1=1,
+	// 'a'='a', x IS NULL OR TRUE, …). Only constants are evaluated.
+	Unbounded bool
+	// WritesInCTE is set when a CTE modifies data
+	// (WITH d AS (DELETE …) SELECT …).
+	WritesInCTE bool
+	// ExplainAnalyze is set for EXPLAIN ANALYZE of a statement that is not
+	// a read: EXPLAIN ANALYZE runs it. Kind is then the inner statement's.
+	ExplainAnalyze bool
+	// CopyDirection is "from" (into the table) or "to" for COPY, "" otherwise.
+	CopyDirection string
+	// CopyProgram is set for COPY … FROM/TO PROGRAM.
+	CopyProgram bool
+	// Roles is set when the statement may change the current role or
+	// session authorization: SET ROLE, SET SESSION AUTHORIZATION, RESET of
+	// either, DISCARD ALL (which resets the session authorization), or a
+	// call of set_config whose setting is 'role' or 'session_authorization'
+	// or is not a constant.
+	Roles bool
+}
+
+// Copy direction values of Statement.CopyDirection.
+const (
+	CopyFrom = "from"
+	CopyTo   = "to"
+)
+
+// SyntaxError is returned by Parse for a string PostgreSQL would reject.
+type SyntaxError struct {
+	// Position is the 1-based character position of the error in the
+	// string passed to Parse, 0 when unknown.
+	Position int
+	Message  string
+}
+
+func (e *SyntaxError) Error() string {
+	return fmt.Sprintf("pgsql: %s at position %d", e.Message, e.Position)
+}
+
+// Parse splits sql into statements and summarises each. Empty statements
+// (";;", comments only) are skipped: an empty string yields no statements.
+// A string that does not parse returns a *SyntaxError and no statements.
+func Parse(sql string) ([]Statement, error) {
+	tree, err := pg_query.Parse(sql)
+	if err != nil {
+		var pe *parser.Error
+		if errors.As(err, &pe) {
+			return nil, &SyntaxError{Position: pe.Cursorpos, Message: pe.Message}
+		}
+		return nil, fmt.Errorf("pgsql: parse: %w", err)
+	}
+	stmts := make([]Statement, 0, len(tree.GetStmts()))
+	for _, raw := range tree.GetStmts() {
+		if raw.GetStmt() == nil {
+			continue
+		}
+		s := summarise(raw.GetStmt())
+		s.Text = stmtText(sql, raw)
+		fp, err := pg_query.Fingerprint(s.Text)
+		if err != nil {
+			return nil, fmt.Errorf("pgsql: fingerprint %q: %w", s.Text, err)
+		}
+		s.Fingerprint = fp
+		stmts = append(stmts, s)
+	}
+	return stmts, nil
+}
+
+// stmtText cuts a statement's text out of sql; a length of 0 means "to the
+// end of the string".
+func stmtText(sql string, raw *pg_query.RawStmt) string {
+	start := int(raw.GetStmtLocation())
+	if start < 0 || start > len(sql) {
+		start = 0
+	}
+	end := len(sql)
+	if l := int(raw.GetStmtLen()); l > 0 && start+l <= len(sql) {
+		end = start + l
+	}
+	return strings.TrimSpace(sql[start:end])
+}

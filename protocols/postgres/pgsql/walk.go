@@ -1,0 +1,219 @@
+package pgsql
+
+import (
+	"sort"
+	"strings"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// facts is what a walk of a parse tree finds, wherever it is in the tree.
+type facts struct {
+	tables      map[Table]struct{}
+	functions   map[string]struct{}
+	modifies    bool // INSERT, UPDATE, DELETE or MERGE somewhere
+	locks       bool // SELECT … FOR UPDATE/SHARE somewhere
+	selectInto  bool // SELECT … INTO somewhere
+	unbounded   bool
+	writesInCTE bool
+	roles       bool
+}
+
+// writes reports whether the walked tree changes data even if its top
+// statement is a query.
+func (f *facts) writes() bool { return f.modifies || f.locks || f.selectInto }
+
+// walk visits every message under m, depth first.
+func walk(m protoreflect.Message, visit func(proto.Message)) {
+	visit(m.Interface())
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.IsMap():
+			if fd.MapValue().Message() != nil {
+				v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool {
+					walk(mv.Message(), visit)
+					return true
+				})
+			}
+		case fd.IsList():
+			if fd.Message() != nil {
+				l := v.List()
+				for i := 0; i < l.Len(); i++ {
+					walk(l.Get(i).Message(), visit)
+				}
+			}
+		case fd.Message() != nil:
+			walk(v.Message(), visit)
+		}
+		return true
+	})
+}
+
+// collect walks the tree under n and gathers its facts.
+func collect(n *pg_query.Node) *facts {
+	f := &facts{tables: map[Table]struct{}{}, functions: map[string]struct{}{}}
+	walk(n.ProtoReflect(), f.visit)
+	return f
+}
+
+func (f *facts) visit(m proto.Message) {
+	switch x := m.(type) {
+	case *pg_query.RangeVar:
+		if x.GetRelname() != "" {
+			f.tables[Table{Schema: x.GetSchemaname(), Name: x.GetRelname()}] = struct{}{}
+		}
+	case *pg_query.FuncCall:
+		f.funcCall(x)
+	case *pg_query.InsertStmt, *pg_query.MergeStmt:
+		f.modifies = true
+	case *pg_query.UpdateStmt:
+		f.modifies = true
+		if x.GetWhereClause() == nil || isTautology(x.GetWhereClause()) {
+			f.unbounded = true
+		}
+	case *pg_query.DeleteStmt:
+		f.modifies = true
+		if x.GetWhereClause() == nil || isTautology(x.GetWhereClause()) {
+			f.unbounded = true
+		}
+	case *pg_query.SelectStmt:
+		if len(x.GetLockingClause()) > 0 {
+			f.locks = true
+		}
+		if x.GetIntoClause() != nil {
+			f.selectInto = true
+		}
+	case *pg_query.CommonTableExpr:
+		switch x.GetCtequery().GetNode().(type) {
+		case *pg_query.Node_InsertStmt, *pg_query.Node_UpdateStmt, *pg_query.Node_DeleteStmt, *pg_query.Node_MergeStmt:
+			f.writesInCTE = true
+		}
+	case *pg_query.DropStmt:
+		if namesRelations(x.GetRemoveType()) {
+			for _, o := range x.GetObjects() {
+				f.addNamed(o)
+			}
+		}
+	case *pg_query.CommentStmt:
+		if namesRelations(x.GetObjtype()) {
+			f.addNamed(x.GetObject())
+		}
+	case *pg_query.SecLabelStmt:
+		if namesRelations(x.GetObjtype()) {
+			f.addNamed(x.GetObject())
+		}
+	case *pg_query.VariableSetStmt:
+		if isRoleSetting(x.GetName()) {
+			f.roles = true
+		}
+	case *pg_query.DiscardStmt:
+		if x.GetTarget() == pg_query.DiscardMode_DISCARD_ALL {
+			f.roles = true
+		}
+	}
+}
+
+// namesRelations reports whether objects of type t are relations named by
+// a plain list of identifiers (DROP TABLE a.b, COMMENT ON VIEW v, …).
+func namesRelations(t pg_query.ObjectType) bool {
+	switch t {
+	case pg_query.ObjectType_OBJECT_TABLE, pg_query.ObjectType_OBJECT_VIEW,
+		pg_query.ObjectType_OBJECT_MATVIEW, pg_query.ObjectType_OBJECT_FOREIGN_TABLE,
+		pg_query.ObjectType_OBJECT_SEQUENCE, pg_query.ObjectType_OBJECT_INDEX:
+		return true
+	}
+	return false
+}
+
+// addNamed records a relation given as a list of String nodes
+// ([name], [schema, name] or [catalog, schema, name]).
+func (f *facts) addNamed(n *pg_query.Node) {
+	parts := stringList(n.GetList().GetItems())
+	switch len(parts) {
+	case 0:
+	case 1:
+		f.tables[Table{Name: parts[0]}] = struct{}{}
+	default:
+		f.tables[Table{Schema: parts[len(parts)-2], Name: parts[len(parts)-1]}] = struct{}{}
+	}
+}
+
+// stringList returns the strings of a list of String nodes; nil if any
+// item is not a String.
+func stringList(items []*pg_query.Node) []string {
+	out := make([]string, 0, len(items))
+	for _, it := range items {
+		s, ok := it.GetNode().(*pg_query.Node_String_)
+		if !ok {
+			return nil
+		}
+		out = append(out, s.String_.GetSval())
+	}
+	return out
+}
+
+func (f *facts) funcCall(fc *pg_query.FuncCall) {
+	parts := stringList(fc.GetFuncname())
+	if len(parts) == 0 {
+		return
+	}
+	for i := range parts {
+		parts[i] = strings.ToLower(parts[i])
+	}
+	bare := parts[len(parts)-1]
+	f.functions[bare] = struct{}{}
+	if len(parts) > 1 {
+		f.functions[strings.Join(parts, ".")] = struct{}{}
+	}
+	if bare == "set_config" {
+		args := fc.GetArgs()
+		if len(args) == 0 {
+			return
+		}
+		v := eval(args[0])
+		if v.kind != valString || isRoleSetting(v.s) {
+			f.roles = true
+		}
+	}
+}
+
+// isRoleSetting reports whether a setting's name is one that changes the
+// current role or session authorization.
+func isRoleSetting(name string) bool {
+	switch strings.ToLower(strings.TrimSpace(name)) {
+	case "role", "session_authorization":
+		return true
+	}
+	return false
+}
+
+func (f *facts) sortedTables() []Table {
+	if len(f.tables) == 0 {
+		return nil
+	}
+	out := make([]Table, 0, len(f.tables))
+	for t := range f.tables {
+		out = append(out, t)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Schema != out[j].Schema {
+			return out[i].Schema < out[j].Schema
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
+}
+
+func (f *facts) sortedFunctions() []string {
+	if len(f.functions) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(f.functions))
+	for fn := range f.functions {
+		out = append(out, fn)
+	}
+	sort.Strings(out)
+	return out
+}
