@@ -1,7 +1,6 @@
 package config_test
 
 import (
-	"errors"
 	"testing"
 
 	"github.com/bastionhq/bastion/bastion/config"
@@ -194,22 +193,7 @@ func TestParseCommandRuleErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := config.Parse("bastion.yaml", []byte(tt.yaml), testEnv)
-			if err == nil {
-				t.Fatalf("Parse succeeded, want\n%s\ninput:\n%s", tt.want, tt.yaml)
-			}
-			if cfg != nil {
-				t.Errorf("Parse returned a config with its error")
-			}
-			if got := err.Error(); got != tt.want {
-				t.Errorf("error:\n got  %s\n want %s\ninput:\n%s", got, tt.want, tt.yaml)
-			}
-			for _, e := range leaves(err) {
-				var ce *config.Error
-				if !errors.As(e, &ce) || ce.File != "bastion.yaml" {
-					t.Errorf("error %q (%T) is not a *config.Error naming the file", e, e)
-				}
-			}
+			checkParseError(t, tt.yaml, tt.want)
 		})
 	}
 }

@@ -836,22 +836,7 @@ func TestParseErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := config.Parse("bastion.yaml", []byte(tt.yaml), testEnv)
-			if err == nil {
-				t.Fatalf("Parse succeeded, want\n%s\ninput:\n%s", tt.want, tt.yaml)
-			}
-			if cfg != nil {
-				t.Errorf("Parse returned a config with its error")
-			}
-			if got := err.Error(); got != tt.want {
-				t.Errorf("error:\n got  %s\n want %s\ninput:\n%s", got, tt.want, tt.yaml)
-			}
-			for _, e := range leaves(err) {
-				var ce *config.Error
-				if !errors.As(e, &ce) || ce.File != "bastion.yaml" {
-					t.Errorf("error %q (%T) is not a *config.Error naming the file", e, e)
-				}
-			}
+			checkParseError(t, tt.yaml, tt.want)
 		})
 	}
 }
@@ -1007,4 +992,26 @@ func TestLoad(t *testing.T) {
 			t.Errorf("err = %v, want %s", err, want)
 		}
 	})
+}
+
+// checkParseError parses yaml as bastion.yaml and checks that it fails
+// with exactly want, every part of it a *config.Error naming the file.
+func checkParseError(t *testing.T, yaml, want string) {
+	t.Helper()
+	cfg, err := config.Parse("bastion.yaml", []byte(yaml), testEnv)
+	if err == nil {
+		t.Fatalf("Parse succeeded, want\n%s\ninput:\n%s", want, yaml)
+	}
+	if cfg != nil {
+		t.Errorf("Parse returned a config with its error")
+	}
+	if got := err.Error(); got != want {
+		t.Errorf("error:\n got  %s\n want %s\ninput:\n%s", got, want, yaml)
+	}
+	for _, e := range leaves(err) {
+		var ce *config.Error
+		if !errors.As(e, &ce) || ce.File != "bastion.yaml" {
+			t.Errorf("error %q (%T) is not a *config.Error naming the file", e, e)
+		}
+	}
 }

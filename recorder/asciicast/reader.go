@@ -19,24 +19,17 @@ import (
 type Reader struct {
 	lines  *lines.Reader
 	header Header
-	err    error // sticky
 }
 
 // NewReader reads and checks the header of the recording in r.
 func NewReader(r io.Reader) (*Reader, error) {
 	lr := lines.NewReader(r, MaxLineSize)
-	line, n, err := lr.Next()
-	switch {
-	case errors.Is(err, io.EOF):
+	h, err := lines.Parse(lr, "asciicast", parseHeader)
+	if errors.Is(err, io.EOF) {
 		return nil, errors.New("asciicast: empty input: no header")
-	case errors.Is(err, lines.ErrTooLong):
-		return nil, fmt.Errorf("asciicast: %w", err)
-	case err != nil:
-		return nil, fmt.Errorf("asciicast: read header: %w", err)
 	}
-	h, err := parseHeader(line)
 	if err != nil {
-		return nil, fmt.Errorf("asciicast: line %d: %w", n, err)
+		return nil, err
 	}
 	return &Reader{lines: lr, header: h}, nil
 }
@@ -51,27 +44,7 @@ func (r *Reader) Header() Header {
 // Next returns the next event, or io.EOF after the last one. Errors are
 // sticky.
 func (r *Reader) Next() (Event, error) {
-	if r.err != nil {
-		return Event{}, r.err
-	}
-	line, n, err := r.lines.Next()
-	switch {
-	case errors.Is(err, io.EOF):
-		r.err = io.EOF
-	case errors.Is(err, lines.ErrTooLong):
-		r.err = fmt.Errorf("asciicast: %w", err)
-	case err != nil:
-		r.err = fmt.Errorf("asciicast: read: %w", err)
-	}
-	if r.err != nil {
-		return Event{}, r.err
-	}
-	ev, err := parseEvent(line)
-	if err != nil {
-		r.err = fmt.Errorf("asciicast: line %d: %w", n, err)
-		return Event{}, r.err
-	}
-	return ev, nil
+	return lines.Parse(r.lines, "asciicast", parseEvent)
 }
 
 // parseHeader parses and checks a header line.

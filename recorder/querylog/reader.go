@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 
 	"github.com/bastionhq/bastion/recorder/internal/lines"
@@ -13,7 +12,6 @@ import (
 // Reader reads events. Errors name the line.
 type Reader struct {
 	lines *lines.Reader
-	err   error // sticky
 }
 
 // NewReader returns a Reader of the query log in r.
@@ -24,27 +22,7 @@ func NewReader(r io.Reader) *Reader {
 // Next returns the next event, or io.EOF after the last one. An empty Params
 // is returned as nil. Errors are sticky.
 func (r *Reader) Next() (Event, error) {
-	if r.err != nil {
-		return Event{}, r.err
-	}
-	line, n, err := r.lines.Next()
-	switch {
-	case errors.Is(err, io.EOF):
-		r.err = io.EOF
-	case errors.Is(err, lines.ErrTooLong):
-		r.err = fmt.Errorf("querylog: %w", err)
-	case err != nil:
-		r.err = fmt.Errorf("querylog: read: %w", err)
-	}
-	if r.err != nil {
-		return Event{}, r.err
-	}
-	e, err := parseEvent(line)
-	if err != nil {
-		r.err = fmt.Errorf("querylog: line %d: %w", n, err)
-		return Event{}, r.err
-	}
-	return e, nil
+	return lines.Parse(r.lines, "querylog", parseEvent)
 }
 
 // parseEvent parses and validates one line.

@@ -21,6 +21,8 @@ type Reader struct {
 	n   int // number of the line last returned
 	buf []byte
 	err error
+	// parseErr is the first error Parse returned: decoders stop there.
+	parseErr error
 }
 
 // NewReader returns a Reader of r whose lines may be at most max bytes long,
@@ -66,4 +68,32 @@ func (r *Reader) Next() (line []byte, n int, err error) {
 		}
 		return line, r.n, nil
 	}
+}
+
+// Parse reads the next line and decodes it with parse: the shared Next of
+// the recorder's line-oriented decoders. It returns io.EOF after the last
+// line; other errors name the decoder (name) and the line, and are sticky,
+// parse failures included.
+func Parse[T any](r *Reader, name string, parse func([]byte) (T, error)) (T, error) {
+	var zero T
+	if r.parseErr != nil {
+		return zero, r.parseErr
+	}
+	line, n, err := r.Next()
+	switch {
+	case errors.Is(err, io.EOF):
+		err = io.EOF
+	case errors.Is(err, ErrTooLong):
+		err = fmt.Errorf("%s: %w", name, err)
+	case err != nil:
+		err = fmt.Errorf("%s: read: %w", name, err)
+	default:
+		v, perr := parse(line)
+		if perr == nil {
+			return v, nil
+		}
+		err = fmt.Errorf("%s: line %d: %w", name, n, perr)
+	}
+	r.parseErr = err
+	return zero, err
 }
