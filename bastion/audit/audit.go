@@ -31,8 +31,10 @@ const (
 	RequestCancel  = "request.cancel"
 	RequestExpire  = "request.expire"
 	CertIssue      = "cert.issue"
+	TokenIssue     = "token.issue" // a database secret was handed out
 	Login          = "login"
 	Command        = "command"
+	Query          = "query" // a SQL statement denied or held by a rule
 	Notify         = "notify"
 	SessionStart   = "session.start"
 	SessionEnd     = "session.end"

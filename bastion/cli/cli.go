@@ -40,6 +40,7 @@ type Access interface {
 	Revoke(ctx context.Context, a access.Actor, id int64, reason string) (*store.Request, error)
 	Wait(ctx context.Context, a access.Actor, id int64) (*store.Request, error)
 	Cert(ctx context.Context, a access.Actor, id int64) (*access.Certificate, error)
+	IssueDBSecret(ctx context.Context, a access.Actor, id int64) (*access.DBSecret, error)
 	Record(ctx context.Context, a access.Actor, e audit.Event)
 }
 
@@ -65,7 +66,18 @@ type Config struct {
 	Recordings recorder.Storage // optional: replay, export, watch
 	Policy     func() *policy.Policy
 	CA         func() CAInfo
-	Logger     *slog.Logger
+	// Databases says where clients reach the database front ends (for
+	// `token`); optional.
+	Databases func() Databases
+	Logger    *slog.Logger
+}
+
+// Databases is where clients reach Bastion's database front ends: the host
+// name to print, and the ports (0 when that front end is off).
+type Databases struct {
+	Host         string
+	PostgresPort int
+	MySQLPort    int
 }
 
 // CLI runs self-service commands.
@@ -76,13 +88,14 @@ type CLI struct {
 	recordings recorder.Storage
 	policy     func() *policy.Policy
 	ca         func() CAInfo
+	databases  func() Databases
 	log        *slog.Logger
 }
 
 // New returns a CLI.
 func New(cfg Config) *CLI {
 	c := &CLI{access: cfg.Access, audit: cfg.Audit, sessionLog: cfg.Sessions, recordings: cfg.Recordings,
-		policy: cfg.Policy, ca: cfg.CA, log: cfg.Logger}
+		policy: cfg.Policy, ca: cfg.CA, databases: cfg.Databases, log: cfg.Logger}
 	if c.log == nil {
 		c.log = slog.Default()
 	}

@@ -103,7 +103,20 @@ type Target struct {
 	Database string        // database name upstream (postgres, mysql)
 	Username string        // upstream credentials (postgres, mysql)
 	Password string
+	// TLS is how Bastion connects to a database target: TLSDisable,
+	// TLSRequire or TLSVerifyFull (against CAFile, or the system roots).
+	TLS    string
+	CAFile string
+	// RedactParameters keeps bind parameters out of query recordings.
+	RedactParameters bool
 }
+
+// Upstream TLS modes of database targets.
+const (
+	TLSDisable    = "disable"
+	TLSRequire    = "require"
+	TLSVerifyFull = "verify-full"
+)
 
 // Error is one configuration error at a place in the file.
 type Error struct {

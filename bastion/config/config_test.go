@@ -176,9 +176,9 @@ func TestParseFullConfig(t *testing.T) {
 			},
 			"db01": {
 				Name: "db01", Kind: policy.KindPostgres, Address: "db01.internal:5432",
-				Labels: map[string]string{"env": "prod"}, Database: "app", Username: "bastion_user", Password: "s3cret",
+				Labels: map[string]string{"env": "prod"}, Database: "app", Username: "bastion_user", Password: "s3cret", TLS: config.TLSDisable,
 			},
-			"db02": {Name: "db02", Kind: policy.KindMySQL, Address: "[2001:db8::5]:3306"},
+			"db02": {Name: "db02", Kind: policy.KindMySQL, Address: "[2001:db8::5]:3306", Database: "db02", TLS: config.TLSDisable},
 		},
 	}
 	if !reflect.DeepEqual(cfg, want) {

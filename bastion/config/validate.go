@@ -88,6 +88,11 @@ type rawTarget struct {
 	Database string            `yaml:"database"`
 	Username string            `yaml:"username"`
 	Password string            `yaml:"password"`
+	// TLS is how Bastion connects to a database target: disable,
+	// require or verify-full (against CAFile, or the system roots).
+	TLS              string `yaml:"tls"`
+	CAFile           string `yaml:"ca_file"`
+	RedactParameters bool   `yaml:"redact_parameters"`
 }
 
 type rawRole struct {
@@ -96,6 +101,9 @@ type rawRole struct {
 	Request        []rawRequestRule `yaml:"request"`
 	Commands       []rawCommandRule `yaml:"commands"`
 	CommandDefault string           `yaml:"command_default"`
+	Queries        []rawQueryRule   `yaml:"queries"`
+	QueryDefault   string           `yaml:"query_default"`
+	ReadOnly       bool             `yaml:"read_only"`
 	Forwarding     rawForwarding    `yaml:"forwarding"`
 }
 
@@ -367,6 +375,7 @@ func (v *validator) target(field string, t rawTarget, cfg *Config, pol *policy.P
 		Database: t.Database, Username: v.expand(field+".username", t.Username),
 		Password: v.expand(field+".password", t.Password),
 	}
+	v.databaseTarget(field, t, target)
 	if t.HostKey != "" {
 		key, _, _, _, err := ssh.ParseAuthorizedKey([]byte(t.HostKey))
 		if err != nil {
@@ -426,6 +435,7 @@ func (v *validator) role(name string, r rawRole, all map[string]rawRole) *policy
 	for i, c := range r.Commands {
 		role.Commands = append(role.Commands, v.commandRule(fmt.Sprintf("%s.commands[%d]", field, i), i, c, seen, all))
 	}
+	v.queries(field, role, r, all)
 	return role
 }
 

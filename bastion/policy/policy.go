@@ -72,6 +72,14 @@ type Role struct {
 	Commands       []CommandRule
 	CommandDefault CommandAction
 
+	// Queries are the per-statement rules for database sessions, in file
+	// order (see DecideQueries); QueryDefault answers for statements no
+	// rule matches ("" means allow). ReadOnly denies every statement that
+	// could change data, on every database target.
+	Queries      []QueryRule
+	QueryDefault CommandAction
+	ReadOnly     bool
+
 	// Forwarding is what SSH forwarding the role allows; all of it is
 	// refused unless allowed.
 	Forwarding Forwarding

@@ -128,6 +128,19 @@ type Certificate struct {
 	IssuedAt       time.Time
 }
 
+// DBSecret is a database secret handed out for a request: only its
+// verifiers are stored, never the secret.
+type DBSecret struct {
+	ID          int64 // assigned by the store
+	RequestID   int64
+	User        string
+	SCRAM       string // SCRAM-SHA-256 verifier, PostgreSQL's format
+	MySQLNative []byte // SHA1(SHA1(secret))
+	MySQLSHA2   []byte // SHA256(SHA256(secret))
+	CreatedAt   time.Time
+	ExpiresAt   time.Time
+}
+
 // SessionState is the state of a recorded session.
 type SessionState string
 
@@ -222,6 +235,15 @@ type Store interface {
 
 	// Certificates returns the certificates issued for a request.
 	Certificates(ctx context.Context, requestID int64) ([]*Certificate, error)
+
+	// CreateDBSecret assigns the next id to d, stores it and deletes the
+	// other secrets of the same request and user (a new secret replaces
+	// the old one). It fails with ErrNotFound if the request does not
+	// exist.
+	CreateDBSecret(ctx context.Context, d *DBSecret) (int64, error)
+
+	// DBSecrets returns user's secrets that expire after now, newest first.
+	DBSecrets(ctx context.Context, user string, now time.Time) ([]*DBSecret, error)
 
 	// CreateSession stores a new session (State must be SessionLive). It
 	// fails with ErrDuplicate if the ID exists.

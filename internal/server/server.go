@@ -9,10 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -58,8 +60,12 @@ type Bastion struct {
 	webhook    *notify.Webhook
 
 	// sshAddr is the address the SSH listener is bound to once Run starts
-	// (the configured one may say port 0).
+	// (the configured one may say port 0); dbAddrs those of the database
+	// front ends.
 	sshAddr atomic.Value // string
+	dbAddrs atomic.Value // map[policy.Kind]string
+
+	frontends map[policy.Kind]Frontend
 }
 
 // New opens the store and keys and builds the service graph.
@@ -105,7 +111,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Bastion, e
 		notifier = b.webhook
 	}
 	b.Access = access.New(access.Config{Store: st, Policy: policyFn, UserCA: cas.User, Notifier: notifier, Logger: log})
-	b.CLI = cli.New(cli.Config{Access: b.Access, Audit: st, Sessions: st, Recordings: recordings, Policy: policyFn, CA: b.caInfo, Logger: log})
+	b.CLI = cli.New(cli.Config{Access: b.Access, Audit: st, Sessions: st, Recordings: recordings, Policy: policyFn, CA: b.caInfo,
+		Databases: b.databases, Logger: log})
 
 	hostKey, err := ca.LoadOrCreateHostKey(filepath.Join(cfg.DataDir, "ssh_host_ed25519_key"))
 	if err != nil {
@@ -136,6 +143,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Bastion, e
 		},
 	})
 	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	if err := b.buildFrontends(); err != nil {
 		st.Close()
 		return nil, err
 	}
@@ -194,8 +205,9 @@ func (b *Bastion) caInfo() cli.CAInfo {
 
 // Listeners are the bound sockets Run serves.
 type Listeners struct {
-	SSH  net.Listener
-	HTTP net.Listener // optional
+	SSH       net.Listener
+	HTTP      net.Listener                 // optional
+	Databases map[policy.Kind]net.Listener // for the configured database front ends
 }
 
 // Listen binds the configured addresses.
@@ -211,7 +223,25 @@ func (b *Bastion) Listen() (*Listeners, error) {
 			return nil, fmt.Errorf("listen http: %w", err)
 		}
 	}
+	l.Databases = map[policy.Kind]net.Listener{}
+	for k := range b.frontends {
+		dl, err := net.Listen("tcp", b.listenAddr(k))
+		if err != nil {
+			l.Close()
+			return nil, fmt.Errorf("listen %s: %w", k, err)
+		}
+		l.Databases[k] = dl
+	}
 	return &l, nil
+}
+
+// Close closes every listener.
+func (l *Listeners) Close() {
+	for _, c := range append([]net.Listener{l.SSH, l.HTTP}, slices.Collect(maps.Values(l.Databases))...) {
+		if c != nil {
+			c.Close()
+		}
+	}
 }
 
 // Run serves on l until ctx ends, then shuts down gracefully.
@@ -220,7 +250,7 @@ func (b *Bastion) Run(ctx context.Context, l *Listeners) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 2)
+	errc := make(chan error, 2+len(l.Databases))
 
 	wg.Add(1)
 	go func() { defer wg.Done(); b.Access.Run(ctx) }()
@@ -228,6 +258,14 @@ func (b *Bastion) Run(ctx context.Context, l *Listeners) error {
 	b.sshAddr.Store(l.SSH.Addr().String())
 	go func() { errc <- b.SSH.Serve(l.SSH) }()
 	b.log.Info("serving ssh", "addr", l.SSH.Addr().String())
+
+	addrs := map[policy.Kind]string{}
+	for k, dl := range l.Databases {
+		addrs[k] = dl.Addr().String()
+		go func() { errc <- b.frontends[k].Serve(dl) }()
+		b.log.Info("serving "+string(k), "addr", dl.Addr().String())
+	}
+	b.dbAddrs.Store(addrs)
 
 	var hs *http.Server
 	if l.HTTP != nil {
@@ -253,8 +291,13 @@ func (b *Bastion) Run(ctx context.Context, l *Listeners) error {
 	if serr := b.SSH.Shutdown(shutdown); serr != nil {
 		b.log.Warn("ssh shutdown: closing open sessions", "err", serr)
 	}
+	for k, f := range b.frontends {
+		if serr := f.Shutdown(shutdown); serr != nil {
+			b.log.Warn(string(k)+" shutdown: closing open connections", "err", serr)
+		}
+	}
 	wg.Wait()
-	if errors.Is(err, sshfront.ErrServerClosed) || errors.Is(err, http.ErrServerClosed) {
+	if errors.Is(err, sshfront.ErrServerClosed) || errors.Is(err, http.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
 		err = nil
 	}
 	return err

@@ -1,0 +1,111 @@
+package config
+
+import (
+	"fmt"
+	"path"
+	"strings"
+
+	"github.com/bastionhq/bastion/bastion/policy"
+)
+
+// rawQueryRule is one per-statement rule of a role (database sessions).
+type rawQueryRule struct {
+	Name       string            `yaml:"name"`
+	Action     string            `yaml:"action"`
+	Kinds      []string          `yaml:"kinds"`
+	Commands   []string          `yaml:"commands"`
+	Tables     []string          `yaml:"tables"`
+	Functions  []string          `yaml:"functions"`
+	Unbounded  bool              `yaml:"unbounded"`
+	FileAccess bool              `yaml:"file_access"`
+	RoleChange bool              `yaml:"role_change"`
+	Targets    []string          `yaml:"targets"`
+	Labels     map[string]string `yaml:"labels"`
+	Reason     string            `yaml:"reason"`
+	Approvers  []string          `yaml:"approvers"`
+}
+
+// queries validates a role's query rules, default and read-only mode.
+func (v *validator) queries(field string, role *policy.Role, r rawRole, all map[string]rawRole) {
+	role.ReadOnly = r.ReadOnly
+	if r.QueryDefault != "" {
+		role.QueryDefault = v.commandAction(field+".query_default", r.QueryDefault)
+	}
+	seen := map[string]int{}
+	for i, q := range r.Queries {
+		f := fmt.Sprintf("%s.queries[%d]", field, i)
+		switch j, dup := seen[q.Name]; {
+		case q.Name == "":
+			v.errorf(f+".name", "required: a name for the rule (shown to users and in the audit log)")
+		case !ruleRE.MatchString(q.Name):
+			v.errorf(f+".name", "invalid rule name %q (letters, digits, . _ -; at most 64)", q.Name)
+		case dup:
+			v.errorf(f+".name", "duplicate rule name %q (also queries[%d])", q.Name, j)
+		default:
+			seen[q.Name] = i
+		}
+		if q.Action == "" {
+			v.errorf(f+".action", "required: allow, deny or require-approval")
+		} else {
+			v.commandAction(f+".action", q.Action)
+		}
+		rule := policy.QueryRule{
+			Name: q.Name, Action: policy.CommandAction(q.Action),
+			Targets:   policy.Selector{Names: q.Targets, Labels: q.Labels},
+			Unbounded: q.Unbounded, FileAccess: q.FileAccess, RoleChange: q.RoleChange,
+			Reason: q.Reason, Approvers: q.Approvers,
+		}
+		for j, k := range q.Kinds {
+			kind := policy.StatementKind(strings.ToLower(k))
+			if !kind.Valid() {
+				v.errorf(fmt.Sprintf("%s.kinds[%d]", f, j), "unknown statement kind %q (known: read, write, ddl, dcl, utility, transaction, unknown)", k)
+			}
+			rule.Kinds = append(rule.Kinds, kind)
+		}
+		rule.Commands = v.patterns(f+".commands", q.Commands)
+		rule.Tables = v.patterns(f+".tables", q.Tables)
+		rule.Functions = v.patterns(f+".functions", q.Functions)
+		v.patterns(f+".targets", q.Targets)
+		for j, a := range q.Approvers {
+			if _, ok := all[a]; !ok {
+				v.errorf(fmt.Sprintf("%s.approvers[%d]", f, j), "unknown role %q", a)
+			}
+		}
+		if rule.Action == policy.CommandRequireApproval && len(q.Approvers) == 0 {
+			v.errorf(f+".approvers", "required for require-approval: the roles that may allow the statement")
+		}
+		role.Queries = append(role.Queries, rule)
+	}
+}
+
+// patterns checks a list of glob patterns.
+func (v *validator) patterns(field string, pats []string) []string {
+	for j, p := range pats {
+		if _, err := path.Match(p, ""); err != nil || p == "" {
+			v.errorf(fmt.Sprintf("%s[%d]", field, j), "invalid pattern %q", p)
+		}
+	}
+	return pats
+}
+
+// databaseTarget validates what only database targets have.
+func (v *validator) databaseTarget(field string, t rawTarget, target *Target) {
+	if target.Kind != policy.KindPostgres && target.Kind != policy.KindMySQL {
+		return
+	}
+	if target.Database == "" {
+		target.Database = t.Name
+	}
+	switch t.TLS {
+	case "":
+		target.TLS = TLSDisable
+	case TLSDisable, TLSRequire, TLSVerifyFull:
+		target.TLS = t.TLS
+	default:
+		v.errorf(field+".tls", "must be disable, require or verify-full, not %q", t.TLS)
+	}
+	if t.CAFile != "" {
+		target.CAFile = v.path(t.CAFile)
+	}
+	target.RedactParameters = t.RedactParameters
+}
