@@ -55,6 +55,18 @@ type testBastion struct {
 	cmd        *exec.Cmd
 	logs       *syncBuffer
 	exited     chan error
+	dbAddrs    sync.Map // "postgres", "mysql" → the front end's address
+}
+
+// dbAddr is the address of a database front end ("postgres", "mysql"),
+// which the test turned on with options.
+func (b *testBastion) dbAddr(kind string) string {
+	b.t.Helper()
+	a, ok := b.dbAddrs.Load(kind)
+	if !ok {
+		b.t.Fatalf("bastion does not serve %s (set options.%s)", kind, kind)
+	}
+	return a.(string)
 }
 
 // defaultUsers are the users every test bastion has; roles refer to
@@ -125,6 +137,9 @@ type options struct {
 	// targets returns the targets section; it may start real targets that
 	// trust the bastion's CAs, which exist by then. Default: defaultTargets.
 	targets func(t *testing.T, cas *ca.Set) string
+	// postgres and mysql turn on those front ends (on free ports; see
+	// testBastion.dbAddr).
+	postgres, mysql bool
 }
 
 func startBastionWith(t *testing.T, o options) *testBastion {
@@ -147,7 +162,14 @@ func startBastionWith(t *testing.T, o options) *testBastion {
 		pub := writeKey(t, filepath.Join(dir, "keys", name))
 		fmt.Fprintf(&users, "  - {name: %s, roles: [%s], keys: [%q]}\n", name, role, pub)
 	}
-	cfg := "data_dir: ./data\nlisten: {ssh: \"127.0.0.1:0\"}\nserver: {hostnames: [127.0.0.1, localhost]}\n" +
+	listen := `ssh: "127.0.0.1:0"`
+	if o.postgres {
+		listen += `, postgres: "127.0.0.1:0"`
+	}
+	if o.mysql {
+		listen += `, mysql: "127.0.0.1:0"`
+	}
+	cfg := "data_dir: ./data\nlisten: {" + listen + "}\nserver: {hostnames: [127.0.0.1, localhost]}\n" +
 		users.String() + targets + defaultRoles + o.extra
 	b := &testBastion{t: t, dir: dir, configPath: filepath.Join(dir, "bastion.yaml")}
 	if err := os.WriteFile(b.configPath, []byte(cfg), 0o600); err != nil {
@@ -191,8 +213,14 @@ func (b *testBastion) start() {
 			line := sc.Text()
 			b.logs.WriteString(line + "\n")
 			var rec struct{ Msg, Addr string }
-			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "serving ssh" {
+			if json.Unmarshal([]byte(line), &rec) != nil {
+				continue
+			}
+			switch rec.Msg {
+			case "serving ssh":
 				addr <- rec.Addr
+			case "serving postgres", "serving mysql":
+				b.dbAddrs.Store(strings.TrimPrefix(rec.Msg, "serving "), rec.Addr)
 			}
 		}
 	}()

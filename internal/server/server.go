@@ -255,10 +255,8 @@ func (b *Bastion) Run(ctx context.Context, l *Listeners) error {
 	wg.Add(1)
 	go func() { defer wg.Done(); b.Access.Run(ctx) }()
 
-	b.sshAddr.Store(l.SSH.Addr().String())
-	go func() { errc <- b.SSH.Serve(l.SSH) }()
-	b.log.Info("serving ssh", "addr", l.SSH.Addr().String())
-
+	// The database front ends log before SSH: "serving ssh" is the line
+	// that says Bastion is up.
 	addrs := map[policy.Kind]string{}
 	for k, dl := range l.Databases {
 		addrs[k] = dl.Addr().String()
@@ -266,6 +264,10 @@ func (b *Bastion) Run(ctx context.Context, l *Listeners) error {
 		b.log.Info("serving "+string(k), "addr", dl.Addr().String())
 	}
 	b.dbAddrs.Store(addrs)
+
+	b.sshAddr.Store(l.SSH.Addr().String())
+	go func() { errc <- b.SSH.Serve(l.SSH) }()
+	b.log.Info("serving ssh", "addr", l.SSH.Addr().String())
 
 	var hs *http.Server
 	if l.HTTP != nil {
