@@ -218,5 +218,9 @@ func (s *Service) CheckGrant(ctx context.Context, g *Grant) error {
 	}
 	// Conditions hold at use, for the whole session: a time window that
 	// closes ends it, as it does for standing access.
-	return s.policy().CheckGrantUse(g.User, g.Role, []string{g.Target}, []string{g.Login}, policy.Env{Now: now, Source: g.Source})
+	var logins []string // a database grant has none
+	if g.Login != "" {
+		logins = []string{g.Login}
+	}
+	return s.policy().CheckGrantUse(g.User, g.Role, []string{g.Target}, logins, policy.Env{Now: now, Source: g.Source})
 }

@@ -69,7 +69,8 @@ type Statement struct {
 // pattern "schema.name" also matches an unqualified table "name" (the
 // schema it resolves to is only known to the server, so the rule errs on
 // the side of matching); an unqualified pattern matches the name in any
-// schema.
+// schema. A schema-wide pattern ("audit.*") matches qualified names only:
+// matching every unqualified name would make it match everything.
 type QueryRule struct {
 	Name    string // unique within its role; shown to users and in the audit log
 	Action  CommandAction
@@ -145,7 +146,7 @@ func anyGlob(patterns, names []string, norm func(string) string, qualified bool)
 				return false, err
 			}
 			if !ok && qualified && !strings.Contains(n, ".") {
-				if _, bare, cut := strings.Cut(p, "."); cut {
+				if _, bare, cut := strings.Cut(p, "."); cut && !strings.ContainsAny(bare, `*?[\`) {
 					ok, err = Glob(bare, n)
 					if err != nil {
 						return false, err
