@@ -293,6 +293,15 @@ roles:
     commands:
       - {name: no-recursive-rm, action: deny, command: rm, args: "-*r*", reason: recursive deletes are not allowed on servers}
       - {name: restarts-need-a-lead, action: require-approval, command: systemctl, args: "restart *", approvers: [lead], reason: restarts need a lead}
+    # Rules on every SQL statement on orders (PostgreSQL) and shop (MariaDB),
+    # decided on each database's own grammar.
+    queries:
+      - {name: no-drop, action: deny, commands: ["DROP *", TRUNCATE], reason: dropping and truncating are not allowed on prod}
+      - {name: bounded-writes, action: deny, unbounded: true, reason: UPDATE and DELETE need a WHERE clause}
+      - {name: no-secrets, action: deny, tables: [secrets], reason: the secrets table is off limits}
+      - {name: no-server-files, action: deny, file_access: true, reason: no reading or writing files on the database server}
+      - {name: no-file-functions, action: deny, functions: [pg_read_file, pg_read_binary_file, pg_ls_dir, lo_import, lo_export, load_file], reason: no reading files on the database server}
+      - {name: no-role-change, action: deny, role_change: true, reason: stay the user Bastion logs in as}
   lead:
     request:
       # Leads may grant themselves short access only through another lead.
