@@ -37,9 +37,15 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	for _, f := range atExit {
+		f()
+	}
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
+
+// atExit runs after every test, for servers the tests share.
+var atExit []func()
 
 // startTimeout bounds how long a bastion takes to start listening.
 const startTimeout = 30 * time.Second
@@ -140,6 +146,9 @@ type options struct {
 	// postgres and mysql turn on those front ends (on free ports; see
 	// testBastion.dbAddr).
 	postgres, mysql bool
+	// roles replaces defaultRoles (it must define developer, lead and
+	// auditor, the roles of defaultUsers).
+	roles string
 }
 
 func startBastionWith(t *testing.T, o options) *testBastion {
@@ -169,8 +178,12 @@ func startBastionWith(t *testing.T, o options) *testBastion {
 	if o.mysql {
 		listen += `, mysql: "127.0.0.1:0"`
 	}
+	roles := defaultRoles
+	if o.roles != "" {
+		roles = o.roles
+	}
 	cfg := "data_dir: ./data\nlisten: {" + listen + "}\nserver: {hostnames: [127.0.0.1, localhost]}\n" +
-		users.String() + targets + defaultRoles + o.extra
+		users.String() + targets + roles + o.extra
 	b := &testBastion{t: t, dir: dir, configPath: filepath.Join(dir, "bastion.yaml")}
 	if err := os.WriteFile(b.configPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -348,6 +361,12 @@ func (b *testBastion) mustRun(user string, command ...string) string {
 type syncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Write(p)
 }
 
 func (s *syncBuffer) WriteString(str string) {

@@ -217,7 +217,7 @@ func TestProxyGrantEndsSessions(t *testing.T) {
 			id, cert := p.grant(t, tc.dur, "web01")
 			args := append(p.sshArgs("alice", "-o", "CertificateFile="+cert), "root@web01@127.0.0.1", "echo started; sleep 60")
 			cmd := exec.Command("ssh", args...)
-			var stderr bytes.Buffer
+			var stderr syncBuffer // written by os/exec while the test reads it
 			stdout, err := cmd.StdoutPipe()
 			if err != nil {
 				t.Fatal(err)

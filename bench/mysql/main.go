@@ -1,0 +1,381 @@
+// Command mysql measures Bastion's MySQL front end with sysbench against a
+// real MariaDB, side by side in one run: directly, through haproxy in TCP
+// mode (the plain-proxy baseline), and through Bastion with query rules and
+// recording on. Routes are interleaved round by round; the table gives the
+// median round of each and its ratio to direct.
+//
+//	go run ./bench/mysql [-time 20] [-threads 4] [-rounds 3]
+//
+// It needs mariadb-server, mariadb-client, sysbench and haproxy installed.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/bastionhq/bastion/bastion/access"
+	"github.com/bastionhq/bastion/bastion/config"
+	"github.com/bastionhq/bastion/bastion/policy"
+	"github.com/bastionhq/bastion/internal/harness"
+	"github.com/bastionhq/bastion/internal/server"
+)
+
+type options struct {
+	seconds, threads, rounds, tables, tableSize int
+	workloads                                   []string
+}
+
+func main() {
+	var o options
+	flag.IntVar(&o.seconds, "time", 20, "seconds per sysbench run")
+	flag.IntVar(&o.threads, "threads", 4, "sysbench threads")
+	flag.IntVar(&o.rounds, "rounds", 3, "rounds (each runs every route once)")
+	flag.IntVar(&o.tables, "tables", 4, "sysbench tables")
+	flag.IntVar(&o.tableSize, "table-size", 10000, "rows per table")
+	workloads := flag.String("workloads", "oltp_point_select,oltp_read_only", "sysbench workloads, comma-separated")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (Bastion runs in this process)")
+	flag.Parse()
+	o.workloads = strings.Split(*workloads, ",")
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench/mysql:", err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "bench/mysql:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/mysql:", err)
+		pprof.StopCPUProfile()
+		os.Exit(1)
+	}
+}
+
+// route is a way to the database.
+type route struct {
+	name, host     string
+	port           int
+	user, password string
+	cpu            func() time.Duration // the proxy's CPU time so far; nil for direct
+}
+
+func run(o options) error {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "bastion-bench-mysql-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	db, err := harness.StartMariaDB(ctx, harness.MariaDBConfig{Databases: []string{"sbtest"}})
+	if err != nil {
+		return err
+	}
+	defer db.Stop()
+	direct := route{name: "direct", host: db.Host, port: db.Port, user: db.User, password: db.Password}
+
+	hp, hpPID, stopHAProxy, err := startHAProxy(dir, db.Addr)
+	if err != nil {
+		return err
+	}
+	defer stopHAProxy()
+	haproxy := direct
+	haproxy.name, haproxy.port = "haproxy (TCP mode)", hp
+	haproxy.cpu = func() time.Duration { return procCPU(hpPID) }
+
+	bastion, stopBastion, err := startBastion(ctx, dir, db)
+	if err != nil {
+		return err
+	}
+	defer stopBastion()
+	bastion.cpu = selfCPU
+
+	common := func(r route) []string {
+		return []string{"--db-driver=mysql", "--mysql-host=" + r.host, "--mysql-port=" + strconv.Itoa(r.port),
+			"--mysql-user=" + r.user, "--mysql-password=" + r.password, "--mysql-db=sbtest",
+			fmt.Sprintf("--tables=%d", o.tables), fmt.Sprintf("--table-size=%d", o.tableSize)}
+	}
+	if out, err := sysbench(append([]string{"oltp_read_only"}, append(common(direct), "prepare")...)...); err != nil {
+		return fmt.Errorf("sysbench prepare: %w\n%s", err, out)
+	}
+	routes := []route{direct, haproxy, bastion}
+	fmt.Printf("sysbench %s, %d threads, %d s per run, %d tables × %d rows, %d rounds (median round shown); %d cores; %s\n\n",
+		sysbenchVersion(), o.threads, o.seconds, o.tables, o.tableSize, o.rounds, cores(), mariadbVersion(db))
+	fmt.Println("Bastion: query rules on (6 rules, every statement parsed and decided), every statement recorded (JSON Lines, local directory).")
+	fmt.Println()
+	fmt.Println("| workload | route | transactions/s | queries/s | avg latency | p95 latency | vs direct | proxy CPU per query |")
+	fmt.Println("|---|---|---|---|---|---|---|---|")
+	for _, workload := range o.workloads {
+		res := map[string][]result{}
+		for round := range o.rounds {
+			for _, r := range routes {
+				args := append([]string{workload}, common(r)...)
+				args = append(args, fmt.Sprintf("--threads=%d", o.threads), fmt.Sprintf("--time=%d", o.seconds), "--percentile=95", "run")
+				var cpu0 time.Duration
+				if r.cpu != nil {
+					cpu0 = r.cpu()
+				}
+				out, err := sysbench(args...)
+				if err != nil {
+					return fmt.Errorf("sysbench %s via %s: %w\n%s", workload, r.name, err, out)
+				}
+				x, err := parse(out)
+				if err != nil {
+					return fmt.Errorf("%s via %s: %w\n%s", workload, r.name, err, out)
+				}
+				if r.cpu != nil && x.queries > 0 {
+					x.cpuPerQuery = float64((r.cpu() - cpu0).Microseconds()) / x.queries
+				}
+				fmt.Fprintf(os.Stderr, "%s round %d %s: %.0f tps\n", workload, round+1, r.name, x.tps)
+				res[r.name] = append(res[r.name], x)
+			}
+		}
+		base := median(res[direct.name])
+		for _, r := range routes {
+			m := median(res[r.name])
+			cpu := "–"
+			if r.cpu != nil {
+				cpu = fmt.Sprintf("%.0f µs", m.cpuPerQuery)
+			}
+			fmt.Printf("| %s | %s | %.0f | %.0f | %.2f ms | %.2f ms | %.2f× | %s |\n", workload, r.name, m.tps, m.qps, m.avg, m.p95, m.tps/base.tps, cpu)
+		}
+	}
+	fmt.Println()
+	fmt.Println("Goal: Bastion ≥ 0.8× direct (transactions/s).")
+	return nil
+}
+
+// result is one sysbench run.
+type result struct {
+	tps, qps, avg, p95 float64
+	queries            float64 // in the run
+	cpuPerQuery        float64 // µs of the proxy's CPU time per query
+}
+
+var (
+	reTPS = regexp.MustCompile(`transactions:\s+\d+\s+\(([\d.]+) per sec`)
+	reQPS = regexp.MustCompile(`queries:\s+\d+\s+\(([\d.]+) per sec`)
+	reQ   = regexp.MustCompile(`queries:\s+(\d+)`)
+	reAvg = regexp.MustCompile(`avg:\s+([\d.]+)`)
+	reP95 = regexp.MustCompile(`95th percentile:\s+([\d.]+)`)
+)
+
+func parse(out string) (result, error) {
+	var r result
+	for _, f := range []struct {
+		re  *regexp.Regexp
+		dst *float64
+	}{{reTPS, &r.tps}, {reQPS, &r.qps}, {reQ, &r.queries}, {reAvg, &r.avg}, {reP95, &r.p95}} {
+		m := f.re.FindStringSubmatch(out)
+		if m == nil {
+			return r, fmt.Errorf("no %s in sysbench's output", f.re)
+		}
+		*f.dst, _ = strconv.ParseFloat(m[1], 64)
+	}
+	return r, nil
+}
+
+// median is the round with the median transaction rate.
+func median(rs []result) result {
+	s := slices.Clone(rs)
+	slices.SortFunc(s, func(a, b result) int {
+		switch {
+		case a.tps < b.tps:
+			return -1
+		case a.tps > b.tps:
+			return 1
+		}
+		return 0
+	})
+	return s[len(s)/2]
+}
+
+func sysbench(args ...string) (string, error) {
+	out, err := exec.Command("sysbench", args...).CombinedOutput()
+	return string(out), err
+}
+
+func sysbenchVersion() string {
+	out, _ := exec.Command("sysbench", "--version").Output()
+	return strings.TrimSpace(string(out))
+}
+
+func mariadbVersion(db *harness.MariaDB) string {
+	out, _ := exec.Command("mariadbd", "--version").Output()
+	if f := strings.Fields(string(out)); len(f) >= 3 {
+		return "MariaDB " + f[2]
+	}
+	return "MariaDB"
+}
+
+func cores() int {
+	out, _ := exec.Command("nproc").Output()
+	n, _ := strconv.Atoi(strings.TrimSpace(string(out)))
+	return n
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// startHAProxy runs haproxy in TCP mode in front of addr; stop ends it by
+// its PID.
+func startHAProxy(dir, addr string) (int, int, func(), error) {
+	port, err := freePort()
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	cfg := fmt.Sprintf(`global
+  maxconn 1000
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 1h
+  timeout server 1h
+frontend db
+  bind 127.0.0.1:%d
+  default_backend mariadb
+backend mariadb
+  server m1 %s
+`, port, addr)
+	path := filepath.Join(dir, "haproxy.cfg")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		return 0, 0, nil, err
+	}
+	cmd := exec.Command("haproxy", "-db", "-f", path)
+	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return 0, 0, nil, fmt.Errorf("haproxy: %w", err)
+	}
+	stop := func() { cmd.Process.Kill(); cmd.Wait() }
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			c.Close()
+			return port, cmd.Process.Pid, stop, nil
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return 0, 0, nil, fmt.Errorf("haproxy did not listen: %w", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// selfCPU is this process's CPU time (Bastion runs in it).
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// procCPU is a process's CPU time, from /proc/PID/stat.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * (time.Second / 100) // USER_HZ
+}
+
+// startBastion runs Bastion in this process with the sbtest target, query
+// rules and recording, and returns the route through it with a fresh token.
+func startBastion(ctx context.Context, dir string, db *harness.MariaDB) (route, func(), error) {
+	pub, err := harness.WriteKeyPair(filepath.Join(dir, "alice"), "")
+	if err != nil {
+		return route{}, nil, err
+	}
+	yaml := fmt.Sprintf(`data_dir: %s/data
+listen: {ssh: "127.0.0.1:0", mysql: "127.0.0.1:0"}
+users:
+  - {name: alice, roles: [developer], keys: [%q]}
+targets:
+  - {name: sbtest, kind: mysql, address: %q, database: sbtest, username: %s, password: %q}
+roles:
+  developer:
+    request:
+      - targets: [sbtest]
+        auto_approve:
+          networks: [127.0.0.0/8]
+    queries:
+      - {name: no-drop, action: deny, commands: ["DROP *", "TRUNCATE"], reason: no drops}
+      - {name: no-unbounded-writes, action: deny, unbounded: true, reason: UPDATE and DELETE need a WHERE clause}
+      - {name: no-secrets, action: deny, tables: [sbtest.secrets], reason: off limits}
+      - {name: no-server-files, action: deny, file_access: true, reason: off limits}
+      - {name: no-role-change, action: deny, role_change: true, reason: the role is fixed}
+      - {name: ddl-needs-lead, action: require-approval, kinds: [ddl], approvers: [developer], reason: schema changes need a lead}
+`, dir, pub, db.Addr, db.User, db.Password)
+	path := filepath.Join(dir, "bastion.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		return route{}, nil, err
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return route{}, nil, err
+	}
+	b, err := server.New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		return route{}, nil, err
+	}
+	sshL, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return route{}, nil, err
+	}
+	myL, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return route{}, nil, err
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- b.Run(runCtx, &server.Listeners{SSH: sshL, Databases: map[policy.Kind]net.Listener{policy.KindMySQL: myL}})
+	}()
+	stopAll := func() { stop(); <-done }
+	actor := access.Actor{User: "alice", Source: netip.MustParseAddr("127.0.0.1")}
+	req, err := b.Access.Request(ctx, actor, access.RequestInput{Targets: []string{"sbtest"}, Duration: time.Hour, Reason: "benchmark"})
+	if err != nil {
+		stopAll()
+		return route{}, nil, err
+	}
+	sec, err := b.Access.IssueDBSecret(ctx, actor, req.ID)
+	if err != nil {
+		stopAll()
+		return route{}, nil, err
+	}
+	return route{name: "Bastion (rules + recording)", host: "127.0.0.1", port: myL.Addr().(*net.TCPAddr).Port,
+		user: "alice", password: sec.Secret}, stopAll, nil
+}

@@ -1,0 +1,578 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/bastionhq/bastion/ca"
+	"github.com/bastionhq/bastion/internal/harness"
+)
+
+// The MySQL tests share one real MariaDB (started on first use, stopped
+// after the package's tests) and, within TestMySQL, one Bastion.
+
+var (
+	sharedMariaDBOnce sync.Once
+	sharedMariaDB     *harness.MariaDB
+	sharedMariaDBErr  error
+)
+
+// myInitSQL seeds the shop database: the demo's tables, and room for
+// messages over 16 MiB.
+const myInitSQL = `
+SET GLOBAL max_allowed_packet = 64 * 1024 * 1024;
+CREATE TABLE orders (id int PRIMARY KEY, customer varchar(100) NOT NULL, total decimal(10,2) NOT NULL, note varchar(100));
+INSERT INTO orders (id, customer, total) SELECT seq, concat('customer ', seq), seq * 10 FROM seq_1_to_100;
+CREATE TABLE secrets (id int PRIMARY KEY, value text);
+INSERT INTO secrets VALUES (1, 'the launch codes');
+CREATE TABLE big (n int, pad varchar(100));
+INSERT INTO big SELECT seq, repeat('x', 100) FROM seq_1_to_200000;
+`
+
+func testMariaDB(t *testing.T) *harness.MariaDB {
+	t.Helper()
+	sharedMariaDBOnce.Do(func() {
+		sharedMariaDB, sharedMariaDBErr = harness.StartMariaDB(context.Background(), harness.MariaDBConfig{
+			Databases: []string{"shop", "plain"}, InitSQL: map[string]string{"shop": myInitSQL},
+		})
+		if sharedMariaDBErr == nil {
+			atExit = append(atExit, func() { sharedMariaDB.Stop() })
+		}
+	})
+	if sharedMariaDBErr != nil {
+		t.Fatalf("start mariadb: %v", sharedMariaDBErr)
+	}
+	return sharedMariaDB
+}
+
+// myRoles: alice (developer) may request shop, with the demo's query rules
+// (those of orders, in MySQL's terms), and gets the sandbox database
+// "plain" (no rules) automatically.
+const myRoles = `
+roles:
+  developer:
+    request:
+      - targets: [shop]
+        approvers: [lead]
+        max_duration: 4h
+      - labels: {env: sandbox}
+        auto_approve:
+          networks: [127.0.0.0/8]
+    queries:
+      - {name: no-drop, action: deny, targets: [shop], commands: ["DROP *", "TRUNCATE"], reason: dropping or truncating tables is not allowed}
+      - {name: no-unbounded-writes, action: deny, targets: [shop], unbounded: true, reason: UPDATE and DELETE need a WHERE clause}
+      - {name: no-secrets, action: deny, targets: [shop], tables: [shop.secrets], reason: the secrets table is off limits}
+      - {name: no-server-files, action: deny, targets: [shop], file_access: true, reason: the database server's files are off limits}
+      - {name: no-dangerous-functions, action: deny, targets: [shop], functions: [sys_exec, sys_eval], reason: this function is off limits}
+      - {name: no-role-change, action: deny, targets: [shop], role_change: true, reason: the role is fixed}
+      - {name: ddl-needs-lead, action: require-approval, targets: [shop], kinds: [ddl], approvers: [lead], reason: schema changes need a lead}
+  lead:
+    request:
+      - targets: [shop]
+        approvers: [lead]
+  auditor:
+    permissions: [audit]
+`
+
+// myBastion is a Bastion in front of the shared MariaDB.
+type myBastion struct {
+	*testBastion
+	db     *harness.MariaDB
+	caFile string // Bastion's TLS CA
+}
+
+func startMyBastion(t *testing.T) *myBastion {
+	t.Helper()
+	db := testMariaDB(t)
+	b := startBastionWith(t, options{mysql: true, roles: myRoles, targets: func(t *testing.T, _ *ca.Set) string {
+		return fmt.Sprintf(`
+targets:
+  - {name: shop, kind: mysql, address: %q, database: shop, username: %s, password: %q}
+  - {name: plain, kind: mysql, address: %q, database: plain, username: %s, password: %q, labels: {env: sandbox}, redact_parameters: true}
+`, db.Addr, db.User, db.Password, db.Addr, db.User, db.Password)
+	}})
+	caFile := filepath.Join(b.dir, "bastion-ca.pem")
+	if err := os.WriteFile(caFile, []byte(b.mustRun("alice", "ca", "--tls")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return &myBastion{testBastion: b, db: db, caFile: caFile}
+}
+
+// myToken is `token --json` for a MySQL target.
+type myToken struct {
+	URL      string `json:"url"`
+	Host     string `json:"host"`
+	Port     int    `json:"port"`
+	User     string `json:"user"`
+	Password string `json:"password"`
+	Database string `json:"database"`
+	Request  int64  `json:"request"`
+}
+
+// grant gets user an approved request for target (bob approves shop) and a
+// token for it.
+func (m *myBastion) grant(t *testing.T, user, target string) myToken {
+	t.Helper()
+	r := m.mustRequest(user, target, "--for", "1h", "--reason", "testing")
+	if r.State != "approved" {
+		m.mustRun("bob", "approve", fmt.Sprint(r.ID))
+	}
+	var tok myToken
+	if err := json.Unmarshal([]byte(m.mustRun(user, "token", fmt.Sprint(r.ID), "--json")), &tok); err != nil {
+		t.Fatal(err)
+	}
+	if tok.Request != r.ID || !strings.HasPrefix(tok.URL, "mysql://") || !strings.HasSuffix(m.dbAddr("mysql"), ":"+strconv.Itoa(tok.Port)) {
+		t.Fatalf("token %+v for request %d (front end at %s)", tok, r.ID, m.dbAddr("mysql"))
+	}
+	return tok
+}
+
+// dsn is a go-sql-driver DSN for tok; params are appended.
+func (tok myToken) dsn(params string) string {
+	return fmt.Sprintf("%s:%s@tcp(%s:%d)/%s?%s", tok.User, tok.Password, tok.Host, tok.Port, tok.Database, params)
+}
+
+// open opens a database handle through Bastion.
+func (tok myToken) open(t *testing.T, params string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("mysql", tok.dsn(params))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// mariadbCLI runs the mariadb client through Bastion with tok.
+func mariadbCLI(t *testing.T, tok myToken, args ...string) (string, string, int) {
+	t.Helper()
+	base := []string{"--no-defaults", "--batch", "--skip-column-names", "--connect-timeout=10", "--protocol=TCP",
+		"-h", tok.Host, "-P", strconv.Itoa(tok.Port), "-u", tok.User, "-p" + tok.Password}
+	return runCmd(t, nil, "mariadb", append(append(base, args...), tok.Database)...)
+}
+
+// myError returns err as a MySQL error, or fails.
+func myError(t *testing.T, err error) *mysql.MySQLError {
+	t.Helper()
+	var me *mysql.MySQLError
+	if !errors.As(err, &me) {
+		t.Fatalf("want a MySQL error, got %v", err)
+	}
+	return me
+}
+
+func TestMySQL(t *testing.T) {
+	m := startMyBastion(t)
+	shop := m.grant(t, "alice", "shop")
+	plain := m.grant(t, "alice", "plain")
+
+	t.Run("mariadb cli", func(t *testing.T) { testMariaDBCLI(t, m, shop) })
+	t.Run("driver", func(t *testing.T) { testMySQLDriver(t, shop) })
+	t.Run("rules", func(t *testing.T) { testMySQLRules(t, shop) })
+	t.Run("protocol", func(t *testing.T) { testMySQLProtocol(t, shop) })
+	t.Run("approval", func(t *testing.T) { testMySQLApproval(t, m, shop) })
+	t.Run("sysbench", func(t *testing.T) { testSysbench(t, plain) })
+	t.Run("recording", func(t *testing.T) { testMySQLRecording(t, m, shop, plain) })
+	t.Run("revocation", func(t *testing.T) { testMySQLRevocation(t, m) })
+}
+
+func testMariaDBCLI(t *testing.T, m *myBastion, tok myToken) {
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{name: "plain", args: nil},
+		{name: "tls verified", args: []string{"--ssl", "--ssl-ca=" + m.caFile, "--ssl-verify-server-cert"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, errOut, code := mariadbCLI(t, tok, append(tc.args, "-e", "SELECT count(*) FROM orders; SHOW STATUS LIKE 'Ssl_cipher'")...)
+			if code != 0 || !strings.HasPrefix(out, "100\n") {
+				t.Fatalf("mariadb: exit %d: %s%s", code, out, errOut)
+			}
+		})
+	}
+	t.Run("wrong password", func(t *testing.T) {
+		bad := tok
+		bad.Password = "not-the-secret"
+		_, errOut, code := mariadbCLI(t, bad, "-e", "SELECT 1")
+		if code == 0 || !strings.Contains(errOut, "Access denied for user 'alice'") {
+			t.Fatalf("wrong password: exit %d: %s", code, errOut)
+		}
+	})
+	t.Run("denied statement", func(t *testing.T) {
+		_, errOut, code := mariadbCLI(t, tok, "-e", "DROP TABLE orders")
+		if code == 0 || !strings.Contains(errOut, "ERROR 1142 (42000)") || !strings.Contains(errOut, "rule no-drop") {
+			t.Fatalf("DROP TABLE: exit %d: %s", code, errOut)
+		}
+	})
+	t.Run("load data local", func(t *testing.T) {
+		f := filepath.Join(t.TempDir(), "rows.csv")
+		if err := os.WriteFile(f, []byte("101,x,1\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, errOut, code := mariadbCLI(t, tok, "--local-infile=1", "-e",
+			fmt.Sprintf("LOAD DATA LOCAL INFILE '%s' INTO TABLE orders FIELDS TERMINATED BY ','", f))
+		if code == 0 || !strings.Contains(errOut, "ERROR 1148") || !strings.Contains(errOut, "LOAD DATA LOCAL INFILE is not allowed through Bastion") {
+			t.Fatalf("LOAD DATA LOCAL: exit %d: %s", code, errOut)
+		}
+	})
+}
+
+func testMySQLDriver(t *testing.T, tok myToken) {
+	ctx := t.Context()
+	for _, mode := range []struct{ name, params string }{
+		{"binary protocol", ""},
+		{"text protocol", "interpolateParams=true"},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			db := tok.open(t, mode.params)
+			var customer string
+			var total float64
+			if err := db.QueryRowContext(ctx, "SELECT customer, total FROM orders WHERE id = ?", 7).Scan(&customer, &total); err != nil {
+				t.Fatal(err)
+			}
+			if customer != "customer 7" || total != 70 {
+				t.Fatalf("order 7: %q %v", customer, total)
+			}
+			rows, err := db.QueryContext(ctx, "SELECT n, pad FROM big WHERE n > ?", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for rows.Next() {
+				n++
+			}
+			if err := rows.Err(); err != nil || n != 200000 {
+				t.Fatalf("big: %d rows, %v", n, err)
+			}
+			rows.Close()
+			// Transactions: a rolled back write is gone.
+			tx, err := db.BeginTx(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tx.ExecContext(ctx, "INSERT INTO orders (id, customer, total) VALUES (?, ?, ?)", 1000, "rollback", 1); err != nil {
+				t.Fatal(err)
+			}
+			if err := tx.Rollback(); err != nil {
+				t.Fatal(err)
+			}
+			var count int
+			if err := db.QueryRowContext(ctx, "SELECT count(*) FROM orders WHERE id = ?", 1000).Scan(&count); err != nil || count != 0 {
+				t.Fatalf("after rollback: %d, %v", count, err)
+			}
+		})
+	}
+	t.Run("multi statements", func(t *testing.T) {
+		db := tok.open(t, "multiStatements=true")
+		rows, err := db.QueryContext(ctx, "SELECT 1; SELECT id FROM orders WHERE id <= 3; UPDATE orders SET note = 'x' WHERE id = 1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sets []int
+		for {
+			n := 0
+			for rows.Next() {
+				n++
+			}
+			sets = append(sets, n)
+			if !rows.NextResultSet() {
+				break
+			}
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		rows.Close()
+		if fmt.Sprint(sets) != "[1 3]" {
+			t.Fatalf("result sets %v, want [1 3]", sets)
+		}
+	})
+	t.Run("over 16 MiB", func(t *testing.T) {
+		db := tok.open(t, "")
+		big := strings.Repeat("b", 17<<20)
+		var n int
+		if err := db.QueryRowContext(ctx, "SELECT LENGTH(?)", big).Scan(&n); err != nil || n != len(big) {
+			t.Fatalf("17 MiB parameter: %d, %v", n, err)
+		}
+		var s string
+		if err := db.QueryRowContext(ctx, "SELECT REPEAT('r', 20000000)").Scan(&s); err != nil || len(s) != 20000000 {
+			t.Fatalf("20 MB value: %d bytes, %v", len(s), err)
+		}
+	})
+}
+
+// testMySQLRules: the rule matrix, with the MySQL bypass forms and false
+// positives; a denied statement leaves the connection usable.
+func testMySQLRules(t *testing.T, tok myToken) {
+	ctx := t.Context()
+	db := tok.open(t, "multiStatements=true&interpolateParams=true")
+	db.SetMaxOpenConns(1)
+	tests := []struct {
+		name string
+		sql  string
+		rule string // "" when allowed
+	}{
+		{"select", "SELECT id FROM orders WHERE id = 1", ""},
+		{"drop", "DROP TABLE orders", "no-drop"},
+		{"drop in executable comment", "SELECT 1 /*! ; DROP TABLE orders */", "no-drop"},
+		{"drop in versioned comment", "/*!40101 DROP TABLE orders */", "no-drop"},
+		{"drop in mariadb comment", "SELECT 1 /*M!100100 ; DROP TABLE orders */", "no-drop"},
+		{"truncate", "TRUNCATE orders", "no-drop"},
+		{"unbounded delete", "DELETE FROM orders", "no-unbounded-writes"},
+		{"tautology", "UPDATE orders SET note = 'x' WHERE 1 = 1", "no-unbounded-writes"},
+		{"where in executable comment", "DELETE FROM orders /*! WHERE 1 */", "no-unbounded-writes"},
+		{"multi-table delete", "DELETE o FROM orders o JOIN secrets s ON s.id = o.id", "no-unbounded-writes"},
+		{"secrets", "SELECT * FROM secrets", "no-secrets"},
+		{"secrets backticks", "SELECT * FROM `shop`.`secrets`", "no-secrets"},
+		{"secrets upper case", "SELECT * FROM SHOP.SECRETS", "no-secrets"},
+		{"secrets subquery", "SELECT (SELECT value FROM secrets LIMIT 1)", "no-secrets"},
+		{"secrets in union", "SELECT customer FROM orders UNION SELECT value FROM secrets", "no-secrets"},
+		{"secrets rename", "RENAME TABLE secrets TO open_data", "no-secrets"},
+		{"secrets create select", "CREATE TABLE copy SELECT * FROM secrets", "no-secrets"},
+		{"secrets replace", "REPLACE INTO secrets VALUES (2, 'x')", "no-secrets"},
+		{"secrets on duplicate key", "INSERT INTO orders (id, customer, total) VALUES (1, 'x', 1) ON DUPLICATE KEY UPDATE note = (SELECT value FROM secrets)", "no-secrets"},
+		{"secrets handler", "HANDLER secrets OPEN", "no-secrets"},
+		{"outfile", "SELECT * FROM orders INTO OUTFILE '/tmp/orders.txt'", "no-server-files"},
+		{"load_file", "SELECT LOAD_FILE('/etc/passwd')", "no-server-files"},
+		{"load data", "LOAD DATA INFILE '/etc/passwd' INTO TABLE orders", "no-server-files"},
+		{"set role", "SET ROLE analyst", "no-role-change"},
+		{"function", "SELECT sys_exec('id')", "no-dangerous-functions"},
+		{"prepare denied statement", "PREPARE p FROM 'SELECT * FROM secrets'", "no-secrets"},
+		{"prepare drop", "PREPARE p FROM 'DROP TABLE orders'", "no-drop"},
+		{"prepare from variable", "PREPARE p FROM @s", "cannot be checked"},
+		{"unparseable", "SELEKT 1", "cannot be checked"},
+		{"use another database", "USE mysql", "switching to another database"}, // 1044
+		{"one denied runs none", "UPDATE orders SET note = 'multi' WHERE id = 2; DROP TABLE orders", "no-drop"},
+		// False positives.
+		{"drop in string", "SELECT 'DROP TABLE orders'", ""},
+		{"secrets in string", "SELECT id FROM orders WHERE note = 'secrets'", ""},
+		{"drop in comment", "SELECT 1 # ; DROP TABLE orders", ""},
+		{"drop in block comment", "SELECT /* DROP TABLE orders; */ 1", ""},
+		{"bounded update", "UPDATE orders SET note = 'ok' WHERE id = 3", ""},
+		{"column named like a table", "SELECT customer AS secrets FROM orders WHERE id = 1", ""},
+		{"use own database", "USE shop", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := db.ExecContext(ctx, tt.sql)
+			if tt.rule == "" {
+				if err != nil {
+					t.Fatalf("%s: %v", tt.sql, err)
+				}
+				return
+			}
+			me := myError(t, err)
+			want := uint16(1142)
+			if strings.HasPrefix(tt.sql, "USE") {
+				want = 1044
+			}
+			if me.Number != want || string(me.SQLState[:]) != "42000" || !strings.Contains(me.Message, tt.rule) {
+				t.Fatalf("%s: %d %s %q, want %d 42000 naming %s", tt.sql, me.Number, me.SQLState, me.Message, want, tt.rule)
+			}
+		})
+	}
+	var note sql.NullString
+	if err := db.QueryRowContext(ctx, "SELECT note FROM orders WHERE id = 2").Scan(&note); err != nil || note.String == "multi" {
+		t.Fatalf("the allowed half of a denied multi-statement ran: %v %v", note, err)
+	}
+	var n int
+	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM orders").Scan(&n); err != nil || n != 100 {
+		t.Fatalf("orders after the matrix: %d, %v", n, err)
+	}
+}
+
+// testMySQLProtocol: commands a client uses besides queries.
+func testMySQLProtocol(t *testing.T, tok myToken) {
+	ctx := t.Context()
+	db := tok.open(t, "")
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.PingContext(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Prepared statements: prepare once, run many times, close.
+	stmt, err := conn.PrepareContext(ctx, "SELECT total FROM orders WHERE id = ?")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id := 1; id <= 5; id++ {
+		var total float64
+		if err := stmt.QueryRowContext(ctx, id).Scan(&total); err != nil || total != float64(id*10) {
+			t.Fatalf("order %d: %v, %v", id, total, err)
+		}
+	}
+	if err := stmt.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// A prepared statement the rules deny is refused at prepare.
+	if _, err := conn.PrepareContext(ctx, "SELECT value FROM secrets WHERE id = ?"); err == nil || myError(t, err).Number != 1142 {
+		t.Fatalf("prepare on secrets: %v", err)
+	}
+	// The connection is still usable after all of it.
+	var one int
+	if err := conn.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil || one != 1 {
+		t.Fatalf("SELECT 1: %v %v", one, err)
+	}
+	// COM_INIT_DB: the mariadb client's "use" (its -D and \u).
+	out, errOut, code := mariadbCLI(t, tok, "-e", "use shop; SELECT DATABASE(); use mysql")
+	if code == 0 || !strings.HasPrefix(out, "shop\n") || !strings.Contains(errOut, "ERROR 1044") {
+		t.Fatalf("use: exit %d: %s%s", code, out, errOut)
+	}
+}
+
+// testMySQLApproval: a statement a rule holds runs once an approver allows
+// it, and only that once.
+func testMySQLApproval(t *testing.T, m *myBastion, tok myToken) {
+	db := tok.open(t, "")
+	done := make(chan error, 1)
+	go func() {
+		_, err := db.ExecContext(context.Background(), "CREATE TABLE approved_table (id int)")
+		done <- err
+	}()
+	var id int64
+	waitFor(t, 20*time.Second, func() bool {
+		var reqs []requestJSON
+		if err := json.Unmarshal([]byte(m.mustRun("bob", "requests", "--state", "pending", "--json")), &reqs); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range reqs {
+			if r.Requester == "alice" {
+				id = r.ID
+				return true
+			}
+		}
+		return false
+	})
+	m.mustRun("bob", "approve", fmt.Sprint(id))
+	if err := <-done; err != nil {
+		t.Fatalf("approved statement: %v", err)
+	}
+	if _, err := db.ExecContext(t.Context(), "DROP TABLE approved_table"); err == nil {
+		t.Fatal("DROP TABLE ran")
+	}
+}
+
+// testSysbench: sysbench oltp_read_write prepares its tables and runs a
+// fixed number of transactions through Bastion.
+func testSysbench(t *testing.T, tok myToken) {
+	args := []string{"oltp_read_write", "--db-driver=mysql", "--mysql-host=" + tok.Host, "--mysql-port=" + strconv.Itoa(tok.Port),
+		"--mysql-user=" + tok.User, "--mysql-password=" + tok.Password, "--mysql-db=" + tok.Database,
+		"--tables=2", "--table-size=1000", "--threads=2"}
+	for _, step := range [][]string{{"prepare"}, {"--events=200", "--time=0", "run"}, {"cleanup"}} {
+		out, errOut, code := runCmd(t, nil, "sysbench", append(append([]string{}, args...), step...)...)
+		if code != 0 {
+			t.Fatalf("sysbench %v: exit %d: %s%s", step, code, out, errOut)
+		}
+		if step[len(step)-1] == "run" && !strings.Contains(out, "transactions:                        200") {
+			t.Fatalf("sysbench run:\n%s", out)
+		}
+	}
+}
+
+// testMySQLRecording: the sessions are listed, and their recordings hold
+// the statements with decisions, parameters (redacted where the target
+// says so), rows and errors.
+func testMySQLRecording(t *testing.T, m *myBastion, shop, plain myToken) {
+	ctx := t.Context()
+	db := shop.open(t, "")
+	db.SetMaxOpenConns(1)
+	if _, err := db.ExecContext(ctx, "SELECT id FROM orders WHERE id = ?", 7); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, "DELETE FROM orders"); err == nil {
+		t.Fatal("DELETE ran")
+	}
+	if _, err := db.ExecContext(ctx, "SELECT * FROM no_such_table"); err == nil {
+		t.Fatal("no_such_table")
+	}
+	db.Close()
+	pdb := plain.open(t, "")
+	if _, err := pdb.ExecContext(ctx, "SELECT ? + 1", 41); err != nil {
+		t.Fatal(err)
+	}
+	pdb.Close()
+	var sessions []struct {
+		ID       string `json:"id"`
+		Protocol string `json:"protocol"`
+		Target   string `json:"target"`
+		State    string `json:"state"`
+	}
+	var shopLog, plainLog, shopID string
+	waitFor(t, 10*time.Second, func() bool {
+		out := m.mustRun("carol", "sessions", "--json")
+		if err := json.Unmarshal([]byte(out), &sessions); err != nil {
+			t.Fatalf("sessions --json: %v\n%s", err, out)
+		}
+		for _, s := range sessions {
+			if s.Protocol != "mysql" || s.State != "ended" {
+				continue
+			}
+			export := m.mustRun("carol", "export", s.ID)
+			switch {
+			case strings.Contains(export, `no_such_table`):
+				shopLog, shopID = export, s.ID
+			case strings.Contains(export, `"statement":"SELECT ? + 1"`):
+				plainLog = export
+			}
+		}
+		return shopLog != "" && plainLog != ""
+	})
+	for _, want := range []string{
+		`"type":"start"`, `"user":"alice"`, `"target":"shop"`, `"protocol":"mysql"`,
+		`"statement":"SELECT id FROM orders WHERE id = ?","params":["7"],"decision":"allow"`, `"rows":1`,
+		`"statement":"DELETE FROM orders","decision":"deny","rule":"no-unbounded-writes"`,
+		`"error":"Table 'shop.no_such_table' doesn't exist"`, `"type":"end","reason":"client closed the connection"`,
+	} {
+		if !strings.Contains(shopLog, want) {
+			t.Errorf("shop recording lacks %s:\n%s", want, shopLog)
+		}
+	}
+	if out := m.mustRun("carol", "replay", shopID, "--idle-limit", "10ms"); !strings.Contains(out, "DELETE FROM orders") {
+		t.Errorf("replay of %s lacks the denied DELETE:\n%s", shopID, out)
+	}
+	if !strings.Contains(plainLog, `"params":["<redacted>"]`) || strings.Contains(plainLog, `"41"`) {
+		t.Errorf("plain recording does not redact parameters:\n%s", plainLog)
+	}
+}
+
+// testMySQLRevocation: revoking the request ends a live connection, in the
+// middle of a query, with an error saying why.
+func testMySQLRevocation(t *testing.T, m *myBastion) {
+	tok := m.grant(t, "alice", "shop")
+	db := tok.open(t, "")
+	conn, err := db.Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	done := make(chan error, 1)
+	go func() {
+		_, err := conn.ExecContext(context.Background(), "SELECT SLEEP(60)")
+		done <- err
+	}()
+	m.mustRun("bob", "revoke", fmt.Sprint(tok.Request), "--reason", "incident over")
+	err = <-done
+	me := myError(t, err)
+	if me.Number != 1927 || !strings.Contains(me.Message, "revoked") {
+		t.Fatalf("after revocation: %v", err)
+	}
+	if _, errOut, code := mariadbCLI(t, tok, "-e", "SELECT 1"); code == 0 || !strings.Contains(errOut, "revoked") {
+		t.Fatalf("a revoked token still logs in: exit %d: %s", code, errOut)
+	}
+}

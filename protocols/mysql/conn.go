@@ -1,0 +1,379 @@
+package mysql
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/bastionhq/bastion/bastion/access"
+	"github.com/bastionhq/bastion/bastion/audit"
+	"github.com/bastionhq/bastion/bastion/dbauth"
+	"github.com/bastionhq/bastion/bastion/policy"
+	"github.com/bastionhq/bastion/bastion/store"
+)
+
+// serverVersion is the version in the greeting. Clients read features from
+// it; it names a MySQL 8 compatible server, and Bastion.
+const serverVersion = "8.0.40-Bastion"
+
+// clientConn is one client connection.
+type clientConn struct {
+	srv  *Server
+	conn net.Conn
+	id   uint32
+	log  *slog.Logger
+
+	r *packetReader
+	w *packetWriter
+
+	caps    uint32 // negotiated with the client, passed upstream
+	charset byte   // the client's
+	tls     bool
+	actor   access.Actor
+	grant   *access.Grant
+	target  Target
+	up      *upstreamConn
+	rec     *queryRecorder
+	dec     *decider
+	stmts   map[uint32]*prepared // prepared statements by id
+
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+
+	mu     sync.Mutex
+	busy   bool // a command is being relayed: the main loop tells the client
+	closed bool
+}
+
+func (s *Server) newConn(conn net.Conn) *clientConn {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	id := s.nextID.Add(1)
+	return &clientConn{srv: s, conn: conn, id: id, ctx: ctx, cancel: cancel,
+		log: s.log.With("conn", id, "remote", conn.RemoteAddr().String()),
+		r:   newPacketReader(conn, ioBuffer), w: newPacketWriter(conn, ioBuffer), stmts: map[uint32]*prepared{}}
+}
+
+// end ends the connection with a cause the user is told: an ERR packet is
+// sent when the connection is between commands; otherwise the relay sends
+// it when it notices.
+func (c *clientConn) end(cause error) {
+	c.cancel(cause)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	if !c.busy && c.grant != nil {
+		// The main loop is waiting for the client: wake it. It tells the
+		// client why and closes.
+		c.conn.SetReadDeadline(time.Now())
+		return
+	}
+	if c.up != nil {
+		c.up.conn.SetDeadline(time.Now()) // interrupts a relay; the loop tells the client
+	}
+	if c.grant == nil {
+		c.conn.SetDeadline(time.Now())
+	}
+}
+
+func (c *clientConn) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	c.conn.Close()
+	if c.up != nil {
+		c.up.Close()
+	}
+}
+
+// serve runs the connection: handshake and login, then commands.
+func (c *clientConn) serve() {
+	defer c.close()
+	defer c.cancel(nil)
+	c.conn.SetDeadline(time.Now().Add(c.srv.cfg.HandshakeTimeout))
+	if !c.handshake() {
+		return
+	}
+	c.conn.SetDeadline(time.Time{})
+	c.commands()
+}
+
+// fail sends an ERR packet and reports false.
+func (c *clientConn) fail(seq byte, code uint16, state, msg string) bool {
+	if err := c.w.send(seq, errPacket(code, state, msg)); err != nil {
+		c.log.Debug("send error", "err", err)
+	}
+	return false
+}
+
+func randomNonce() []byte {
+	b := make([]byte, 20)
+	rand.Read(b)
+	for i := range b {
+		// Printable, no NUL: some clients treat the nonce as a C string.
+		b[i] = b[i]%94 + 33
+	}
+	return b
+}
+
+// handshake greets the client, upgrades to TLS when asked, checks the
+// proof of the secret, authorises the grant, and only then logs in to the
+// target. It reports whether the session may go on.
+func (c *clientConn) handshake() bool {
+	ctx := c.ctx
+	nonce := randomNonce()
+	caps := uint32(serverCaps)
+	if c.srv.cfg.TLS != nil {
+		caps |= capSSL
+	}
+	hs := &handshakeV10{version: serverVersion, connID: c.id, nonce: nonce, caps: caps, charset: 45,
+		status: statusAutocommit, plugin: c.srv.cfg.AuthPlugin}
+	if err := c.w.send(0, hs.marshal()); err != nil {
+		return false
+	}
+	p, seq, err := c.r.readMessage(1 << 16)
+	if err != nil {
+		c.log.Debug("read handshake response", "err", err)
+		return false
+	}
+	resp, err := parseHandshakeResponse(p)
+	if err != nil {
+		return c.fail(seq+1, erHandshake, "08S01", "bastion: bad handshake")
+	}
+	if resp.caps&capSSL != 0 && len(p) == sslRequestLen {
+		if c.srv.cfg.TLS == nil {
+			return c.fail(seq+1, erHandshake, "08S01", "bastion: TLS is not offered")
+		}
+		// The client may have sent its ClientHello right behind the
+		// SSLRequest: TLS reads what the buffer holds first.
+		tc := tls.Server(bufferedConn{c.r.r, c.conn}, c.srv.cfg.TLS)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			c.log.Debug("TLS handshake", "err", err)
+			return false
+		}
+		c.mu.Lock()
+		c.conn, c.tls = tc, true
+		c.mu.Unlock()
+		c.r, c.w = newPacketReader(tc, ioBuffer), newPacketWriter(tc, ioBuffer)
+		p, seq, err = c.r.readMessage(1 << 16)
+		if err != nil {
+			return false
+		}
+		if resp, err = parseHandshakeResponse(p); err != nil || len(p) == sslRequestLen {
+			return c.fail(seq+1, erHandshake, "08S01", "bastion: bad handshake")
+		}
+	}
+	if resp.caps&requiredCaps != requiredCaps {
+		return c.fail(seq+1, erHandshake, "08S01", "bastion: the client must speak protocol 4.1 with secure authentication")
+	}
+	c.caps, c.charset = resp.caps&caps, resp.charset
+	c.log = c.log.With("user", resp.user, "target", resp.database)
+	src, _ := netip.ParseAddrPort(c.conn.RemoteAddr().String())
+	c.actor = access.Actor{User: resp.user, Source: src.Addr().Unmap()}
+	in := access.DBLogin{User: resp.user, Target: resp.database, Kind: policy.KindMySQL, Source: c.actor.Source}
+	seq++
+
+	if in.Target == "" {
+		c.srv.cfg.Access.DBLoginFailed(ctx, in, errors.New("no database (the target) named"))
+		return c.fail(seq, erAccessDenied, "28000", "bastion: name the target as the database (for example: mariadb -u alice -p TARGET)")
+	}
+	secret, seq, why := c.authenticate(ctx, in, resp, nonce, seq)
+	if secret == nil {
+		if why != nil {
+			c.srv.cfg.Access.DBLoginFailed(ctx, in, why)
+			c.log.Info("authentication failed", "reason", why)
+		}
+		return c.fail(seq, erAccessDenied, "28000", fmt.Sprintf("Access denied for user '%s' (using password: %s)", resp.user, yesNo(len(resp.auth) > 0)))
+	}
+	return c.open(ctx, in, secret, seq)
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "YES"
+	}
+	return "NO"
+}
+
+// authenticate checks the client's proof of its secret; it returns the
+// secret proved (nil when the login failed, and why), and the sequence
+// number of the next packet to send.
+func (c *clientConn) authenticate(ctx context.Context, in access.DBLogin, resp *handshakeResponse, nonce []byte, seq byte) (*store.DBSecret, byte, error) {
+	secret, why := c.srv.cfg.Access.DBSecretFor(ctx, in)
+	if why != nil && !errors.Is(why, access.ErrNoDBSecret) {
+		c.log.Error("look up database secret", "err", why)
+		return nil, seq, why
+	}
+	native, sha2 := randomNonce(), append(randomNonce(), randomNonce()[:12]...) // never match
+	if why == nil {
+		native, sha2 = secret.MySQLNative, secret.MySQLSHA2
+	}
+	plugin, auth := resp.plugin, resp.auth
+	if plugin != pluginNative && plugin != pluginCachingSHA {
+		// An unknown plugin, or none named: switch to native.
+		plugin = pluginNative
+		sw := append([]byte{iEOF}, pluginNative...)
+		sw = append(append(append(sw, 0), nonce...), 0)
+		if err := c.w.send(seq, sw); err != nil {
+			return nil, seq, err
+		}
+		p, s, err := c.r.readMessage(1 << 10)
+		if err != nil {
+			return nil, seq, err
+		}
+		auth, seq = append([]byte(nil), p...), s+1
+	}
+	var err error
+	switch {
+	case plugin == pluginNative:
+		err = dbauth.CheckMySQLNative(native, nonce, auth)
+	case len(auth) == 32:
+		// caching_sha2_password's fast path: Bastion keeps the verifier, so
+		// the "cache" always holds it.
+		if err = dbauth.CheckCachingSHA2(sha2, nonce, auth); err == nil {
+			if err := c.w.send(seq, []byte{0x01, 0x03}); err != nil {
+				return nil, seq, err
+			}
+			seq++
+		}
+	default:
+		// Full authentication sends the password itself: only over TLS.
+		// (Bastion has no RSA key pair to offer instead.)
+		if !c.tls {
+			return nil, seq, errors.New("caching_sha2_password full authentication needs TLS")
+		}
+		if err := c.w.send(seq, []byte{0x01, 0x04}); err != nil {
+			return nil, seq, err
+		}
+		p, s, rerr := c.r.readMessage(1 << 10)
+		if rerr != nil {
+			return nil, seq, rerr
+		}
+		seq = s + 1
+		pw, _, ok := readNulString(p)
+		if !ok {
+			pw = p
+		}
+		err = dbauth.CheckPlainSHA2(sha2, string(pw))
+	}
+	if why != nil {
+		return nil, seq, why
+	}
+	if err != nil {
+		return nil, seq, err
+	}
+	return secret, seq, nil
+}
+
+// open authorises the grant, logs in to the target, starts the recording
+// and tells the client it is in.
+func (c *clientConn) open(ctx context.Context, in access.DBLogin, secret *store.DBSecret, seq byte) bool {
+	g, err := c.srv.cfg.Access.AuthorizeDB(ctx, in, secret)
+	if err != nil {
+		c.log.Info("login refused", "reason", err)
+		var r *policy.Refusal
+		if errors.As(err, &r) {
+			return c.fail(seq, erAccessDenied, "28000", "bastion: access refused: "+r.Error())
+		}
+		return c.fail(seq, erAccessDenied, "28000", "bastion: access refused (the operator's log has the details)")
+	}
+	t, ok := c.srv.cfg.Targets[g.Target]
+	if !ok {
+		return c.fail(seq, erAccessDenied, "28000", fmt.Sprintf("bastion: no MySQL target %q", g.Target))
+	}
+	c.mu.Lock()
+	c.grant, c.target = g, t
+	c.mu.Unlock()
+	c.log = c.log.With("request", g.RequestID)
+	up, err := dialUpstream(ctx, t, c.caps, c.charset)
+	if err != nil {
+		c.log.Warn("open target", "err", err)
+		c.srv.cfg.Access.Record(ctx, c.actor, audit.Event{Type: audit.SessionStart, Subject: g.User, Target: g.Target,
+			RequestID: g.RequestID, Outcome: audit.OutcomeError, Reason: err.Error(), Details: map[string]string{"protocol": "mysql"}})
+		return c.fail(seq, erCannotConnect, "HY000", fmt.Sprintf("bastion: %s cannot be reached (the operator's log has the details)", g.Target))
+	}
+	c.mu.Lock()
+	c.up = up
+	c.mu.Unlock()
+	if err := c.startRecording(ctx); err != nil {
+		c.log.Error("start recording", "err", err)
+		c.srv.cfg.Access.Record(ctx, c.actor, audit.Event{Type: audit.SessionStart, Subject: g.User, Target: g.Target,
+			RequestID: g.RequestID, Outcome: audit.OutcomeError, Reason: "recording unavailable: " + err.Error(),
+			Details: map[string]string{"protocol": "mysql"}})
+		return c.fail(seq, erCannotConnect, "HY000", "bastion: the session cannot be recorded, so it may not start")
+	}
+	details := map[string]string{"protocol": "mysql"}
+	if c.rec != nil {
+		details["session"] = c.rec.id
+	}
+	c.srv.cfg.Access.Record(ctx, c.actor, audit.Event{Type: audit.SessionStart, Subject: g.User, Target: g.Target,
+		RequestID: g.RequestID, Details: details})
+	c.log.Info("session started")
+	c.dec = newDecider(c.srv.cfg.Policy, g.User, g.Target, t.Database, g.Target)
+	if err := c.w.send(seq, okPacket(up.status)); err != nil {
+		c.finish("client closed the connection")
+		return false
+	}
+	go c.watchGrant()
+	return true
+}
+
+// watchGrant ends the session when the grant expires or stops holding.
+func (c *clientConn) watchGrant() {
+	var expiry <-chan time.Time
+	if !c.grant.Ends.IsZero() {
+		t := time.NewTimer(time.Until(c.grant.Ends))
+		defer t.Stop()
+		expiry = t.C
+	}
+	tick := time.NewTicker(grantCheckInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-expiry:
+			c.end(fmt.Errorf("your access to %s expired", c.grant.Target))
+			return
+		case <-tick.C:
+			if err := c.srv.cfg.Access.CheckGrant(c.ctx, c.grant); err != nil {
+				if c.ctx.Err() != nil {
+					return
+				}
+				var r *policy.Refusal
+				if errors.As(err, &r) {
+					c.end(fmt.Errorf("your access to %s ended: %s", c.grant.Target, r.Reason))
+				} else {
+					c.log.Error("check grant", "err", err)
+					c.end(errors.New("your access could not be checked"))
+				}
+				return
+			}
+		}
+	}
+}
+
+func newSessionID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// bufferedConn is a connection whose reads go through a buffer that may
+// already hold data.
+type bufferedConn struct {
+	r io.Reader
+	net.Conn
+}
+
+func (b bufferedConn) Read(p []byte) (int, error) { return b.r.Read(p) }

@@ -1,0 +1,127 @@
+package mysql
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/bastionhq/bastion/bastion/audit"
+	"github.com/bastionhq/bastion/bastion/store"
+	"github.com/bastionhq/bastion/recorder"
+	"github.com/bastionhq/bastion/recorder/querylog"
+)
+
+// maxRecordedParam bounds one recorded parameter; longer ones are cut, with
+// a note of their length.
+const maxRecordedParam = 1024
+
+// queryRecorder is a connection's recording and session row.
+type queryRecorder struct {
+	id     string
+	name   string
+	log    *recorder.QueryLog
+	redact bool
+}
+
+// recordingName places recordings by day: mysql/2026/11/28/<id>.jsonl.
+func recordingName(t time.Time, id string) string {
+	return fmt.Sprintf("mysql/%s/%s.jsonl", t.UTC().Format("2006/01/02"), id)
+}
+
+func (c *clientConn) sessionID() string {
+	if c.rec == nil {
+		return ""
+	}
+	return c.rec.id
+}
+
+// startRecording creates the recording and the session row; the session
+// may not start without them (fail closed). Without recording storage
+// configured, nothing is recorded.
+func (c *clientConn) startRecording(ctx context.Context) error {
+	if c.srv.cfg.Recordings == nil || c.srv.cfg.Sessions == nil {
+		return nil
+	}
+	now := time.Now()
+	id := newSessionID()
+	name := recordingName(now, id)
+	ql, err := recorder.NewQueryLog(ctx, c.srv.cfg.Recordings, name, now)
+	if err != nil {
+		return err
+	}
+	g := c.grant
+	req := ""
+	if g.RequestID != 0 {
+		req = strconv.FormatInt(g.RequestID, 10)
+	}
+	database := c.target.Database
+	if database == "" {
+		database = c.target.Name
+	}
+	if err := ql.Write(querylog.Event{Time: now, Type: querylog.TypeStart, User: g.User, Target: g.Target, Database: database,
+		RequestID: req, ClientAddr: c.conn.RemoteAddr().String(), Protocol: querylog.ProtocolMySQL}); err != nil {
+		ql.Close()
+		return err
+	}
+	sess := &store.Session{ID: id, User: g.User, Target: g.Target, Login: c.target.Username, Protocol: "mysql", Kind: "query",
+		RequestID: g.RequestID, Source: c.conn.RemoteAddr().String(), Recording: name, State: store.SessionLive,
+		StartedAt: now, ExitStatus: -1}
+	if err := c.srv.cfg.Sessions.CreateSession(ctx, sess); err != nil {
+		ql.Close()
+		return fmt.Errorf("record session: %w", err)
+	}
+	c.rec = &queryRecorder{id: id, name: name, log: ql, redact: c.target.RedactParameters}
+	return nil
+}
+
+// errRecording ends a session whose recording failed (fail closed).
+var errRecording = errors.New("the session can no longer be recorded")
+
+// record writes a query event. A failure ends the session.
+func (c *clientConn) record(e querylog.Event) {
+	if c.rec == nil {
+		return
+	}
+	e.Type = querylog.TypeQuery
+	if err := c.rec.log.Write(e); err != nil {
+		c.log.Error("record query", "err", err)
+		c.end(errRecording)
+	}
+}
+
+// finish records the session's end.
+func (c *clientConn) finish(reason string) {
+	ctx := context.WithoutCancel(c.ctx)
+	if c.grant != nil {
+		c.srv.cfg.Access.Record(ctx, c.actor, audit.Event{Type: audit.SessionEnd, Subject: c.grant.User, Target: c.grant.Target,
+			RequestID: c.grant.RequestID, Reason: reason, Details: map[string]string{"protocol": "mysql", "session": c.sessionID()}})
+	}
+	c.log.Info("session ended", "reason", reason)
+	if c.rec == nil {
+		return
+	}
+	if err := c.rec.log.Write(querylog.Event{Type: querylog.TypeEnd, Reason: reason}); err != nil {
+		c.log.Error("record session end", "err", err)
+	}
+	if err := c.rec.log.Close(); err != nil {
+		c.log.Error("close recording", "err", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := c.srv.cfg.Sessions.EndSession(ctx, c.rec.id, store.SessionEnded, time.Now(), reason, -1); err != nil {
+		c.log.Error("record session end", "session", c.rec.id, "err", err)
+	}
+}
+
+// recordParam formats one parameter for the recording.
+func (r *queryRecorder) param(s string) string {
+	if r.redact {
+		return "<redacted>"
+	}
+	if len(s) > maxRecordedParam {
+		return fmt.Sprintf("%s… (%d bytes)", s[:maxRecordedParam], len(s))
+	}
+	return s
+}

@@ -1,0 +1,199 @@
+package mysql
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/bastionhq/bastion/bastion/access"
+	"github.com/bastionhq/bastion/bastion/audit"
+	"github.com/bastionhq/bastion/bastion/policy"
+	"github.com/bastionhq/bastion/bastion/store"
+	"github.com/bastionhq/bastion/protocols/mysql/mysqlsql"
+)
+
+// verdict is the decision on one query string or prepared statement.
+type verdict struct {
+	stmts []mysqlsql.Statement // as parsed; one unknown statement when unparseable
+	// refusal is set when the query may not run: what the client is told,
+	// with code, the error number (0: 1142).
+	refusal string
+	code    uint16
+	rule    string
+	// approval is set when a rule holds the query for an approver.
+	approval *policy.QueryDecision
+	text     string // the statements' texts, joined
+}
+
+// maxCached bounds a connection's decision cache; it is emptied when full.
+const maxCached = 4096
+
+// decider decides a connection's statements and caches the verdicts by
+// exact text (the policy does not change while Bastion runs).
+type decider struct {
+	policy       func() *policy.Policy
+	user, target string
+	databases    []string // the databases USE may name: the target's
+	cache        map[string]*verdict
+}
+
+func newDecider(p func() *policy.Policy, user, target string, databases ...string) *decider {
+	return &decider{policy: p, user: user, target: target, databases: databases, cache: map[string]*verdict{}}
+}
+
+// decide parses and decides sql.
+func (d *decider) decide(b []byte) *verdict {
+	if v, ok := d.cache[string(b)]; ok {
+		return v
+	}
+	sql := string(b)
+	v := d.decideNew(sql)
+	if len(d.cache) >= maxCached {
+		clear(d.cache)
+	}
+	d.cache[sql] = v
+	return v
+}
+
+func (d *decider) decideNew(sql string) *verdict {
+	p := d.policy()
+	stmts, err := mysqlsql.Parse(sql)
+	if err != nil {
+		v := &verdict{stmts: []mysqlsql.Statement{{Statement: policy.Statement{Text: strings.TrimSpace(sql), Kind: policy.StatementUnknown}}},
+			text: strings.TrimSpace(sql)}
+		if p.QueriesRestricted(d.user, d.target) {
+			var se *mysqlsql.SyntaxError
+			why := err.Error()
+			if errors.As(err, &se) {
+				why = se.Message
+			}
+			v.refusal = fmt.Sprintf("the statement cannot be checked (%s), and queries are restricted on %s", why, d.target)
+		}
+		return v
+	}
+	v := &verdict{stmts: stmts, text: joinTexts(stmts)}
+	for i := range stmts {
+		s := &stmts[i]
+		if s.Database != "" && !d.databaseAllowed(s.Database) {
+			v.refusal = fmt.Sprintf("USE %s: this session is for %s; switching to another database is not allowed", s.Database, d.target)
+			v.code = erDBAccessDenied
+			return v
+		}
+		if s.LocalInfile {
+			v.refusal = msgLocalInfile
+			v.code = erNotAllowedCommand
+			return v
+		}
+		if s.Dynamic && p.QueriesRestricted(d.user, d.target) {
+			v.refusal = fmt.Sprintf("%s: %s, and queries are restricted on %s", mysqlsql.Describe(s), mysqlsql.ErrDynamic, d.target)
+			return v
+		}
+	}
+	dec := p.DecideQueries(d.user, d.target, mysqlsql.Statements(stmts))
+	v.rule = dec.Rule
+	switch dec.Action {
+	case policy.CommandAllow:
+	case policy.CommandRequireApproval:
+		v.approval = &dec
+	default:
+		if dec.Rule != "" {
+			v.refusal = fmt.Sprintf("denied by rule %s: %s", dec.Rule, dec.Reason)
+		} else {
+			v.refusal = "denied: " + dec.Reason
+		}
+	}
+	return v
+}
+
+// databaseAllowed reports whether USE or COM_INIT_DB may name db.
+func (d *decider) databaseAllowed(db string) bool {
+	for _, a := range d.databases {
+		if a != "" && a == db {
+			return true
+		}
+	}
+	return false
+}
+
+// allowed decides a query string or a statement to prepare: "" to let it
+// go on, else the refusal the client is told. With hold, a query a rule
+// holds for approval waits here until an approver decides (or the session
+// ends); a statement being prepared is held at each execution instead.
+// Refusals and holds are audited.
+func (c *clientConn) allowed(sql []byte, hold bool) (*verdict, string) {
+	v := c.dec.decide(sql)
+	if v.refusal != "" {
+		c.audit(v, "denied", v.refusal)
+		return v, v.refusal
+	}
+	if v.approval == nil || !hold {
+		return v, ""
+	}
+	return v, c.approve(v)
+}
+
+func (c *clientConn) audit(v *verdict, outcome, reason string) {
+	text := v.text
+	if text == "" {
+		text = joinTexts(v.stmts)
+	}
+	out := audit.OutcomeRefused
+	if outcome == "held" {
+		out = audit.OutcomeOK
+	}
+	c.srv.cfg.Access.Record(c.ctx, c.actor, audit.Event{Type: audit.Query, Subject: c.grant.User, Target: c.grant.Target,
+		RequestID: c.grant.RequestID, Outcome: out, Reason: reason,
+		Details: map[string]string{"statement": truncate(text, 1024), "rule": v.rule, "protocol": "mysql", "session": c.sessionID()}})
+	c.log.Info("query "+outcome, "rule", v.rule)
+}
+
+func joinTexts(stmts []mysqlsql.Statement) string {
+	var b strings.Builder
+	for _, s := range stmts {
+		if s.Alternate {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(s.Text)
+	}
+	return b.String()
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// approve holds a query until an approver allows it; it returns the
+// refusal, or "" once approved. Each run needs its own approval.
+func (c *clientConn) approve(v *verdict) string {
+	d := v.approval
+	held := fmt.Sprintf("held by rule %s", d.Rule)
+	req, err := c.srv.cfg.Access.RequestCommand(c.ctx, c.actor, access.CommandRequest{
+		Grant: c.grant, Command: truncate(joinTexts(v.stmts), 4096), Rule: d.Rule, Reason: d.Reason, Roles: d.Approvers,
+	})
+	if err != nil {
+		c.audit(v, "denied", held+", but it cannot be submitted")
+		return fmt.Sprintf("%s, but it cannot be submitted: %v", held, err)
+	}
+	c.audit(v, "held", fmt.Sprintf("held for approval (request %d)", req.ID))
+	wctx, cancel := context.WithTimeout(c.ctx, req.PendingUntil.Sub(req.CreatedAt))
+	defer cancel()
+	r, err := c.srv.cfg.Access.Wait(wctx, c.actor, req.ID)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("%s: not approved in time (request #%d)", held, req.ID)
+	case r.State != store.Approved:
+		if r.DecisionReason != "" {
+			return fmt.Sprintf("%s: request #%d %s by %s: %s", held, req.ID, r.State, r.DecidedBy, r.DecisionReason)
+		}
+		return fmt.Sprintf("%s: request #%d %s", held, req.ID, r.State)
+	}
+	c.srv.cfg.Access.CommandDone(context.WithoutCancel(c.ctx), c.actor, req.ID)
+	return ""
+}

@@ -1,0 +1,241 @@
+package mysql
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+)
+
+// Target is a MySQL or MariaDB server Bastion logs in to, with credentials
+// from its configuration. Users never see them.
+type Target struct {
+	Name     string
+	Address  string // host:port
+	Database string // the database upstream
+	Username string
+	Password string
+	// TLS is the client configuration for the connection to the target;
+	// nil connects in clear.
+	TLS *tls.Config
+	// RedactParameters keeps bound parameters out of the recording.
+	RedactParameters bool
+}
+
+// dialTimeout bounds connecting and logging in to a target.
+const dialTimeout = 10 * time.Second
+
+// ioBuffer is the size of the read and write buffers of each side.
+const ioBuffer = 64 << 10
+
+// upstreamConn is an authenticated connection to a target.
+type upstreamConn struct {
+	conn    net.Conn
+	r       *packetReader
+	w       *packetWriter
+	caps    uint32 // negotiated
+	version string
+	status  uint16
+}
+
+func (u *upstreamConn) Close() error { return u.conn.Close() }
+
+// mustShare are the capabilities that change the shape of responses: when
+// the client negotiated one, the target must have it too, since Bastion
+// relays responses unchanged.
+const mustShare = capDeprecateEOF | capSessionTrack | capMultiResults | capPSMultiResults | capMultiStatements | capProtocol41
+
+// dialUpstream connects and logs in to t with the client's negotiated
+// capabilities and character set.
+func dialUpstream(ctx context.Context, t Target, clientCaps uint32, charset byte) (*upstreamConn, error) {
+	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", t.Address)
+	if err != nil {
+		return nil, err
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	u, err := login(conn, t, clientCaps, charset)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	conn.SetDeadline(time.Time{})
+	return u, nil
+}
+
+func login(conn net.Conn, t Target, clientCaps uint32, charset byte) (*upstreamConn, error) {
+	u := &upstreamConn{conn: conn, r: newPacketReader(conn, ioBuffer), w: newPacketWriter(conn, ioBuffer)}
+	p, _, err := u.r.readMessage(1 << 16)
+	if err != nil {
+		return nil, fmt.Errorf("read greeting: %w", err)
+	}
+	hs, err := parseHandshakeV10(p)
+	if err != nil {
+		return nil, err
+	}
+	u.version = hs.version
+	caps := clientCaps&serverCaps | requiredCaps | capPluginAuth | capPluginAuthLenEnc
+	caps &^= capConnectAttrs | capLocalFiles | capCompress | capSSL
+	if t.Database != "" {
+		caps |= capConnectWithDB
+	} else {
+		caps &^= capConnectWithDB
+	}
+	if missing := caps & mustShare &^ hs.caps; missing != 0 {
+		return nil, fmt.Errorf("the target lacks capabilities %#x the client uses", missing)
+	}
+	caps &= hs.caps | capConnectWithDB
+	seq := u.r.seq + 1
+	tlsOn := false
+	if t.TLS != nil {
+		if hs.caps&capSSL == 0 {
+			return nil, errors.New("the target does not offer TLS")
+		}
+		caps |= capSSL
+		req := &handshakeResponse{caps: caps, maxPkt: maxPayload, charset: charset}
+		if err := u.w.send(seq, req.marshal()); err != nil {
+			return nil, err
+		}
+		seq++
+		tc := tls.Client(conn, t.TLS)
+		if err := tc.Handshake(); err != nil {
+			return nil, fmt.Errorf("TLS: %w", err)
+		}
+		u.conn = tc
+		u.r = newPacketReader(tc, ioBuffer)
+		u.w = newPacketWriter(tc, ioBuffer)
+		tlsOn = true
+	}
+	u.caps = caps
+	plugin := hs.plugin
+	if plugin != pluginCachingSHA {
+		plugin = pluginNative
+	}
+	nonce := hs.nonce
+	resp := &handshakeResponse{caps: caps, maxPkt: maxPayload, charset: charset, user: t.Username,
+		auth: scramble(plugin, t.Password, nonce), database: t.Database, plugin: plugin}
+	if err := u.w.send(seq, resp.marshal()); err != nil {
+		return nil, err
+	}
+	for range 5 {
+		p, _, err := u.r.readMessage(1 << 16)
+		if err != nil {
+			return nil, fmt.Errorf("read login response: %w", err)
+		}
+		next := u.r.seq + 1
+		switch {
+		case len(p) == 0:
+			return nil, errMalformed
+		case p[0] == iOK:
+			_, u.status, _ = okInfo(p)
+			return u, nil
+		case p[0] == iERR:
+			code, msg := parseErr(p)
+			return nil, fmt.Errorf("login refused: %d %s", code, msg)
+		case p[0] == iEOF: // auth switch
+			name, n, ok := readNulString(p[1:])
+			if !ok {
+				return nil, errMalformed
+			}
+			plugin = string(name)
+			if plugin != pluginNative && plugin != pluginCachingSHA {
+				return nil, fmt.Errorf("the target asks for authentication plugin %q", plugin)
+			}
+			nonce = bytes.TrimSuffix(p[1+n:], []byte{0})
+			if err := u.w.send(next, scramble(plugin, t.Password, nonce)); err != nil {
+				return nil, err
+			}
+		case p[0] == 0x01 && len(p) == 2 && p[1] == 0x03: // caching_sha2 fast path succeeded
+		case p[0] == 0x01 && len(p) == 2 && p[1] == 0x04: // full authentication
+			if tlsOn {
+				if err := u.w.send(next, append([]byte(t.Password), 0)); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			if err := u.w.send(next, []byte{0x02}); err != nil { // the server's public key, please
+				return nil, err
+			}
+			key, _, err := u.r.readMessage(1 << 16)
+			if err != nil {
+				return nil, err
+			}
+			enc, err := encryptPassword(key, t.Password, nonce)
+			if err != nil {
+				return nil, err
+			}
+			if err := u.w.send(u.r.seq+1, enc); err != nil {
+				return nil, err
+			}
+		default:
+			return nil, fmt.Errorf("unexpected login packet %#x", p[0])
+		}
+	}
+	return nil, errors.New("login did not finish")
+}
+
+// scramble answers a nonce with the password, as plugin does.
+func scramble(plugin, password string, nonce []byte) []byte {
+	if password == "" {
+		return nil
+	}
+	nonce = nonce[:min(len(nonce), 20)]
+	if plugin == pluginCachingSHA {
+		h1 := sha256.Sum256([]byte(password))
+		h2 := sha256.Sum256(h1[:])
+		h := sha256.New()
+		h.Write(h2[:])
+		h.Write(nonce)
+		out := make([]byte, sha256.Size)
+		subtle.XORBytes(out, h1[:], h.Sum(nil))
+		return out
+	}
+	h1 := sha1.Sum([]byte(password))
+	h2 := sha1.Sum(h1[:])
+	h := sha1.New()
+	h.Write(nonce)
+	h.Write(h2[:])
+	out := make([]byte, sha1.Size)
+	subtle.XORBytes(out, h1[:], h.Sum(nil))
+	return out
+}
+
+// encryptPassword encrypts password for caching_sha2's full
+// authentication in clear: RSA-OAEP with the server's key (packet 0x01 +
+// PEM) over the NUL-terminated password XOR the nonce.
+func encryptPassword(keyPacket []byte, password string, nonce []byte) ([]byte, error) {
+	if len(keyPacket) > 0 && keyPacket[0] == 0x01 {
+		keyPacket = keyPacket[1:]
+	}
+	block, _ := pem.Decode(keyPacket)
+	if block == nil {
+		return nil, errors.New("the target sent no public key")
+	}
+	pub, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("the target's public key: %w", err)
+	}
+	rsaPub, ok := pub.(*rsa.PublicKey)
+	if !ok {
+		return nil, errors.New("the target's public key is not RSA")
+	}
+	plain := append([]byte(password), 0)
+	for i := range plain {
+		plain[i] ^= nonce[i%len(nonce)]
+	}
+	return rsa.EncryptOAEP(sha1.New(), rand.Reader, rsaPub, plain, nil)
+}
