@@ -4,8 +4,9 @@
 //
 // Recordings are objects in a Storage, the seam between the proxies and
 // where recordings live. Dir, a local directory, is the embedded default;
-// other backends (S3) are further implementations of the same interface,
-// and package storagetest is the contract every one of them must pass.
+// package spool, in front of an S3 bucket (package s3store), streams them
+// to object storage through a durable local spool and signs them (package
+// manifest). Package storagetest is the contract every Storage must pass.
 //
 // A proxy records a session through a Terminal (SSH) or a QueryLog (database)
 // made by NewTerminal or NewQueryLog: it creates the session's object, writes

@@ -11,7 +11,8 @@ import (
 )
 
 // Storage keeps recordings as named objects. Implementations: Dir (a local
-// directory, the embedded default); an S3 backend comes later. Every
+// directory, the embedded default), s3store.Store (a bucket), spool.Store
+// (a local spool streaming to a bucket). Every
 // implementation passes the contract suite in package storagetest and is
 // safe for concurrent use.
 //

@@ -41,6 +41,16 @@ const (
 	Forward        = "forward"  // port, agent or X11 forwarding, allowed or refused
 	Replay         = "replay"   // a recording was replayed, exported or watched
 	Transfer       = "transfer" // a file operation in an SFTP or scp session
+	// RecordingStorage: the recording storage became unreachable (outcome
+	// error: the gap starts) or reachable again (ok: the gap ends).
+	RecordingStorage = "recording.storage"
+	// RecordingInterrupted: a recording found unfinished in the spool at
+	// start, uploaded and sealed as interrupted.
+	RecordingInterrupted = "recording.interrupted"
+	// RecordingDelete: a recording deleted by the retention sweep.
+	RecordingDelete = "recording.delete"
+	// RecordingHold: a legal hold set on or lifted from a session.
+	RecordingHold = "recording.hold"
 )
 
 // GenesisHash is the PrevHash of the first event in a chain.

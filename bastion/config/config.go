@@ -42,7 +42,8 @@ type Config struct {
 	Server     Server
 	Store      Store
 	CA         CA
-	Recordings string
+	Recordings string    // a directory, or s3://BUCKET/PREFIX
+	Recording  Recording // object storage, spool and retention settings
 	Notify     Notify
 	Users      map[string]*User
 	Targets    map[string]*Target

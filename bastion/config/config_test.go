@@ -162,6 +162,10 @@ func TestParseFullConfig(t *testing.T) {
 		Store:      config.Store{Driver: "sqlite", DSN: "/etc/bastion/data/bastion.db"},
 		CA:         config.CA{UserCA: "/etc/bastion/keys/user_ca", HostCA: "/etc/bastion/host_ca"},
 		Recordings: "s3://recordings/bastion",
+		Recording: config.Recording{
+			S3:       &config.S3Recordings{Endpoint: config.DefaultS3Endpoint, TLS: true, Bucket: "recordings", Prefix: "bastion", Region: "us-east-1", PathStyle: true},
+			SpoolDir: "/etc/bastion/data/spool", Fsync: config.DefaultFsync, SpoolQuota: config.DefaultSpoolQuota,
+		},
 		Notify: config.Notify{Webhook: &config.Webhook{
 			URL: "https://hooks.example.com/tok123", Timeout: config.DefaultWebhookTimeout, Attempts: 3,
 		}},

@@ -26,6 +26,7 @@ type rawConfig struct {
 	Store      rawStore           `yaml:"store"`
 	CA         rawCA              `yaml:"ca"`
 	Recordings string             `yaml:"recordings"`
+	Recording  rawRecording       `yaml:"recording"`
 	Requests   rawRequests        `yaml:"requests"`
 	Notify     rawNotify          `yaml:"notify"`
 	Users      []rawUser          `yaml:"users"`
@@ -105,6 +106,7 @@ type rawRole struct {
 	QueryDefault   string           `yaml:"query_default"`
 	ReadOnly       bool             `yaml:"read_only"`
 	Forwarding     rawForwarding    `yaml:"forwarding"`
+	Recording      string           `yaml:"recording"`
 }
 
 // rawForwarding is the SSH forwarding a role allows (all off by default).
@@ -274,6 +276,7 @@ func (v *validator) config(raw *rawConfig) *Config {
 	} else if !strings.Contains(cfg.Recordings, "://") {
 		cfg.Recordings = v.path(cfg.Recordings)
 	}
+	cfg.Recording = v.recording(raw.Recording, cfg.Recordings, cfg.DataDir)
 	if w := raw.Notify.Webhook; w != nil {
 		cfg.Notify.Webhook = &Webhook{
 			URL:      v.expand("notify.webhook.url", w.URL),
@@ -389,7 +392,7 @@ func (v *validator) target(field string, t rawTarget, cfg *Config, pol *policy.P
 
 func (v *validator) role(name string, r rawRole, all map[string]rawRole) *policy.Role {
 	field := "roles." + name
-	role := &policy.Role{Name: name, Forwarding: policy.Forwarding(r.Forwarding)}
+	role := &policy.Role{Name: name, Forwarding: policy.Forwarding(r.Forwarding), Recording: v.recordingMode(field+".recording", r.Recording)}
 	for i, p := range r.Permissions {
 		switch perm := policy.Permission(p); perm {
 		case policy.PermAudit:

@@ -83,6 +83,48 @@ type Role struct {
 	// Forwarding is what SSH forwarding the role allows; all of it is
 	// refused unless allowed.
 	Forwarding Forwarding
+
+	// Recording says what happens to the role's sessions when recording
+	// cannot be guaranteed ("" is FailClosed).
+	Recording RecordingMode
+}
+
+// RecordingMode is what a session does when its recording cannot be kept.
+type RecordingMode string
+
+const (
+	// FailClosed refuses new sessions while recording cannot be
+	// guaranteed and ends running ones when their recording fails.
+	FailClosed RecordingMode = "fail-closed"
+	// FailOpen lets sessions go on unrecorded (audited) when recording
+	// fails.
+	FailOpen RecordingMode = "fail-open"
+)
+
+// RecordingFor is the recording mode of a session of user on target under
+// the grant of role ("" for standing access): fail-open only when every
+// role that gives that access says so.
+func (p *Policy) RecordingFor(user, target, role string) RecordingMode {
+	if role != "" {
+		if r := p.Roles[role]; r != nil && r.Recording == FailOpen {
+			return FailOpen
+		}
+		return FailClosed
+	}
+	t := p.Targets[target]
+	if t == nil {
+		return FailClosed
+	}
+	mode := FailClosed
+	for _, r := range p.roles(user) {
+		if slices.ContainsFunc(r.Standing, func(a Access) bool { return a.Targets.Matches(t) }) {
+			if r.Recording != FailOpen {
+				return FailClosed
+			}
+			mode = FailOpen
+		}
+	}
+	return mode
 }
 
 // Forwarding lists the kinds of SSH forwarding a role allows.

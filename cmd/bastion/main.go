@@ -32,6 +32,8 @@ const usage = `usage:
                                         run a self-service command on the server
                                         (ca, audit, audit verify, requests, approve, …;
                                         see "bastion help"); without --as, as the operator
+  bastion verify --dir DIR --pubkey FILE
+                                        verify a downloaded recording offline
   bastion version
 `
 
@@ -70,6 +72,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "demo":
 		return demo.Main(ctx, rest[1:], stdout, stderr, log)
+	case "verify":
+		// Offline, from a downloaded copy: no configuration needed.
+		if code, ok := cli.VerifyOffline(ctx, rest[1:], stdout, stderr); ok {
+			return code
+		}
 	case "serve":
 		sfs := flag.NewFlagSet("serve", flag.ContinueOnError)
 		sfs.SetOutput(stderr)

@@ -25,6 +25,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/bastionhq/bastion/bastion/config"
+	"github.com/bastionhq/bastion/bastion/policy"
 	"github.com/bastionhq/bastion/ca"
 	"github.com/bastionhq/bastion/internal/harness"
 	"github.com/bastionhq/bastion/internal/server"
@@ -32,8 +33,10 @@ import (
 
 // Default ports; each falls back to a free one when taken.
 const (
-	defaultSSHPort  = 2222
-	defaultHTTPPort = 8080
+	defaultSSHPort      = 2222
+	defaultHTTPPort     = 8080
+	defaultPostgresPort = 5433
+	defaultMySQLPort    = 3307
 )
 
 // Users are the demo's people.
@@ -45,13 +48,16 @@ var Users = []struct{ Name, Role string }{
 
 // Info is what demo.json holds.
 type Info struct {
-	SSH     string            `json:"ssh"`
-	HTTP    string            `json:"http"`
-	DataDir string            `json:"data_dir"`
-	Config  string            `json:"config"`
-	Keys    string            `json:"keys"`
-	Known   string            `json:"known_hosts"`
-	Targets map[string]string `json:"targets"` // real addresses, to check that going around Bastion fails
+	SSH      string            `json:"ssh"`
+	HTTP     string            `json:"http"`
+	Postgres string            `json:"postgres"` // Bastion's PostgreSQL front end
+	MySQL    string            `json:"mysql"`    // Bastion's MySQL front end
+	DataDir  string            `json:"data_dir"`
+	Config   string            `json:"config"`
+	Keys     string            `json:"keys"`
+	Known    string            `json:"known_hosts"`
+	Targets  map[string]string `json:"targets"`      // real addresses, to check that going around Bastion fails
+	S3       *S3Info           `json:"s3,omitempty"` // where recordings go (none with DEMO_STORAGE=file)
 }
 
 // Main runs the demo until ctx ends. Flags: --dir (default $DEMO_DIR or
@@ -109,6 +115,17 @@ func run(ctx context.Context, dir string, sshPort, httpPort int, stdout io.Write
 		return err
 	}
 	defer targets.stop(log)
+	gw, s3info, err := startStorage(ctx, dir)
+	if err != nil {
+		return err
+	}
+	if gw != nil {
+		defer func() {
+			if err := gw.Stop(); err != nil {
+				log.Warn("stop the demo's S3 server", "err", err)
+			}
+		}()
+	}
 
 	sshL, err := listenWithFallback(sshPort)
 	if err != nil {
@@ -119,8 +136,26 @@ func run(ctx context.Context, dir string, sshPort, httpPort int, stdout io.Write
 		sshL.Close()
 		return err
 	}
+	dbL := map[policy.Kind]net.Listener{}
+	for kind, port := range map[policy.Kind]int{policy.KindPostgres: defaultPostgresPort, policy.KindMySQL: defaultMySQLPort} {
+		l, err := listenWithFallback(port)
+		if err != nil {
+			sshL.Close()
+			httpL.Close()
+			for _, l := range dbL {
+				l.Close()
+			}
+			return err
+		}
+		dbL[kind] = l
+	}
+	listeners := &server.Listeners{SSH: sshL, HTTP: httpL, Databases: dbL}
 	cfgPath := filepath.Join(dir, "bastion.yaml")
-	if err := writeConfig(cfgPath, dataDir, sshL.Addr().String(), httpL.Addr().String(), userKeys, targets); err != nil {
+	if err := writeConfig(cfgPath, dataDir, listeners, userKeys, targets); err != nil {
+		listeners.Close()
+		return err
+	}
+	if err := addStorage(cfgPath, s3info); err != nil {
 		return err
 	}
 	cfg, err := config.Load(cfgPath)
@@ -138,14 +173,15 @@ func run(ctx context.Context, dir string, sshPort, httpPort int, stdout io.Write
 	}
 	info := Info{
 		SSH: sshL.Addr().String(), HTTP: httpL.Addr().String(), DataDir: dataDir, Config: cfgPath,
-		Keys: keysDir, Known: knownHosts, Targets: targets.addrs(),
+		Postgres: dbL[policy.KindPostgres].Addr().String(), MySQL: dbL[policy.KindMySQL].Addr().String(),
+		Keys: keysDir, Known: knownHosts, Targets: targets.addrs(), S3: s3info,
 	}
 	if err := writeJSON(filepath.Join(dir, "demo.json"), info); err != nil {
 		b.Close()
 		return err
 	}
 	printCheatSheet(stdout, dir, info)
-	err = b.Run(ctx, &server.Listeners{SSH: sshL, HTTP: httpL})
+	err = b.Run(ctx, listeners)
 	fmt.Fprintln(stdout, "\nBastion demo stopped; stopping its targets.")
 	return err
 }
@@ -246,6 +282,8 @@ data_dir: {{.DataDir}}
 listen:
   ssh: {{.SSH}}
   http: {{.HTTP}}
+  postgres: {{.Postgres}}
+  mysql: {{.MySQL}}
 server:
   hostnames: [localhost, 127.0.0.1]
 requests:
@@ -314,7 +352,7 @@ roles:
     permissions: [audit]
 `))
 
-func writeConfig(path, dataDir, sshAddr, httpAddr string, keys map[string]string, t *targetSet) error {
+func writeConfig(path, dataDir string, l *server.Listeners, keys map[string]string, t *targetSet) error {
 	type user struct{ Name, Role, Key string }
 	var users []user
 	for _, u := range Users {
@@ -322,7 +360,8 @@ func writeConfig(path, dataDir, sshAddr, httpAddr string, keys map[string]string
 	}
 	var b strings.Builder
 	err := configTemplate.Execute(&b, map[string]any{
-		"DataDir": dataDir, "SSH": sshAddr, "HTTP": httpAddr, "Users": users,
+		"DataDir": dataDir, "SSH": l.SSH.Addr().String(), "HTTP": l.HTTP.Addr().String(), "Users": users,
+		"Postgres": l.Databases[policy.KindPostgres].Addr().String(), "MySQL": l.Databases[policy.KindMySQL].Addr().String(),
 		"Web01": t.web01.Addr, "Web01Key": strings.TrimSpace(string(ssh.MarshalAuthorizedKey(t.web01.HostPublicKey))),
 		"Orders": t.orders.Addr, "OrdersUser": t.orders.User, "OrdersPassword": t.orders.Password,
 		"Shop": t.shop.Addr, "ShopUser": t.shop.User, "ShopPassword": t.shop.Password,
@@ -384,8 +423,23 @@ Try, in another terminal:
   %s/alice alice@127.0.0.1          # interactive prompt
   %s --config %s/bastion.yaml audit verify
 
+Databases (PostgreSQL front end on %s, MySQL on %s):
+  %s/alice alice@127.0.0.1 request orders shop --for 1h --reason "INC-2 refund"
+  %s/bob bob@127.0.0.1 approve 2
+  %s/alice alice@127.0.0.1 token 2  # prints a psql URL for orders and a mariadb line for shop
+  psql 'postgres://alice:SECRET@127.0.0.1:%s/orders?sslmode=require' -c 'select count(*) from orders'
+  psql '…' -c 'select * from secrets'   # refused: rule no-secrets (SQLSTATE 42501)
+  mariadb -h 127.0.0.1 -P %s -u alice -pSECRET shop -e 'delete from orders'   # refused: bounded-writes
+  %s/carol carol@127.0.0.1 replay <session id from sessions>
+
 `, info.SSH, info.HTTP, rel, rel, rel, info.Targets["web01"], info.Targets["orders"], info.Targets["shop"],
-		ssh, ssh, ssh, ssh, ssh, rel, rel, ssh, ssh, ssh, ssh, bin, rel)
+		ssh, ssh, ssh, ssh, ssh, rel, rel, ssh, ssh, ssh, ssh, bin, rel,
+		info.Postgres, info.MySQL, ssh, ssh, ssh, portOf(info.Postgres), portOf(info.MySQL), ssh)
+}
+
+func portOf(addr string) string {
+	_, port, _ := net.SplitHostPort(addr)
+	return port
 }
 
 func envOr(name, def string) string {

@@ -87,37 +87,41 @@ func StartS3(ctx context.Context, cfg S3Config) (*S3, error) {
 }
 
 func (s *S3) start(ctx context.Context, bin string) error {
-	dataDir := filepath.Join(s.Dir, "data")
-	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(s.Dir, "data"), 0o755); err != nil {
 		return err
 	}
+	_, err := retryOnPortClash(s.teardown.kind, func(port int) error {
+		s.Endpoint = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		return s.launch(ctx, bin, s.logPath)
+	})
+	return err
+}
+
+// launch starts the gateway on s.Endpoint and waits until it answers.
+func (s *S3) launch(ctx context.Context, bin, logPath string) error {
 	// The credentials go in the environment, not the arguments, where every
 	// user of ps would see them.
 	env := []string{"ROOT_ACCESS_KEY_ID=" + s.AccessKey, "ROOT_SECRET_ACCESS_KEY=" + s.SecretKey}
-	_, err := retryOnPortClash(s.teardown.kind, func(port int) error {
-		s.Endpoint = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		p, err := startProcess(bin, []string{"--port", s.Endpoint, "--quiet", "posix", dataDir}, env, s.logPath)
-		if err != nil {
-			return err
-		}
-		// A signed request succeeds only at a gateway with our credentials.
-		client, err := s.client(1)
-		if err != nil {
-			return errors.Join(err, p.stop())
-		}
-		err = p.waitReady(ctx, func(ctx context.Context) error {
-			ctx, cancel := context.WithTimeout(ctx, s3ProbeTimeout)
-			defer cancel()
-			_, err := client.ListBuckets(ctx)
-			return err
-		})
-		if err != nil {
-			return startError(errors.Join(err, p.stop()), s.logPath)
-		}
-		s.proc = p
-		return nil
+	p, err := startProcess(bin, []string{"--port", s.Endpoint, "--quiet", "posix", filepath.Join(s.Dir, "data")}, env, logPath)
+	if err != nil {
+		return err
+	}
+	// A signed request succeeds only at a gateway with our credentials.
+	client, err := s.client(1)
+	if err != nil {
+		return errors.Join(err, p.stop())
+	}
+	err = p.waitReady(ctx, func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, s3ProbeTimeout)
+		defer cancel()
+		_, err := client.ListBuckets(ctx)
+		return err
 	})
-	return err
+	if err != nil {
+		return startError(errors.Join(err, p.stop()), logPath)
+	}
+	s.proc = p
+	return nil
 }
 
 // Client returns a minio-go client for the gateway with its root credentials

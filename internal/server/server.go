@@ -56,6 +56,7 @@ type Bastion struct {
 	CLI        *cli.CLI
 	SSH        *sshfront.Server
 	Recordings recorder.Storage
+	recs       *recordings // Recordings, and the spool behind it
 	log        *slog.Logger
 	webhook    *notify.Webhook
 
@@ -85,11 +86,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Bastion, e
 		return nil, err
 	}
 	b := &Bastion{Config: cfg, Store: st, CA: cas, log: log}
-	recordings, err := openRecordings(cfg.Recordings)
+	b.recs, err = openRecordings(ctx, cfg, log)
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
+	recordings := b.recs.Storage
 	b.Recordings = recordings
 
 	pol := cfg.Policy
@@ -140,6 +142,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Bastion, e
 		Recordings: recordings, Sessions: st, ExecRules: sshfront.PolicyRules{Policy: policyFn}, Approvals: b.Access,
 		Permits: func(g *access.Grant) sshfront.Permits {
 			return policyFn().ForwardingFor(g.User, g.Target, g.Role)
+		},
+		FailOpen: func(g *access.Grant) bool {
+			return policyFn().RecordingFor(g.User, g.Target, g.Role) == policy.FailOpen
 		},
 	})
 	if err != nil {
@@ -254,6 +259,7 @@ func (b *Bastion) Run(ctx context.Context, l *Listeners) error {
 
 	wg.Add(1)
 	go func() { defer wg.Done(); b.Access.Run(ctx) }()
+	b.recs.start(ctx, b.Store, b.Access.Record)
 
 	// The database front ends log before SSH: "serving ssh" is the line
 	// that says Bastion is up.
@@ -309,6 +315,7 @@ func (b *Bastion) Run(ctx context.Context, l *Listeners) error {
 func (b *Bastion) Close() { b.close() }
 
 func (b *Bastion) close() {
+	b.recs.close(shutdownGrace)
 	if b.webhook != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 		if err := b.webhook.Close(ctx); err != nil {

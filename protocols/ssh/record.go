@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/bastionhq/bastion/bastion/audit"
 	"github.com/bastionhq/bastion/bastion/store"
 	"github.com/bastionhq/bastion/recorder"
 	"github.com/bastionhq/bastion/recorder/asciicast"
@@ -46,7 +47,11 @@ type channelRec struct {
 	startOnce sync.Once
 	failErr   error  // the first recording failure: the session ends (fail closed)
 	onFail    func() // called once, when the recording first fails
-	ended     bool   // end has run: a late start must not reopen the recording
+	failOpen  bool   // the role lets the session go on unrecorded instead
+	// unrecorded is set when a fail-open session's recording failed: it
+	// goes on, and nothing more is recorded.
+	unrecorded bool
+	ended      bool // end has run: a late start must not reopen the recording
 }
 
 func (tc *targetConn) newChannelRec() *channelRec {
@@ -79,6 +84,12 @@ func (r *channelRec) start(ctx context.Context, kind, command string) error {
 	if r.term != nil {
 		return nil
 	}
+	r.failOpen = srv.cfg.FailOpen != nil && srv.cfg.FailOpen(tc.grant)
+	if g, ok := srv.cfg.Recordings.(recorder.Guarantor); ok && !r.failOpen {
+		if err := g.Guarantee(ctx); err != nil {
+			return fmt.Errorf("recording cannot be guaranteed: %w", err)
+		}
+	}
 	now := time.Now()
 	h := asciicast.Header{Version: 2, Width: 80, Height: 24, Timestamp: now.Unix(),
 		Title: fmt.Sprintf("%s as %s@%s", tc.grant.User, tc.grant.Login, tc.grant.Target)}
@@ -102,7 +113,12 @@ func (r *channelRec) start(ctx context.Context, kind, command string) error {
 		}
 		opts = append(opts, recorder.OutputLimit(limit))
 	}
-	term, err := recorder.NewTerminal(ctx, srv.cfg.Recordings, name, h, now, opts...)
+	info := map[string]string{"session": r.id, "user": tc.grant.User, "target": tc.grant.Target, "login": tc.grant.Login,
+		"protocol": "ssh", "kind": kind, "source": tc.actor.Source.String()}
+	if command != "" {
+		info["command"] = command
+	}
+	term, err := recorder.NewTerminal(recorder.WithInfo(ctx, info), srv.cfg.Recordings, name, h, now, opts...)
 	if err != nil {
 		return fmt.Errorf("start recording: %w", err)
 	}
@@ -141,10 +157,19 @@ func recordingName(t time.Time, id string) string {
 
 // write runs one recording write, keeping the first failure.
 func (r *channelRec) write(fn func() error) {
-	if r.term == nil {
+	if r.term == nil || r.unrecorded {
 		return
 	}
-	if err := fn(); err != nil && r.failErr == nil {
+	err := fn()
+	if err != nil && r.failOpen {
+		// Fail open: the role lets the session go on unrecorded.
+		r.unrecorded = true
+		r.tc.log.Error("recording failed; the session goes on unrecorded (fail-open role)", "session", r.id, "err", err)
+		r.tc.audit(audit.Event{Type: audit.SessionStart, Outcome: audit.OutcomeError,
+			Reason: "recording failed, session continues unrecorded (fail-open): " + err.Error()})
+		return
+	}
+	if err != nil && r.failErr == nil {
 		r.failErr = err
 		r.tc.log.Error("recording failed; ending the session", "session", r.id, "err", err)
 		if r.onFail != nil {

@@ -83,8 +83,13 @@ type Config struct {
 	Approvals  CommandApprovals            // holds commands a rule requires approval for
 	// Recordings and Sessions record every target session; when both are
 	// nil nothing is recorded (tests of the transport only).
-	Recordings      recorder.Storage
-	Sessions        Sessions
+	Recordings recorder.Storage
+	Sessions   Sessions
+	// FailOpen reports whether a grant's sessions may go on unrecorded
+	// when recording fails (nil: never, fail closed). A fail-closed
+	// session does not start while a recorder.Guarantor storage cannot
+	// guarantee its recording.
+	FailOpen        func(*access.Grant) bool
 	ExecOutputLimit int64 // recorded output of exec sessions; 0: DefaultExecOutputLimit
 
 	// HandshakeTimeout bounds the SSH handshake including authentication.

@@ -1,7 +1,6 @@
 package s3store
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -97,9 +96,7 @@ func (o *object) flush() error {
 func (o *object) put(key string, data []byte, contentType string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
-	_, err := o.store.client.PutObject(ctx, o.store.bucket, key, bytes.NewReader(data), int64(len(data)),
-		minio.PutObjectOptions{ContentType: contentType})
-	return err
+	return o.store.put(ctx, key, data, contentType)
 }
 
 // reader reads the chunks of an object one after the other, fetching each

@@ -11,12 +11,15 @@
 //	PREFIX/NAME/chunk-000001   the bytes of the first Sync (or Close)
 //	PREFIX/NAME/chunk-000002   the bytes written after it, up to the next Sync
 //	…
-//	PREFIX/NAME/closed         written, empty, by Close after the last chunk
+//	PREFIX/NAME/manifest       the signed manifest (package manifest), written
+//	                           by Seal just before the closed marker
+//	PREFIX/NAME/closed         written, empty, by Close (or Seal) after the last chunk
 //
 // The content of NAME is the concatenation of its chunks in numerical order;
 // chunk numbers start at 1, have at least 6 digits and leave no gap. Each
-// chunk boundary is a Sync, so a later manifest can hash and sign chunks one
-// by one. An object without a closed marker is being written, or its writer
+// chunk boundary is a Sync. The spool (package spool) writes through
+// PutCreated, PutChunk and Seal instead of an Object, cutting, hashing and
+// signing the chunks itself. An object without a closed marker is being written, or its writer
 // died. An object exists as long as any of its parts does.
 //
 // A name so long that its keys would pass the S3 key limit (1024 bytes) is
@@ -40,7 +43,6 @@ import (
 	"io/fs"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -48,15 +50,17 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/bastionhq/bastion/recorder"
+	"github.com/bastionhq/bastion/recorder/manifest"
 )
 
 // Part names: the last element of every key.
 const (
 	createdPart = "created"
 	closedPart  = "closed"
-	chunkPrefix = "chunk-"
-	// chunkDigits is the least number of digits of a chunk number.
-	chunkDigits = 6
+	// manifestPart is the signed manifest the spool writes before the
+	// closed marker (package recorder/manifest).
+	manifestPart = manifest.ManifestPart
+	chunkPrefix  = manifest.ChunkPrefix
 	// maxPartLen bounds the length of a part name: a chunk number fits in
 	// 10 digits (Sync refuses to go past maxChunks).
 	maxPartLen = len(chunkPrefix) + 10
@@ -99,6 +103,22 @@ type Config struct {
 	Region string
 	// Secure selects HTTPS.
 	Secure bool
+	// VirtualHost addresses the bucket as BUCKET.ENDPOINT (AWS's
+	// virtual-hosted style) instead of ENDPOINT/BUCKET (path style, the
+	// default, which every S3-compatible server takes).
+	VirtualHost bool
+	// MaxRetries is how often minio-go tries a request (0: its default,
+	// 10). A caller that retries by itself, like the spool, sets 1.
+	MaxRetries int
+	// ObjectLock, if Mode is set, gives every part written an Object Lock
+	// retention (the bucket must have Object Lock enabled).
+	ObjectLock ObjectLock
+}
+
+// ObjectLock is the retention set on upload.
+type ObjectLock struct {
+	Mode string        // "GOVERNANCE" or "COMPLIANCE"; "" for none
+	For  time.Duration // how long each part is retained from its upload
 }
 
 // Store is a recorder.Storage in an S3 bucket; see the package
@@ -110,6 +130,7 @@ type Store struct {
 	client *minio.Client
 	bucket string
 	prefix string // "" or ending in "/"
+	lock   ObjectLock
 }
 
 var _ recorder.Storage = (*Store)(nil)
@@ -117,6 +138,29 @@ var _ recorder.Storage = (*Store)(nil)
 // New connects to the bucket of cfg. It checks that the bucket exists and
 // that the credentials are accepted.
 func New(ctx context.Context, cfg Config) (*Store, error) {
+	s, err := NewUnchecked(cfg)
+	if err != nil {
+		return nil, err
+	}
+	// A listing, rather than HEAD bucket, whose errors have no body: its
+	// error codes tell a missing bucket from refused credentials, and it
+	// needs the permission List needs.
+	if err := checkBucket(ctx, s.client, cfg.Bucket); err != nil {
+		switch code := minio.ToErrorResponse(err).Code; {
+		case code == minio.NoSuchBucket:
+			return nil, fmt.Errorf("s3store: bucket %s does not exist at %s", cfg.Bucket, cfg.Endpoint)
+		case deniedCode(err):
+			return nil, fmt.Errorf("s3store: bucket %s at %s: access denied, check the access key and secret key: %w",
+				cfg.Bucket, cfg.Endpoint, err)
+		}
+		return nil, fmt.Errorf("s3store: bucket %s at %s: %w", cfg.Bucket, cfg.Endpoint, err)
+	}
+	return s, nil
+}
+
+// NewUnchecked is New without contacting the server: for a caller that
+// must start while the storage is down (the spool), and checks later.
+func NewUnchecked(cfg Config) (*Store, error) {
 	prefix := strings.Trim(cfg.Prefix, "/")
 	if prefix != "" {
 		if err := recorder.ValidateName(prefix); err != nil {
@@ -127,32 +171,27 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		}
 		prefix += "/"
 	}
+	if m := cfg.ObjectLock.Mode; m != "" && m != string(minio.Governance) && m != string(minio.Compliance) {
+		return nil, fmt.Errorf("s3store: object lock mode %q (use GOVERNANCE or COMPLIANCE)", m)
+	}
 	if cfg.Endpoint == "" || cfg.Bucket == "" {
 		return nil, errors.New("s3store: endpoint and bucket are required")
+	}
+	lookup := minio.BucketLookupPath
+	if cfg.VirtualHost {
+		lookup = minio.BucketLookupDNS
 	}
 	client, err := minio.New(cfg.Endpoint, &minio.Options{
 		Creds:        credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
 		Secure:       cfg.Secure,
 		Region:       cfg.Region,
-		BucketLookup: minio.BucketLookupPath,
+		BucketLookup: lookup,
+		MaxRetries:   cfg.MaxRetries,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("s3store: %w", err)
 	}
-	// A listing, rather than HEAD bucket, whose errors have no body: its
-	// error codes tell a missing bucket from refused credentials, and it
-	// needs the permission List needs.
-	if err := checkBucket(ctx, client, cfg.Bucket); err != nil {
-		switch code := minio.ToErrorResponse(err).Code; {
-		case code == minio.NoSuchBucket:
-			return nil, fmt.Errorf("s3store: bucket %s does not exist at %s", cfg.Bucket, cfg.Endpoint)
-		case deniedCode(err):
-			return nil, fmt.Errorf("s3store: bucket %s at %s: access denied, check the access key and secret key: %w",
-				cfg.Bucket, cfg.Endpoint, err)
-		}
-		return nil, fmt.Errorf("s3store: bucket %s at %s: %w", cfg.Bucket, cfg.Endpoint, err)
-	}
-	return &Store{client: client, bucket: cfg.Bucket, prefix: prefix}, nil
+	return &Store{client: client, bucket: cfg.Bucket, prefix: prefix, lock: cfg.ObjectLock}, nil
 }
 
 // checkBucket lists at most one key of the bucket.
@@ -188,12 +227,13 @@ func (s *Store) base(name string) string {
 
 // chunkKey returns the key of chunk n under base.
 func chunkKey(base string, n int) string {
-	return fmt.Sprintf("%s%s%0*d", base, chunkPrefix, chunkDigits, n)
+	return base + manifest.ChunkPartName(n)
 }
 
 // parts describes the S3 objects of one logical object.
 type parts struct {
 	created, closed bool
+	manifest        bool
 	chunks          []chunk // sorted by number
 	markerTime      time.Time
 }
@@ -205,7 +245,7 @@ type chunk struct {
 	time time.Time
 }
 
-func (p *parts) exists() bool { return p.created || p.closed || len(p.chunks) > 0 }
+func (p *parts) exists() bool { return p.created || p.closed || p.manifest || len(p.chunks) > 0 }
 
 func (p *parts) size() int64 {
 	var n int64
@@ -238,10 +278,11 @@ func (p *parts) add(part string, o minio.ObjectInfo) bool {
 		p.created = true
 	case part == closedPart:
 		p.closed = true
+	case part == manifestPart:
+		p.manifest = true
 	case strings.HasPrefix(part, chunkPrefix):
-		digits := part[len(chunkPrefix):]
-		n, err := strconv.Atoi(digits)
-		if err != nil || n < 1 || len(digits) < chunkDigits || digits[0] == '+' || digits[0] == '-' {
+		n, ok := manifest.ParseChunkPart(part)
+		if !ok {
 			return false
 		}
 		p.chunks = append(p.chunks, chunk{n: n, key: o.Key, size: o.Size, time: o.LastModified})
@@ -318,8 +359,13 @@ func (s *Store) Create(ctx context.Context, name string) (recorder.Object, error
 // write because the key exists, the token tells whether an earlier attempt
 // of this very call (a retry after a lost response) wrote it.
 func (s *Store) putCreated(ctx context.Context, name, key string) error {
-	body := name + "\n" + rand.Text() + "\n"
-	opts := minio.PutObjectOptions{ContentType: "text/plain"}
+	return s.putMarker(ctx, key, name+"\n"+rand.Text()+"\n")
+}
+
+// putMarker writes body at key if no object is there, or if the one there
+// holds body already (an earlier attempt of the same writer).
+func (s *Store) putMarker(ctx context.Context, key, body string) error {
+	opts := s.putOptions("text/plain")
 	opts.SetMatchETagExcept("*")
 	_, err := s.client.PutObject(ctx, s.bucket, key, strings.NewReader(body), int64(len(body)), opts)
 	if err == nil {
@@ -497,12 +543,15 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 		return fmt.Errorf("s3store: delete %s: %w", name, err)
 	}
 	base := s.base(name)
-	keys := make(chan minio.ObjectInfo, len(p.chunks)+1)
+	keys := make(chan minio.ObjectInfo, len(p.chunks)+2)
 	for _, c := range p.chunks {
 		keys <- minio.ObjectInfo{Key: c.key}
 	}
 	if p.closed {
 		keys <- minio.ObjectInfo{Key: base + closedPart}
+	}
+	if p.manifest {
+		keys <- minio.ObjectInfo{Key: base + manifestPart}
 	}
 	close(keys)
 	var errs []error
