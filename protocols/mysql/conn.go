@@ -295,6 +295,15 @@ func (c *clientConn) open(ctx context.Context, in access.DBLogin, secret *store.
 	c.grant, c.target = g, t
 	c.mu.Unlock()
 	c.log = c.log.With("request", g.RequestID)
+	// A fail-closed session does not reach the target while its recording
+	// cannot be guaranteed (storage down, spool full).
+	if err := c.guaranteeRecording(ctx); err != nil {
+		c.log.Error("recording cannot be guaranteed", "err", err)
+		c.srv.cfg.Access.Record(ctx, c.actor, audit.Event{Type: audit.SessionStart, Subject: g.User, Target: g.Target,
+			RequestID: g.RequestID, Outcome: audit.OutcomeRefused, Reason: "recording cannot be guaranteed: " + err.Error(),
+			Details: map[string]string{"protocol": "mysql"}})
+		return c.fail(seq, erCannotConnect, "HY000", "bastion: the session cannot be recorded now, so it may not start (recording storage unavailable)")
+	}
 	up, err := dialUpstream(ctx, t, c.caps, c.charset)
 	if err != nil {
 		c.log.Warn("open target", "err", err)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/bastionhq/bastion/bastion/audit"
+	"github.com/bastionhq/bastion/bastion/policy"
 	"github.com/bastionhq/bastion/bastion/store"
 	"github.com/bastionhq/bastion/recorder"
 	"github.com/bastionhq/bastion/recorder/querylog"
@@ -47,11 +48,17 @@ func (c *clientConn) startRecording(ctx context.Context) error {
 	now := time.Now()
 	id := newSessionID()
 	name := recordingName(now, id)
-	ql, err := recorder.NewQueryLog(ctx, c.srv.cfg.Recordings, name, now)
+	g := c.grant
+	info := map[string]string{"session": id, "user": g.User, "target": g.Target, "login": c.target.Username,
+		"protocol": "mysql", "kind": "query", "source": c.conn.RemoteAddr().String()}
+	ql, err := recorder.NewQueryLog(recorder.WithInfo(ctx, info), c.srv.cfg.Recordings, name, now)
 	if err != nil {
+		if c.failOpen() {
+			c.unrecorded(ctx, err)
+			return nil
+		}
 		return err
 	}
-	g := c.grant
 	req := ""
 	if g.RequestID != 0 {
 		req = strconv.FormatInt(g.RequestID, 10)
@@ -86,9 +93,43 @@ func (c *clientConn) record(e querylog.Event) {
 	}
 	e.Type = querylog.TypeQuery
 	if err := c.rec.log.Write(e); err != nil {
+		if c.failOpen() {
+			c.rec.log.Close()
+			c.rec = nil
+			c.unrecorded(context.WithoutCancel(c.ctx), err)
+			return
+		}
 		c.log.Error("record query", "err", err)
 		c.end(errRecording)
 	}
+}
+
+// failOpen reports whether the grant's role lets the session go on
+// unrecorded when recording fails.
+func (c *clientConn) failOpen() bool {
+	g := c.grant
+	return c.srv.cfg.Policy().RecordingFor(g.User, g.Target, g.Role) == policy.FailOpen
+}
+
+// guaranteeRecording asks storage that can tell (the spool in front of
+// object storage) whether a fail-closed session's recording would be kept.
+func (c *clientConn) guaranteeRecording(ctx context.Context) error {
+	gu, ok := c.srv.cfg.Recordings.(recorder.Guarantor)
+	if !ok || c.srv.cfg.Sessions == nil || c.failOpen() {
+		return nil
+	}
+	return gu.Guarantee(ctx)
+}
+
+// unrecorded logs and audits that a fail-open session goes on without a
+// recording.
+func (c *clientConn) unrecorded(ctx context.Context, err error) {
+	g := c.grant
+	c.log.Error("recording failed; the session goes on unrecorded (fail-open role)", "err", err)
+	c.srv.cfg.Access.Record(ctx, c.actor, audit.Event{Type: audit.SessionStart, Subject: g.User, Target: g.Target,
+		RequestID: g.RequestID, Outcome: audit.OutcomeError,
+		Reason: "recording failed, session continues unrecorded (fail-open): " + err.Error(),
+		Details: map[string]string{"protocol": "mysql"}})
 }
 
 // finish records the session's end.
