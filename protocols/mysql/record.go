@@ -128,7 +128,7 @@ func (c *clientConn) unrecorded(ctx context.Context, err error) {
 	c.log.Error("recording failed; the session goes on unrecorded (fail-open role)", "err", err)
 	c.srv.cfg.Access.Record(ctx, c.actor, audit.Event{Type: audit.SessionStart, Subject: g.User, Target: g.Target,
 		RequestID: g.RequestID, Outcome: audit.OutcomeError,
-		Reason: "recording failed, session continues unrecorded (fail-open): " + err.Error(),
+		Reason:  "recording failed, session continues unrecorded (fail-open): " + err.Error(),
 		Details: map[string]string{"protocol": "mysql"}})
 }
 

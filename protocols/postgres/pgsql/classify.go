@@ -66,6 +66,7 @@ func classify(n *pg_query.Node, f *facts, s *Statement) (Kind, string) {
 		return KindWrite, "MERGE"
 	case *pg_query.CopyStmt:
 		s.CopyProgram = x.GetIsProgram()
+		s.CopyFile = !x.GetIsProgram() && x.GetFilename() != ""
 		if x.GetIsFrom() {
 			s.CopyDirection = CopyFrom
 			return KindWrite, "COPY"

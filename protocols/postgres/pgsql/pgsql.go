@@ -98,6 +98,9 @@ type Statement struct {
 	CopyDirection string
 	// CopyProgram is set for COPY … FROM/TO PROGRAM.
 	CopyProgram bool
+	// CopyFile is set for COPY … FROM/TO 'file': a file on the server
+	// (STDIN and STDOUT are the client's).
+	CopyFile bool
 	// Roles is set when the statement may change the current role or
 	// session authorization: SET ROLE, SET SESSION AUTHORIZATION, RESET of
 	// either, DISCARD ALL (which resets the session authorization), or a

@@ -216,7 +216,9 @@ func TestParseSingle(t *testing.T) {
 		{name: "copy to program", sql: "copy (select 1) to program 'cat > /tmp/x'",
 			want: Statement{Kind: KindRead, Command: "COPY", CopyDirection: CopyTo, CopyProgram: true}},
 		{name: "copy from file", sql: "COPY t FROM '/etc/passwd'",
-			want: Statement{Kind: KindWrite, Command: "COPY", Tables: tables("t"), CopyDirection: CopyFrom}},
+			want: Statement{Kind: KindWrite, Command: "COPY", Tables: tables("t"), CopyDirection: CopyFrom, CopyFile: true}},
+		{name: "copy to file", sql: "COPY t TO '/tmp/t.csv'",
+			want: Statement{Kind: KindRead, Command: "COPY", Tables: tables("t"), CopyDirection: CopyTo, CopyFile: true}},
 
 		// DDL.
 		{name: "drop table", sql: "DROP TABLE public.secrets",

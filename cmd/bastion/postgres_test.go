@@ -1,0 +1,681 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/bastionhq/bastion/ca"
+	"github.com/bastionhq/bastion/internal/harness"
+)
+
+// The PostgreSQL tests share one real PostgreSQL (started on first use,
+// stopped after the package's tests) and, within TestPostgres, one Bastion.
+
+var (
+	sharedPGOnce sync.Once
+	sharedPG     *harness.Postgres
+	sharedPGErr  error
+)
+
+// pgInitSQL seeds the orders database: the demo's tables.
+const pgInitSQL = `
+CREATE TABLE orders (id int PRIMARY KEY, customer text NOT NULL, total numeric NOT NULL);
+INSERT INTO orders SELECT g, 'customer ' || g, g * 10 FROM generate_series(1, 100) g;
+CREATE TABLE secrets (id int PRIMARY KEY, value text);
+INSERT INTO secrets VALUES (1, 'the launch codes');
+CREATE TABLE "Mixed" (id int);
+CREATE SCHEMA audit;
+CREATE TABLE audit.log (id serial PRIMARY KEY, line text);
+CREATE TABLE big (n int, pad text);
+INSERT INTO big SELECT g, repeat('x', 100) FROM generate_series(1, 200000) g;
+`
+
+func testPostgres(t *testing.T) *harness.Postgres {
+	t.Helper()
+	sharedPGOnce.Do(func() {
+		sharedPG, sharedPGErr = harness.StartPostgres(context.Background(), harness.PostgresConfig{
+			TLS: true, Databases: []string{"orders", "plain"}, InitSQL: map[string]string{"orders": pgInitSQL},
+		})
+		if sharedPGErr == nil {
+			atExit = append(atExit, func() { sharedPG.Stop() })
+		}
+	})
+	if sharedPGErr != nil {
+		t.Fatalf("start postgres: %v", sharedPGErr)
+	}
+	return sharedPG
+}
+
+// pgRoles are the roles of the PostgreSQL tests: alice (developer) may
+// request orders, with the demo's query rules, and gets the sandbox
+// database "plain" (no rules) automatically.
+const pgRoles = `
+roles:
+  developer:
+    request:
+      - targets: [orders]
+        approvers: [lead]
+        max_duration: 4h
+      - labels: {env: sandbox}
+        auto_approve:
+          networks: [127.0.0.0/8]
+    queries:
+      - {name: no-drop, action: deny, targets: [orders], commands: ["DROP *", "TRUNCATE"], reason: dropping or truncating tables is not allowed}
+      - {name: no-unbounded-writes, action: deny, targets: [orders], unbounded: true, reason: UPDATE and DELETE need a WHERE clause}
+      - {name: no-secrets, action: deny, targets: [orders], tables: [public.secrets], reason: the secrets table is off limits}
+      - {name: no-server-files, action: deny, targets: [orders], file_access: true, reason: the database server's files and programs are off limits}
+      - {name: no-dangerous-functions, action: deny, targets: [orders], functions: [pg_read_file, pg_read_binary_file, pg_ls_dir, "lo_*", pg_terminate_backend, dblink*], reason: this function is off limits}
+      - {name: no-role-change, action: deny, targets: [orders], role_change: true, reason: the role is fixed}
+      - {name: no-audit-writes, action: deny, targets: [orders], kinds: [write], tables: ["audit.*"], reason: the audit schema is append-only for the application}
+      - {name: ddl-needs-lead, action: require-approval, targets: [orders], kinds: [ddl], approvers: [lead], reason: schema changes need a lead}
+  lead:
+    request:
+      - targets: [orders]
+        approvers: [lead]
+  auditor:
+    permissions: [audit]
+`
+
+// pgBastion is a Bastion in front of the shared PostgreSQL.
+type pgBastion struct {
+	*testBastion
+	pg     *harness.Postgres
+	caFile string // Bastion's TLS CA, for sslmode=verify-full
+}
+
+func startPGBastion(t *testing.T) *pgBastion {
+	t.Helper()
+	pg := testPostgres(t)
+	b := startBastionWith(t, options{postgres: true, roles: pgRoles, targets: func(t *testing.T, _ *ca.Set) string {
+		return fmt.Sprintf(`
+targets:
+  - {name: orders, kind: postgres, address: %q, database: orders, username: postgres, password: %q, tls: require}
+  - {name: plain, kind: postgres, address: %q, database: plain, username: postgres, password: %q, labels: {env: sandbox}}
+`, pg.Addr, pg.Password, pg.Addr, pg.Password)
+	}})
+	caFile := filepath.Join(b.dir, "bastion-ca.pem")
+	if err := os.WriteFile(caFile, []byte(b.mustRun("alice", "ca", "--tls")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return &pgBastion{testBastion: b, pg: pg, caFile: caFile}
+}
+
+// tokenJSON is `token --json`.
+type tokenJSON struct {
+	URL      string `json:"url"`
+	User     string `json:"user"`
+	Password string `json:"password"`
+	Database string `json:"database"`
+	Port     int    `json:"port"`
+	Request  int64  `json:"request"`
+}
+
+// grant gets user an approved request for target (bob approves orders)
+// and a token for it.
+func (p *pgBastion) grant(t *testing.T, user, target string) tokenJSON {
+	t.Helper()
+	r := p.mustRequest(user, target, "--for", "1h", "--reason", "testing")
+	if r.State != "approved" {
+		p.mustRun("bob", "approve", fmt.Sprint(r.ID))
+	}
+	var tok tokenJSON
+	if err := json.Unmarshal([]byte(p.mustRun(user, "token", fmt.Sprint(r.ID), "--json")), &tok); err != nil {
+		t.Fatal(err)
+	}
+	if tok.Request != r.ID {
+		t.Fatalf("token for request %d, want %d", tok.Request, r.ID)
+	}
+	return tok
+}
+
+// connect opens a pgx connection with tok; extra is appended to the URL's
+// query.
+func (p *pgBastion) connect(t *testing.T, tok tokenJSON, extra string) *pgx.Conn {
+	t.Helper()
+	url := tok.URL
+	if extra != "" {
+		url += "&" + extra
+	}
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatalf("connect %s: %v", tok.Database, err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+// pgError returns err as a PostgreSQL error, or fails.
+func pgError(t *testing.T, err error) *pgconn.PgError {
+	t.Helper()
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		t.Fatalf("want a PostgreSQL error, got %v", err)
+	}
+	return pe
+}
+
+// psql runs psql with a connection string and returns its output.
+func psql(t *testing.T, conninfo string, args ...string) (string, string, int) {
+	t.Helper()
+	return runCmd(t, nil, "psql", append([]string{"-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", conninfo}, args...)...)
+}
+
+func TestPostgres(t *testing.T) {
+	p := startPGBastion(t)
+	orders := p.grant(t, "alice", "orders")
+	plain := p.grant(t, "alice", "plain")
+
+	t.Run("psql", func(t *testing.T) { testPsql(t, p, orders) })
+	t.Run("rules", func(t *testing.T) { testRules(t, p, orders) })
+	t.Run("protocol", func(t *testing.T) { testProtocol(t, p, orders) })
+	t.Run("approval", func(t *testing.T) { testStatementApproval(t, p, orders) })
+	t.Run("pgbench", func(t *testing.T) { testPgbench(t, plain) })
+	t.Run("recording", func(t *testing.T) { testRecording(t, p, orders) })
+	t.Run("revocation", func(t *testing.T) { testRevocation(t, p) })
+}
+
+// verifyFull is tok's URL with Bastion's certificate checked.
+func (p *pgBastion) verifyFull(tok tokenJSON) string {
+	return strings.Replace(tok.URL, "sslmode=require", "sslmode=verify-full&sslrootcert="+p.caFile, 1)
+}
+
+func testPsql(t *testing.T, p *pgBastion, tok tokenJSON) {
+	t.Run("verify-full", func(t *testing.T) {
+		out, errOut, code := psql(t, p.verifyFull(tok), "-c", "SELECT count(*) FROM orders", "-c", `\dt`)
+		if code != 0 || !strings.HasPrefix(out, "100\n") || !strings.Contains(out, "public|orders|table|") {
+			t.Fatalf("psql: exit %d: %s%s", code, out, errOut)
+		}
+	})
+	t.Run("require", func(t *testing.T) {
+		out, errOut, code := psql(t, tok.URL, "-c", "SELECT current_database(), current_setting('application_name')")
+		if code != 0 || out != "orders|psql\n" {
+			t.Fatalf("psql: exit %d: %q %s", code, out, errOut)
+		}
+	})
+	t.Run("denied statement keeps the session", func(t *testing.T) {
+		_, errOut, code := psql(t, tok.URL, "-v", "ON_ERROR_STOP=0", "-c", "SELECT * FROM secrets", "-c", "SELECT 'still here'")
+		if code != 0 || !strings.Contains(errOut, "permission denied by rule no-secrets") {
+			t.Fatalf("psql: exit %d: %s", code, errOut)
+		}
+	})
+	refusals := []struct {
+		name, conninfo, want string
+	}{
+		{"wrong password", strings.Replace(tok.URL, tok.Password, "wrong", 1), `password authentication failed for user "alice"`},
+		{"no token", strings.Replace(tok.URL, "alice:", "mallory:", 1), `password authentication failed for user "mallory"`},
+		{"no TLS", strings.Replace(tok.URL, "sslmode=require", "sslmode=disable", 1), "Bastion requires TLS"},
+		{"options", tok.URL + "&options=-c%20role%3Dpg_read_server_files", `"options" is not allowed`},
+		{"wrong host name", strings.Replace(p.verifyFull(tok), "127.0.0.1", "wrong.example", 1) + "&hostaddr=127.0.0.1", "does not match host name"},
+	}
+	for _, tt := range refusals {
+		t.Run(tt.name, func(t *testing.T) {
+			out, errOut, code := psql(t, tt.conninfo, "-c", "SELECT 1")
+			if code == 0 || !strings.Contains(errOut, tt.want) {
+				t.Fatalf("psql: exit %d, want a refusal with %q: %s%s", code, tt.want, out, errOut)
+			}
+		})
+	}
+}
+
+// ruleCases are statements on orders and the rule that must deny them
+// ("" for allowed).
+var ruleCases = []struct {
+	sql, rule string
+}{
+	{"SELECT count(*) FROM orders", ""},
+	{"SELECT 'DROP TABLE orders'", ""},
+	{"SELECT 'secrets' AS s, $$DELETE FROM orders$$", ""},
+	{"-- DROP TABLE orders\nSELECT 1", ""},
+	{"UPDATE orders SET total = total WHERE id = 1", ""},
+	{"DELETE FROM orders WHERE id = -1", ""},
+	{"INSERT INTO audit.log (line) SELECT 'x' WHERE false", "no-audit-writes"},
+	{"SELECT * FROM audit.log", ""},
+	{"DROP TABLE orders", "no-drop"},
+	{"drop   table\n/* hidden */ ORDERS", "no-drop"},
+	{"TRUNCATE orders", "no-drop"},
+	{"SELECT 1; DROP TABLE orders", "no-drop"},
+	{"DELETE FROM orders", "no-unbounded-writes"},
+	{"UPDATE orders SET total = 0 WHERE 1 = 1", "no-unbounded-writes"},
+	{"UPDATE orders SET total = 0 WHERE true OR id = 1", "no-unbounded-writes"},
+	{"WITH d AS (DELETE FROM orders RETURNING *) SELECT count(*) FROM d", "no-unbounded-writes"},
+	{"SELECT * FROM secrets", "no-secrets"},
+	{`SELECT * FROM "public"."secrets"`, "no-secrets"},
+	{`SELECT * FROM PUBLIC.SECRETS`, "no-secrets"},
+	{`SELECT * FROM U&"\0073ecrets"`, "no-secrets"},
+	{"SELECT * FROM orders WHERE id IN (SELECT id FROM secrets)", "no-secrets"},
+	{"SELECT (SELECT value FROM public.secrets LIMIT 1)", "no-secrets"},
+	{"PREPARE p1 AS SELECT * FROM secrets", "no-secrets"},
+	{"COPY secrets TO STDOUT", "no-secrets"},
+	{"COPY orders TO '/tmp/orders.csv'", "no-server-files"},
+	{"COPY orders FROM PROGRAM 'id'", "no-server-files"},
+	{"SELECT pg_read_file('/etc/passwd')", "no-dangerous-functions"},
+	{"SELECT pg_catalog.pg_read_file('/etc/passwd')", "no-dangerous-functions"},
+	{"SELECT lo_import('/etc/passwd')", "no-dangerous-functions"},
+	{"SELECT count(*) FROM orders WHERE customer = (SELECT pg_read_file('/etc/hostname'))", "no-dangerous-functions"},
+	{"SET ROLE pg_read_server_files", "no-role-change"},
+	{"SET SESSION AUTHORIZATION postgres", "no-role-change"},
+	{"SELECT set_config('role', 'pg_read_server_files', false)", "no-role-change"},
+	{"SELEC 1", "(cannot be parsed)"},
+}
+
+func testRules(t *testing.T, p *pgBastion, tok tokenJSON) {
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeCacheStatement} {
+		t.Run(mode.String(), func(t *testing.T) {
+			conn := p.connect(t, tok, "")
+			for _, tt := range ruleCases {
+				if strings.Contains(tt.sql, ";") && mode != pgx.QueryExecModeSimpleProtocol {
+					continue // the extended protocol takes one statement
+				}
+				tx, err := conn.Begin(t.Context())
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, err = tx.Exec(t.Context(), tt.sql, mode)
+				switch {
+				case tt.rule == "" && err != nil:
+					t.Errorf("%q: %v, want it allowed", tt.sql, err)
+				case tt.rule != "" && err == nil:
+					t.Errorf("%q ran, want it denied by %s", tt.sql, tt.rule)
+				case tt.rule == "(cannot be parsed)":
+					if pe := pgError(t, err); pe.Code != "42501" || !strings.Contains(pe.Message, "cannot be parsed") {
+						t.Errorf("%q: %v, want 42501 for a statement that cannot be parsed", tt.sql, err)
+					}
+				case tt.rule != "":
+					if pe := pgError(t, err); pe.Code != "42501" || !strings.Contains(pe.Message, "rule "+tt.rule+":") {
+						t.Errorf("%q: %v, want 42501 from rule %s", tt.sql, err, tt.rule)
+					}
+				}
+				// A denied statement fails the transaction, as any error does.
+				if tt.rule != "" && conn.PgConn().TxStatus() != 'E' {
+					t.Errorf("%q: transaction status %q after the denial, want E", tt.sql, conn.PgConn().TxStatus())
+				}
+				if err := tx.Rollback(t.Context()); err != nil {
+					t.Fatalf("rollback after %q: %v", tt.sql, err)
+				}
+			}
+			var n int
+			if err := conn.QueryRow(t.Context(), "SELECT count(*) FROM orders", mode).Scan(&n); err != nil || n != 100 {
+				t.Fatalf("after the matrix: %d rows, %v", n, err)
+			}
+		})
+	}
+	t.Run("execute of a denied prepare", func(t *testing.T) {
+		conn := p.connect(t, tok, "")
+		_, err := conn.Exec(t.Context(), "PREPARE s AS SELECT * FROM secrets", pgx.QueryExecModeSimpleProtocol)
+		pgError(t, err)
+		_, err = conn.Exec(t.Context(), "EXECUTE s", pgx.QueryExecModeSimpleProtocol)
+		if pe := pgError(t, err); pe.Code != "26000" {
+			t.Fatalf("EXECUTE of the denied statement: %v, want 26000 (it does not exist)", err)
+		}
+	})
+	t.Run("function call", func(t *testing.T) {
+		conn := p.connect(t, tok, "")
+		// The fast-path protocol names a function by OID, which no rule can
+		// match: when rules apply it is refused. 2925 is pg_read_file(text).
+		conn.PgConn().Frontend().Send(&pgproto3.FunctionCall{Function: 2925, ArgFormatCodes: []uint16{0},
+			Arguments: [][]byte{[]byte("/etc/passwd")}})
+		if err := conn.PgConn().Frontend().Flush(); err != nil {
+			t.Fatal(err)
+		}
+		sawDenial := false
+		for {
+			msg, err := conn.PgConn().Frontend().Receive()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e, ok := msg.(*pgproto3.ErrorResponse); ok {
+				sawDenial = e.Code == "42501" && strings.Contains(e.Message, "function calls")
+			}
+			if _, ok := msg.(*pgproto3.ReadyForQuery); ok {
+				break
+			}
+		}
+		if !sawDenial {
+			t.Fatal("FunctionCall not denied")
+		}
+	})
+}
+
+func testProtocol(t *testing.T, p *pgBastion, tok tokenJSON) {
+	t.Run("prepared statements and pipelines", func(t *testing.T) {
+		conn := p.connect(t, tok, "")
+		ctx := t.Context()
+		for i := range 3 { // the statement cache: Parse once, then Bind/Execute
+			var c string
+			if err := conn.QueryRow(ctx, "SELECT customer FROM orders WHERE id = $1", i+1).Scan(&c); err != nil || c != fmt.Sprintf("customer %d", i+1) {
+				t.Fatalf("prepared query %d: %q, %v", i, c, err)
+			}
+		}
+		// A batch: several statements, one of them denied, in one pipeline.
+		pipe := conn.PgConn().StartPipeline(ctx)
+		pipe.SendQueryParams("SELECT 1", nil, nil, nil, nil)
+		if err := pipe.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		pipe.SendQueryParams("SELECT value FROM secrets", nil, nil, nil, nil)
+		pipe.SendQueryParams("SELECT 2", nil, nil, nil, nil)
+		if err := pipe.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		pipe.SendPrepare("named", "SELECT $1::int + 1", nil)
+		pipe.SendQueryPrepared("named", [][]byte{[]byte("41")}, nil, nil)
+		if err := pipe.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for {
+			res, err := pipe.GetResults()
+			if err != nil {
+				got = append(got, "error:"+pgError(t, err).Code)
+				continue
+			}
+			switch r := res.(type) {
+			case *pgconn.ResultReader:
+				rr := r.Read()
+				if rr.Err != nil {
+					got = append(got, "error:"+pgError(t, rr.Err).Code)
+				} else {
+					got = append(got, string(rr.Rows[0][0]))
+				}
+			case *pgconn.StatementDescription:
+				got = append(got, "described")
+			case *pgconn.PipelineSync:
+				got = append(got, "sync")
+			case nil:
+			}
+			if res == nil {
+				break
+			}
+		}
+		if err := pipe.Close(); err != nil {
+			t.Fatal(err)
+		}
+		want := "1 sync error:42501 sync described 42 sync"
+		if strings.Join(got, " ") != want {
+			t.Fatalf("pipeline results %v, want %s", got, want)
+		}
+	})
+	t.Run("transactions and savepoints", func(t *testing.T) {
+		conn := p.connect(t, tok, "")
+		ctx := t.Context()
+		script := []struct {
+			sql    string
+			denied bool
+			status byte
+		}{
+			{"BEGIN", false, 'T'},
+			{"UPDATE orders SET total = 1 WHERE id = 1", false, 'T'},
+			{"SAVEPOINT a", false, 'T'},
+			{"DELETE FROM orders", true, 'E'},
+			{"ROLLBACK TO SAVEPOINT a", false, 'T'},
+			{"SELECT total FROM orders WHERE id = 1", false, 'T'},
+			{"ROLLBACK", false, 'I'},
+		}
+		for _, s := range script {
+			_, err := conn.Exec(ctx, s.sql, pgx.QueryExecModeSimpleProtocol)
+			if (err != nil) != s.denied {
+				t.Fatalf("%s: %v", s.sql, err)
+			}
+			if st := conn.PgConn().TxStatus(); st != s.status {
+				t.Fatalf("after %s: status %q, want %q", s.sql, st, s.status)
+			}
+		}
+	})
+	t.Run("copy both ways", func(t *testing.T) {
+		conn := p.connect(t, tok, "")
+		ctx := t.Context()
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows := make([][]any, 5000)
+		for i := range rows {
+			rows[i] = []any{1000 + i, fmt.Sprint("row ", i), i}
+		}
+		n, err := tx.CopyFrom(ctx, pgx.Identifier{"orders"}, []string{"id", "customer", "total"}, pgx.CopyFromRows(rows))
+		if err != nil || n != 5000 {
+			t.Fatalf("copy from: %d, %v", n, err)
+		}
+		var out strings.Builder
+		tag, err := conn.PgConn().CopyTo(ctx, &out, "COPY (SELECT * FROM orders WHERE id >= 1000 ORDER BY id) TO STDOUT")
+		if err != nil || tag.RowsAffected() != 5000 || !strings.HasPrefix(out.String(), "1000\trow 0\t0\n") {
+			t.Fatalf("copy to: %v, %v, %.40q", tag, err, out.String())
+		}
+		if err := tx.Rollback(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.PgConn().CopyFrom(ctx, strings.NewReader("1\tx\n"), "COPY secrets FROM STDIN"); err == nil {
+			t.Fatal("COPY into secrets ran")
+		}
+	})
+	t.Run("large results are streamed", func(t *testing.T) {
+		conn := p.connect(t, tok, "")
+		rows, err := conn.Query(t.Context(), "SELECT n, pad FROM big")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for rows.Next() {
+			n++
+		}
+		if rows.Err() != nil || n != 200000 {
+			t.Fatalf("%d rows, %v", n, rows.Err())
+		}
+	})
+	t.Run("listen notify and notices", func(t *testing.T) {
+		listener := p.connect(t, tok, "")
+		ctx := t.Context()
+		if _, err := listener.Exec(ctx, "LISTEN jobs"); err != nil {
+			t.Fatal(err)
+		}
+		sender := p.connect(t, tok, "")
+		if _, err := sender.Exec(ctx, "SELECT pg_notify('jobs', 'hello')"); err != nil {
+			t.Fatal(err)
+		}
+		n, err := listener.WaitForNotification(ctx)
+		if err != nil || n.Channel != "jobs" || n.Payload != "hello" {
+			t.Fatalf("notification %+v, %v", n, err)
+		}
+		var notices []string
+		cfg, err := pgconn.ParseConfig(tok.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) { notices = append(notices, n.Message) }
+		pc, err := pgconn.ConnectConfig(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pc.Close(context.Background())
+		if _, err := pc.Exec(ctx, "DO $$ BEGIN RAISE NOTICE 'careful'; END $$").ReadAll(); err != nil {
+			t.Fatal(err)
+		}
+		if len(notices) != 1 || notices[0] != "careful" {
+			t.Fatalf("notices %q", notices)
+		}
+	})
+	for _, proto := range []string{"3.0", "3.2"} {
+		t.Run("cancel protocol "+proto, func(t *testing.T) {
+			app := "cancel-" + proto
+			conn := p.connect(t, tok, "max_protocol_version="+proto+"&application_name="+app)
+			key := conn.PgConn().SecretKey()
+			if wantLen := map[string]int{"3.0": 4, "3.2": 32}[proto]; len(key) != wantLen {
+				t.Fatalf("cancel key of %d bytes, want %d", len(key), wantLen)
+			}
+			sleeping := func() bool {
+				out, _, _ := runCmd(t, nil, "psql", "-X", "-A", "-t", p.pg.DSN("postgres"), "-c",
+					"SELECT count(*) FROM pg_stat_activity WHERE application_name = '"+app+"' AND state = 'active'")
+				return strings.TrimSpace(out) == "1"
+			}
+			// A cancel request on its own connection, with the key Bastion
+			// made up: the target cancels the statement.
+			done := make(chan error, 1)
+			go func() {
+				_, err := conn.Exec(context.Background(), "SELECT pg_sleep(60)")
+				done <- err
+			}()
+			waitFor(t, 10*time.Second, sleeping)
+			if err := conn.PgConn().CancelRequest(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if pe := pgError(t, <-done); pe.Code != "57014" {
+				t.Fatalf("cancelled statement: %v, want 57014 (query_canceled)", pe)
+			}
+			// Cancelling the context: pgx sends the cancel request itself.
+			ctx, cancel := context.WithCancel(t.Context())
+			go func() {
+				_, err := conn.Exec(ctx, "SELECT pg_sleep(60)")
+				done <- err
+			}()
+			waitFor(t, 10*time.Second, sleeping)
+			cancel()
+			if err := <-done; !errors.Is(err, context.Canceled) {
+				t.Fatalf("statement whose context was cancelled: %v", err)
+			}
+			waitFor(t, 10*time.Second, func() bool { return !sleeping() })
+		})
+	}
+}
+
+// testStatementApproval: DDL on orders waits for a lead's approval.
+func testStatementApproval(t *testing.T, p *pgBastion, tok tokenJSON) {
+	conn := p.connect(t, tok, "")
+	done := make(chan error, 1)
+	go func() {
+		_, err := conn.Exec(context.Background(), "CREATE TABLE approved_table (id int)")
+		done <- err
+	}()
+	var id int64
+	waitFor(t, 20*time.Second, func() bool {
+		var reqs []requestJSON
+		if err := json.Unmarshal([]byte(p.mustRun("bob", "requests", "--state", "pending", "--json")), &reqs); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range reqs {
+			if r.Requester == "alice" {
+				id = r.ID
+				return true
+			}
+		}
+		return false
+	})
+	p.mustRun("bob", "approve", fmt.Sprint(id))
+	if err := <-done; err != nil {
+		t.Fatalf("approved statement: %v", err)
+	}
+	if _, err := conn.Exec(t.Context(), "DROP TABLE approved_table"); err == nil {
+		t.Fatal("DROP TABLE ran")
+	}
+}
+
+// testPgbench: pgbench initialises and runs through Bastion, both
+// protocols.
+func testPgbench(t *testing.T, tok tokenJSON) {
+	env := []string{"PGSSLMODE=require", "PGPASSWORD=" + tok.Password}
+	url := fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s", tok.User, tok.Port, tok.Database)
+	for _, args := range [][]string{
+		{"-i", "-s", "1", "-q", url},
+		{"-c", "2", "-t", "50", "-S", url},
+		{"-c", "2", "-t", "50", "-M", "prepared", url},
+		{"-C", "-c", "2", "-t", "10", "-S", url},
+	} {
+		// Bounded: a run that stops making progress fails instead of
+		// holding the package's tests until their timeout.
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "pgbench", args...)
+		cmd.Env = append(os.Environ(), env...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("pgbench %v: %v\n%s", args, err, out)
+		}
+		if args[0] != "-i" && !strings.Contains(string(out), "number of failed transactions: 0") {
+			t.Fatalf("pgbench %v:\n%s", args, out)
+		}
+	}
+}
+
+// testRecording: the sessions so far are listed, and their recordings
+// hold the statements with decisions.
+func testRecording(t *testing.T, p *pgBastion, tok tokenJSON) {
+	conn := p.connect(t, tok, "")
+	ctx := t.Context()
+	if _, err := conn.Exec(ctx, "SELECT id FROM orders WHERE customer = $1", "customer 7"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "DELETE FROM orders"); err == nil {
+		t.Fatal("DELETE ran")
+	}
+	if _, err := conn.Exec(ctx, "SELECT 1/0"); err == nil {
+		t.Fatal("division by zero")
+	}
+	conn.Close(ctx)
+	var sessions []struct {
+		ID        string `json:"id"`
+		Protocol  string `json:"protocol"`
+		User      string `json:"user"`
+		State     string `json:"state"`
+		Recording string `json:"recording"`
+	}
+	var last string
+	waitFor(t, 10*time.Second, func() bool {
+		out := p.mustRun("carol", "sessions", "--json")
+		if err := json.Unmarshal([]byte(out), &sessions); err != nil {
+			t.Fatalf("sessions --json: %v\n%s", err, out)
+		}
+		for _, s := range sessions {
+			if s.Protocol == "postgres" && s.State == "ended" {
+				export := p.mustRun("carol", "export", s.ID)
+				if strings.Contains(export, `"statement":"DELETE FROM orders"`) {
+					last = export
+					return true
+				}
+			}
+		}
+		return false
+	})
+	for _, want := range []string{
+		`"type":"start"`, `"user":"alice"`, `"target":"orders"`, `"protocol":"postgres"`,
+		`"statement":"SELECT id FROM orders WHERE customer = $1","params":["customer 7"],"decision":"allow"`, `"tag":"SELECT 1","rows":1`,
+		`"statement":"DELETE FROM orders","decision":"deny","rule":"no-unbounded-writes"`,
+		`"error":"ERROR: division by zero (SQLSTATE 22012)"`, `"type":"end","reason":"client closed the connection"`,
+	} {
+		if !strings.Contains(last, want) {
+			t.Errorf("recording lacks %s:\n%s", want, last)
+		}
+	}
+}
+
+// testRevocation: revoking the request ends a live connection, with a
+// FATAL message saying why.
+func testRevocation(t *testing.T, p *pgBastion) {
+	tok := p.grant(t, "alice", "orders")
+	conn := p.connect(t, tok, "")
+	done := make(chan error, 1)
+	go func() {
+		_, err := conn.Exec(context.Background(), "SELECT pg_sleep(60)")
+		done <- err
+	}()
+	p.mustRun("bob", "revoke", fmt.Sprint(tok.Request), "--reason", "incident over")
+	err := <-done
+	pe := pgError(t, err)
+	if pe.Severity != "FATAL" || !strings.Contains(pe.Message, "access ended") || !strings.Contains(pe.Message, "revoked") {
+		t.Fatalf("after revocation: %v", err)
+	}
+	if _, _, code := psql(t, tok.URL, "-c", "SELECT 1"); code == 0 {
+		t.Fatal("a revoked token still logs in")
+	}
+}

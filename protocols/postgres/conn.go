@@ -1,0 +1,368 @@
+package postgres
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/bastionhq/bastion/bastion/access"
+	"github.com/bastionhq/bastion/bastion/audit"
+	"github.com/bastionhq/bastion/bastion/dbauth"
+	"github.com/bastionhq/bastion/bastion/policy"
+)
+
+// fatalWriteTimeout bounds writing the final FATAL message to a client
+// that does not read.
+const fatalWriteTimeout = time.Second
+
+// conn is one client connection.
+type conn struct {
+	srv *Server
+	nc  net.Conn // the client; TLS after the handshake
+	br  *bufio.Reader
+	bw  *bufio.Writer
+	log *slog.Logger
+
+	requested uint32 // the protocol version the client asked for
+	st        *startup
+	actor     access.Actor
+	grant     *access.Grant
+	target    Target
+	pid       uint32 // the process ID and key the client was given
+	key       []byte
+
+	up  *upstream
+	ubr *bufio.Reader
+	ubw *bufio.Writer
+
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	activity
+
+	dec     *decider
+	rec     *queryRecorder
+	pending queue
+	ext     extendedState // client-to-target loop only
+	bigIn   []byte        // messages larger than the read buffer, each way
+	bigOut  []byte
+
+	endOnce sync.Once
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	c := &conn{srv: s, nc: nc}
+	c.ctx, c.cancel = context.WithCancelCause(context.Background())
+	c.log = s.log.With("conn", nc.RemoteAddr().String())
+	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
+		c.actor.Source = ap.Addr().Unmap()
+	}
+	c.touch()
+	return c
+}
+
+// newKey makes up the process ID and cancel key the client sees: 4 bytes
+// of key in protocol 3.0, 32 in 3.2.
+func (c *conn) newKey() {
+	n := 4
+	if c.st != nil && c.st.protocol >= protocol32 {
+		n = 32
+	}
+	b := randBytes(4 + n)
+	c.pid = binary.BigEndian.Uint32(b) &^ (1 << 31) // PostgreSQL's PIDs are positive
+	c.key = b[4:]
+}
+
+// end closes the connection, telling the client why.
+func (c *conn) end(why error) { c.cancel(&endError{why}) }
+
+// endError is a reason to end a live connection that the client is told.
+type endError struct{ err error }
+
+func (e *endError) Error() string { return e.err.Error() }
+func (e *endError) Unwrap() error { return e.err }
+
+// close closes the client connection (a panic's last resort).
+func (c *conn) close(why error) {
+	c.cancel(why)
+	c.nc.Close()
+	if c.up != nil {
+		c.up.nc.Close()
+	}
+}
+
+// readMessage and send make conn a msgConn for the login.
+func (c *conn) readMessage(limit int) (byte, []byte, error) {
+	hdr, err := c.br.Peek(headerLen)
+	if err != nil {
+		return 0, nil, err
+	}
+	n, err := bodyLen(hdr, limit)
+	if err != nil {
+		return 0, nil, err
+	}
+	typ := hdr[0]
+	if _, err := c.br.Discard(headerLen); err != nil {
+		return 0, nil, err
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(c.br, body); err != nil {
+		return 0, nil, err
+	}
+	return typ, body, nil
+}
+
+func (c *conn) send(msgs ...[]byte) error {
+	for _, m := range msgs {
+		if _, err := c.bw.Write(m); err != nil {
+			return err
+		}
+	}
+	return c.bw.Flush()
+}
+
+// fatal tells the client why the connection ends and closes it.
+func (c *conn) fatal(code, msg string) {
+	c.nc.SetWriteDeadline(time.Now().Add(fatalWriteTimeout))
+	m := errorResponse(severityFatal, code, "bastion: "+msg, "")
+	if c.bw != nil {
+		c.bw.Write(m)
+		c.bw.Flush()
+	} else {
+		c.nc.Write(m)
+	}
+	c.nc.Close()
+}
+
+// serve runs the connection: login, then relay until either side ends.
+func (c *conn) serve() {
+	c.nc.SetDeadline(time.Now().Add(c.srv.cfg.HandshakeTimeout))
+	st, cr, err := c.handshake()
+	if cr != nil {
+		c.nc.Close()
+		c.srv.cancel(cr)
+		return
+	}
+	if err != nil {
+		c.refuseStartup(err)
+		return
+	}
+	c.st = st
+	c.actor.User = st.user
+	c.log = c.log.With("user", st.user, "target", st.database)
+	if !c.login() {
+		return
+	}
+	c.nc.SetDeadline(time.Time{})
+	c.relay()
+}
+
+func (c *conn) refuseStartup(err error) {
+	var se *startupError
+	if errors.As(err, &se) {
+		c.log.Info("refused at startup", "reason", se.msg)
+		c.fatal(se.code, se.msg)
+		return
+	}
+	if !isClosed(err) {
+		c.log.Info("startup failed", "err", err)
+	}
+	c.nc.Close()
+}
+
+// login authenticates and authorises the client, opens the target, and
+// starts the recording; it reports whether the connection may relay.
+func (c *conn) login() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), c.srv.cfg.HandshakeTimeout)
+	defer cancel()
+	if nv := negotiateVersion(c.requested, c.st); nv != nil {
+		if err := c.send(nv); err != nil {
+			c.nc.Close()
+			return false
+		}
+	}
+	in := access.DBLogin{User: c.st.user, Target: c.st.database, Kind: policy.KindPostgres, Source: c.actor.Source}
+	secret, why := c.srv.cfg.Access.DBSecretFor(ctx, in)
+	var v dbauth.SCRAM
+	if why == nil {
+		v, why = dbauth.ParseSCRAM(secret.SCRAM)
+	} else if !errors.Is(why, access.ErrNoDBSecret) {
+		c.log.Error("look up database secret", "err", why)
+		c.fatal(codeConnectionFailure, "internal error (the operator's log has the details)")
+		return false
+	}
+	mock := why != nil
+	if mock {
+		v = mockVerifier(c.srv.mockKey, c.st.user, c.st.database)
+	}
+	if err := scramServer(c, v, mock); err != nil {
+		if why == nil {
+			why = err
+		}
+		c.srv.cfg.Access.DBLoginFailed(ctx, in, why)
+		c.log.Info("authentication failed", "reason", why)
+		c.fatal(codeInvalidPassword, fmt.Sprintf("password authentication failed for user %q", c.st.user))
+		return false
+	}
+	g, err := c.srv.cfg.Access.AuthorizeDB(ctx, in, secret)
+	if err != nil {
+		c.log.Info("login refused", "reason", err)
+		var r *policy.Refusal
+		if errors.As(err, &r) {
+			c.fatal(codeInvalidAuthorization, "access refused: "+r.Error())
+		} else {
+			c.fatal(codeInvalidAuthorization, "access refused (the operator's log has the details)")
+		}
+		return false
+	}
+	c.grant = g
+	t, ok := c.srv.cfg.Targets.Target(c.st.database)
+	if !ok {
+		c.fatal(codeInvalidAuthorization, fmt.Sprintf("no PostgreSQL target %q", c.st.database))
+		return false
+	}
+	c.target = t
+	c.log = c.log.With("request", g.RequestID)
+	if err := c.guaranteeRecording(ctx); err != nil {
+		c.log.Error("recording cannot be guaranteed", "err", err)
+		c.srv.cfg.Access.Record(ctx, c.actor, audit.Event{Type: audit.SessionStart, Subject: g.User, Target: g.Target,
+			RequestID: g.RequestID, Outcome: audit.OutcomeRefused, Reason: "recording cannot be guaranteed: " + err.Error(),
+			Details: map[string]string{"protocol": "postgres"}})
+		c.fatal(codeConnectionFailure, "the session cannot be recorded now, so it may not start")
+		return false
+	}
+	up, err := dialUpstream(ctx, t, c.st.params)
+	if err != nil {
+		c.log.Warn("open target", "err", err)
+		c.srv.cfg.Access.Record(ctx, c.actor, audit.Event{Type: audit.SessionStart, Subject: g.User, Target: g.Target,
+			RequestID: g.RequestID, Outcome: audit.OutcomeError, Reason: err.Error(), Details: map[string]string{"protocol": "postgres"}})
+		tell := "the target cannot be reached"
+		var ue *upstreamError
+		if errors.As(err, &ue) {
+			tell = ue.tell
+		}
+		c.fatal(codeConnectionFailure, tell+" (the operator's log has the details)")
+		return false
+	}
+	c.up = up
+	if err := c.startRecording(ctx); err != nil {
+		c.log.Error("start recording", "err", err)
+		c.srv.cfg.Access.Record(ctx, c.actor, audit.Event{Type: audit.SessionStart, Subject: g.User, Target: g.Target,
+			RequestID: g.RequestID, Outcome: audit.OutcomeError, Reason: "recording unavailable: " + err.Error(),
+			Details: map[string]string{"protocol": "postgres"}})
+		up.nc.Close()
+		c.fatal(codeConnectionFailure, "the session cannot be recorded, so it may not start")
+		return false
+	}
+	c.newKey()
+	if !c.srv.register(c) {
+		c.finish("Bastion is shutting down")
+		up.nc.Close()
+		c.fatal(codeAdminShutdown, "Bastion is shutting down")
+		return false
+	}
+	c.srv.cfg.Access.Record(ctx, c.actor, audit.Event{Type: audit.SessionStart, Subject: g.User, Target: g.Target,
+		RequestID: g.RequestID, Details: map[string]string{"protocol": "postgres", "session": c.rec.id}})
+	c.log.Info("session started", "session", c.rec.id)
+
+	msgs := [][]byte{authMessage(0)}
+	names := make([]string, 0, len(up.params))
+	for k := range up.params {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		msgs = append(msgs, appendMsg(nil, msgParameterStatus, cstr(k), cstr(up.params[k])))
+	}
+	kd := binary.BigEndian.AppendUint32(nil, c.pid)
+	msgs = append(msgs, appendMsg(nil, msgBackendKeyData, kd, c.key))
+	msgs = append(msgs, appendMsg(nil, msgReadyForQuery, []byte{up.txStatus}))
+	if err := c.send(msgs...); err != nil {
+		c.srv.unregister(c)
+		up.nc.Close()
+		c.nc.Close()
+		c.finish("client closed the connection")
+		return false
+	}
+	c.dec = &decider{user: g.User, target: g.Target, policy: c.srv.cfg.Policy, parsed: c.srv.parsed}
+	c.ubr = bufio.NewReaderSize(up.nc, relayBufferSize)
+	c.ubw = bufio.NewWriterSize(up.nc, relayBufferSize)
+	return true
+}
+
+// relay copies messages both ways until one side ends or the connection
+// is ended, then records the end.
+func (c *conn) relay() {
+	defer c.srv.unregister(c)
+	upDone := make(chan struct{})
+	clientDone := make(chan struct{})
+	go func() {
+		defer close(upDone)
+		defer c.recoverRelay()
+		err := c.targetToClient()
+		c.cancel(relayEnd(err, "the target closed the connection"))
+	}()
+	go func() {
+		defer close(clientDone)
+		defer c.recoverRelay()
+		err := c.clientToTarget()
+		c.cancel(relayEnd(err, "client closed the connection"))
+	}()
+	<-c.ctx.Done()
+	cause := context.Cause(c.ctx)
+	c.up.nc.Close()
+	var ee *endError
+	if errors.As(cause, &ee) {
+		// The target-to-client loop stops writing once the target's
+		// connection is closed; then the FATAL message is the last one.
+		c.nc.SetWriteDeadline(time.Now().Add(fatalWriteTimeout))
+		<-upDone
+		c.log.Info("ending the connection", "reason", ee.err)
+		c.bw.Write(errorResponse(severityFatal, codeAdminShutdown, "bastion: "+ee.err.Error(), ""))
+		c.bw.Flush()
+	}
+	c.nc.Close()
+	<-upDone
+	<-clientDone
+	c.finish(cause.Error())
+}
+
+// recoverRelay turns a panic in a relay loop into the end of its
+// connection.
+func (c *conn) recoverRelay() {
+	if p := recover(); p != nil {
+		c.log.Error("panic in relay", "panic", p)
+		c.cancel(errors.New("internal error"))
+	}
+}
+
+// relayEnd is why a relay loop ended: what clean says when it ended
+// cleanly, else its error.
+func relayEnd(err error, clean string) error {
+	if err == nil || isClosed(err) {
+		return errors.New(clean)
+	}
+	return err
+}
+
+// finish records the end of a started session.
+func (c *conn) finish(reason string) {
+	c.endOnce.Do(func() {
+		ctx := context.Background()
+		c.rec.end(ctx, c, reason)
+		c.srv.cfg.Access.Record(ctx, c.actor, audit.Event{Type: audit.SessionEnd, Subject: c.grant.User, Target: c.grant.Target,
+			RequestID: c.grant.RequestID, Reason: reason, Details: map[string]string{"protocol": "postgres", "session": c.rec.id}})
+		c.log.Info("session ended", "session", c.rec.id, "reason", reason)
+	})
+}
+
+func newSessionID() string { return hex.EncodeToString(randBytes(8)) }

@@ -1,0 +1,191 @@
+package postgres
+
+import (
+	"bufio"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/bastionhq/bastion/bastion/policy"
+	"github.com/bastionhq/bastion/bastion/store"
+	"github.com/bastionhq/bastion/recorder"
+	"github.com/bastionhq/bastion/recorder/querylog"
+)
+
+// maxRecordedParam bounds one recorded bind parameter; longer ones are
+// cut, with a note of their length.
+const maxRecordedParam = 1024
+
+// queryRecorder is a connection's recording and session row.
+type queryRecorder struct {
+	id     string
+	name   string
+	log    *recorder.QueryLog
+	redact bool
+}
+
+// recordingName places recordings by day: postgres/2026/11/28/<id>.jsonl.
+func recordingName(t time.Time, id string) string {
+	return fmt.Sprintf("postgres/%s/%s.jsonl", t.UTC().Format("2006/01/02"), id)
+}
+
+// startRecording creates the recording and the session row; the session
+// may not start without them (fail closed).
+func (c *conn) startRecording(ctx context.Context) error {
+	now := time.Now()
+	id := newSessionID()
+	name := recordingName(now, id)
+	info := map[string]string{"session": id, "user": c.grant.User, "target": c.grant.Target, "login": c.target.Username,
+		"protocol": "postgres", "kind": "query", "source": c.nc.RemoteAddr().String()}
+	ql, err := recorder.NewQueryLog(recorder.WithInfo(ctx, info), bufferedStorage{c.srv.cfg.Recordings}, name, now)
+	if err != nil {
+		return err
+	}
+	r := &queryRecorder{id: id, name: name, log: ql, redact: c.target.RedactParameters}
+	g := c.grant
+	req := ""
+	if g.RequestID != 0 {
+		req = strconv.FormatInt(g.RequestID, 10)
+	}
+	database := c.target.Database
+	if database == "" {
+		database = c.target.Name
+	}
+	if err := ql.Write(querylog.Event{Time: now, Type: querylog.TypeStart, User: g.User, Target: g.Target, Database: database,
+		RequestID: req, ClientAddr: c.nc.RemoteAddr().String(), Protocol: querylog.ProtocolPostgres}); err != nil {
+		ql.Close()
+		return err
+	}
+	sess := &store.Session{ID: id, User: g.User, Target: g.Target, Login: c.target.Username, Protocol: "postgres", Kind: "query",
+		RequestID: g.RequestID, Source: c.nc.RemoteAddr().String(), Recording: name, State: store.SessionLive,
+		StartedAt: now, ExitStatus: -1}
+	if err := c.srv.cfg.Sessions.CreateSession(ctx, sess); err != nil {
+		ql.Close()
+		return fmt.Errorf("record session: %w", err)
+	}
+	c.rec = r
+	return nil
+}
+
+// params formats a Bind's parameters for the recording: text as is,
+// binary in hex, NULL as "NULL"; every one "<redacted>" when the target
+// says so.
+func (r *queryRecorder) params(m bindMsg) []string {
+	if len(m.Params) == 0 {
+		return nil
+	}
+	out := make([]string, len(m.Params))
+	for i, p := range m.Params {
+		switch {
+		case r.redact:
+			out[i] = "<redacted>"
+		case p == nil:
+			out[i] = "NULL"
+		case m.Binary[i]:
+			out[i] = `\x` + hex.EncodeToString(p[:min(len(p), maxRecordedParam/2)])
+		case utf8.Valid(p):
+			out[i] = string(p[:min(len(p), maxRecordedParam)])
+		default:
+			out[i] = `\x` + hex.EncodeToString(p[:min(len(p), maxRecordedParam/2)])
+		}
+		if len(out[i]) < len(p) && !r.redact {
+			out[i] += fmt.Sprintf("… (%d bytes)", len(p))
+		}
+	}
+	return out
+}
+
+// write records an event; a recording that fails ends the session (fail
+// closed).
+func (c *conn) write(e querylog.Event) {
+	if err := c.rec.log.Write(e); err != nil {
+		c.log.Error("recording failed; ending the session", "session", c.rec.id, "err", err)
+		c.end(fmt.Errorf("the session can no longer be recorded"))
+	}
+}
+
+// done records a statement that completed or failed.
+func (r *queryRecorder) done(c *conn, e entry, d time.Duration, tag, errText string) {
+	if e.text == "" && tag == "" && errText == "" {
+		return
+	}
+	c.write(querylog.Event{Type: querylog.TypeQuery, Statement: e.text, Params: e.params, Decision: querylog.Allow, Rule: e.rule,
+		DurationMS: float64(d.Microseconds()) / 1000, Tag: tag, Rows: commandRows(tag), Error: errText})
+}
+
+// end records the end of the session: statements still pending, the end
+// event, the session row.
+func (r *queryRecorder) end(ctx context.Context, c *conn, reason string) {
+	for _, e := range c.pending.drain() {
+		r.done(c, e, 0, "", "unfinished: "+reason)
+	}
+	if err := r.log.Write(querylog.Event{Type: querylog.TypeEnd, Reason: reason}); err != nil {
+		c.log.Error("record session end", "session", r.id, "err", err)
+	}
+	if err := r.log.Close(); err != nil {
+		c.log.Error("close recording", "session", r.id, "err", err)
+	}
+	if err := c.srv.cfg.Sessions.EndSession(ctx, r.id, store.SessionEnded, time.Now(), reason, -1); err != nil {
+		c.log.Error("record session end", "session", r.id, "err", err)
+	}
+}
+
+// recordBufferSize is the write buffer in front of a recording.
+const recordBufferSize = 32 << 10
+
+// bufferedStorage puts a write buffer in front of each object it creates,
+// so that recording a statement costs no system call: the buffer is
+// written out when full, at every Sync (a recording syncs every
+// recorder.SyncInterval while events arrive, and a live watcher sees what
+// was synced) and at Close. A crash of Bastion loses at most the events of
+// the last interval, as a crash of the host already could.
+type bufferedStorage struct{ recorder.Storage }
+
+var _ recorder.Storage = bufferedStorage{}
+
+func (s bufferedStorage) Create(ctx context.Context, name string) (recorder.Object, error) {
+	obj, err := s.Storage.Create(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return &bufferedObject{obj: obj, w: bufio.NewWriterSize(obj, recordBufferSize)}, nil
+}
+
+// bufferedObject is an Object behind a write buffer; like every Object it
+// is used by one goroutine at a time.
+type bufferedObject struct {
+	obj recorder.Object
+	w   *bufio.Writer
+}
+
+func (o *bufferedObject) Write(p []byte) (int, error) { return o.w.Write(p) }
+
+func (o *bufferedObject) Sync() error {
+	if err := o.w.Flush(); err != nil {
+		return err
+	}
+	return o.obj.Sync()
+}
+
+func (o *bufferedObject) Close() error {
+	return errors.Join(o.w.Flush(), o.obj.Close())
+}
+
+// guaranteeRecording asks storage that can tell (the spool in front of
+// object storage) whether the recording of a fail-closed role's session
+// would be kept, before the target is opened.
+func (c *conn) guaranteeRecording(ctx context.Context) error {
+	gu, ok := c.srv.cfg.Recordings.(recorder.Guarantor)
+	if !ok {
+		return nil
+	}
+	g := c.grant
+	if c.srv.cfg.Policy().RecordingFor(g.User, g.Target, g.Role) == policy.FailOpen {
+		return nil
+	}
+	return gu.Guarantee(ctx)
+}

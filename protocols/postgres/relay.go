@@ -1,0 +1,444 @@
+package postgres
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bastionhq/bastion/bastion/policy"
+)
+
+// relayBufferSize is the read and write buffer of each side: a message
+// up to this size is forwarded straight from the read buffer, larger ones
+// are streamed.
+const relayBufferSize = 64 << 10
+
+// maxServerMessage bounds a message from the target that the relay reads
+// whole (CommandComplete, ErrorResponse, …): PostgreSQL's own limit.
+const maxServerMessage = 1 << 30
+
+// poisonSQL replaces a denied statement: the target rejects it with a
+// syntax error, so it runs nothing, skips the rest of the extended-protocol
+// batch up to Sync and aborts an open transaction — what PostgreSQL does
+// for any failed statement — and the relay rewrites that error into
+// Bastion's. The marker makes the error recognisable.
+const (
+	poisonMarker = "bastion_statement_denied"
+	poisonSQL    = poisonMarker + " -- this statement was denied by Bastion"
+	// codeSyntaxError is what the target answers poisonSQL with.
+	codeSyntaxError = "42601"
+)
+
+// entryKind is the kind of a pending entry.
+type entryKind uint8
+
+const (
+	entryExec   entryKind = iota // a statement that will complete or fail
+	entryPoison                  // a denied statement whose error is rewritten
+	entrySync                    // the end of a batch: ReadyForQuery
+)
+
+// entry is what the client-to-target loop told the target to do, in
+// order, so that the target-to-client loop can match the answers.
+type entry struct {
+	kind   entryKind
+	text   string
+	params []string
+	rule   string
+	start  time.Time
+	denial []byte // entryPoison: the ErrorResponse the client gets
+}
+
+// queue is the pending entries, pushed by the client-to-target loop before
+// it forwards a message, taken by the target-to-client loop.
+type queue struct {
+	mu    sync.Mutex
+	items []entry
+	head  int
+}
+
+func (q *queue) push(es ...entry) {
+	q.mu.Lock()
+	if q.head > 64 && q.head*2 > len(q.items) {
+		n := copy(q.items, q.items[q.head:])
+		clear(q.items[n:])
+		q.items = q.items[:n]
+		q.head = 0
+	}
+	q.items = append(q.items, es...)
+	q.mu.Unlock()
+}
+
+// take removes the first entry of kind k in the current batch (before the
+// first sync).
+func (q *queue) take(k entryKind) (entry, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for i := q.head; i < len(q.items) && q.items[i].kind != entrySync; i++ {
+		if q.items[i].kind != k {
+			continue
+		}
+		e := q.items[i]
+		if i == q.head {
+			q.items[i] = entry{}
+			q.head++
+		} else {
+			q.items = slices.Delete(q.items, i, i+1)
+		}
+		return e, true
+	}
+	return entry{}, false
+}
+
+// endBatch removes the current batch through its sync and returns the
+// statements left in it.
+func (q *queue) endBatch() []entry {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var left []entry
+	for q.head < len(q.items) {
+		e := q.items[q.head]
+		q.items[q.head] = entry{}
+		q.head++
+		if e.kind == entrySync {
+			break
+		}
+		if e.kind == entryExec {
+			left = append(left, e)
+		}
+	}
+	return left
+}
+
+// drain removes every entry, for the end of the connection.
+func (q *queue) drain() []entry {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var left []entry
+	for _, e := range q.items[q.head:] {
+		if e.kind == entryExec {
+			left = append(left, e)
+		}
+	}
+	q.items, q.head = nil, 0
+	return left
+}
+
+// extendedState is the client's prepared statements and portals, as the
+// client-to-target loop tracks them for recording.
+type extendedState struct {
+	stmts   map[string]prepared
+	portals map[string]portal
+}
+
+type prepared struct {
+	text string
+	rule string
+}
+
+type portal struct {
+	prepared
+	params []string
+}
+
+// maxTracked bounds the statements and portals tracked per connection; a
+// client that makes more loses their texts in the recording, not their
+// checks (those happen at Parse).
+const maxTracked = 10000
+
+// readWhole returns the message at the front of r, header included, read
+// whole: from r's buffer when it fits, else into *big. The caller
+// discards it from r when done (discard).
+func readWhole(r *bufio.Reader, n int, big *[]byte) (msg []byte, discard int, err error) {
+	total := headerLen + n
+	if total <= r.Size() {
+		msg, err = r.Peek(total)
+		return msg, total, err
+	}
+	if cap(*big) < total {
+		*big = make([]byte, total)
+	}
+	msg = (*big)[:total]
+	if _, err := io.ReadFull(r, msg); err != nil {
+		return nil, 0, err
+	}
+	return msg, 0, nil
+}
+
+// forward copies the message at the front of r (n body bytes) to w
+// without decoding it.
+func forward(w *bufio.Writer, r *bufio.Reader, n int) error {
+	total := headerLen + n
+	if total <= r.Size() {
+		msg, err := r.Peek(total)
+		if err != nil {
+			return err
+		}
+		if _, err := w.Write(msg); err != nil {
+			return err
+		}
+		_, err = r.Discard(total)
+		return err
+	}
+	if _, err := io.CopyN(w, r, int64(total)); err != nil {
+		return err
+	}
+	return nil
+}
+
+// clientToTarget relays the client's messages to the target, deciding
+// each statement on the way. It returns nil when the client terminates.
+func (c *conn) clientToTarget() error {
+	limit := c.srv.cfg.MaxMessageSize
+	for {
+		if c.br.Buffered() == 0 {
+			if err := c.ubw.Flush(); err != nil {
+				return err
+			}
+			c.touch() // once per read from the client, not per message
+		}
+		hdr, err := c.br.Peek(headerLen)
+		if err != nil {
+			return err
+		}
+		typ := hdr[0]
+		switch typ {
+		case msgQuery, msgParse, msgBind, msgExecute, msgClose, msgFunctionCall:
+			n, err := bodyLen(hdr, limit)
+			if err != nil {
+				return err
+			}
+			msg, discard, err := readWhole(c.br, n, &c.bigIn)
+			if err != nil {
+				return err
+			}
+			if err := c.clientMessage(typ, msg); err != nil {
+				return err
+			}
+			if _, err := c.br.Discard(discard); err != nil {
+				return err
+			}
+		case msgSync:
+			c.pending.push(entry{kind: entrySync})
+			if err := forward(c.ubw, c.br, 0); err != nil {
+				return err
+			}
+		case msgTerminate:
+			if err := forward(c.ubw, c.br, 0); err != nil {
+				return err
+			}
+			return c.ubw.Flush()
+		default:
+			n, err := bodyLen(hdr, maxServerMessage)
+			if err != nil {
+				return err
+			}
+			if err := forward(c.ubw, c.br, n); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// clientMessage handles one message the proxy reads: msg is the whole
+// message, header included.
+func (c *conn) clientMessage(typ byte, msg []byte) error {
+	body := msg[headerLen:]
+	switch typ {
+	case msgQuery:
+		sql, err := parseQuery(body)
+		if err != nil {
+			return err
+		}
+		v := c.dec.decide(sql)
+		d := c.approve(v.overall, sql)
+		if d.Action != policy.CommandAllow {
+			c.deny(d, sql)
+			c.pending.push(entry{kind: entryPoison, denial: denial(d)}, entry{kind: entrySync})
+			_, err := c.ubw.Write(appendMsg(nil, msgQuery, cstr(poisonSQL)))
+			return err
+		}
+		now := time.Now()
+		switch {
+		case v.stmts == nil && sql != "":
+			c.pending.push(entry{kind: entryExec, text: sql, start: now})
+		default:
+			for i := range v.stmts {
+				c.pending.push(entry{kind: entryExec, text: v.stmts[i].Text, rule: v.each[i].Rule, start: now})
+			}
+		}
+		c.pending.push(entry{kind: entrySync})
+	case msgParse:
+		m, err := parseParse(body)
+		if err != nil {
+			return err
+		}
+		v := c.dec.decide(m.Query)
+		d := c.approve(v.overall, m.Query)
+		if d.Action != policy.CommandAllow {
+			c.deny(d, m.Query)
+			delete(c.ext.stmts, m.Name)
+			c.pending.push(entry{kind: entryPoison, denial: denial(d)})
+			poison := appendMsg(nil, msgParse, cstr(m.Name), cstr(poisonSQL), []byte{0, 0})
+			_, err := c.ubw.Write(poison)
+			return err
+		}
+		if c.ext.stmts == nil {
+			c.ext.stmts = map[string]prepared{}
+		}
+		if len(c.ext.stmts) < maxTracked || m.Name == "" {
+			c.ext.stmts[m.Name] = prepared{text: m.Query, rule: v.overall.Rule}
+		}
+	case msgBind:
+		m, err := parseBind(body)
+		if err != nil {
+			return err
+		}
+		if c.ext.portals == nil {
+			c.ext.portals = map[string]portal{}
+		}
+		if len(c.ext.portals) < maxTracked || m.Portal == "" {
+			c.ext.portals[m.Portal] = portal{prepared: c.ext.stmts[m.Statement], params: c.rec.params(m)}
+		}
+	case msgExecute:
+		name, err := parseExecute(body)
+		if err != nil {
+			return err
+		}
+		p := c.ext.portals[name]
+		c.pending.push(entry{kind: entryExec, text: p.text, params: p.params, rule: p.rule, start: time.Now()})
+	case msgClose:
+		kind, name, err := parseClose(body)
+		if err != nil {
+			return err
+		}
+		if kind == 'S' {
+			delete(c.ext.stmts, name)
+		} else {
+			delete(c.ext.portals, name)
+		}
+	case msgFunctionCall:
+		d := c.dec.decideFunctionCall()
+		if d.Action != policy.CommandAllow {
+			c.deny(d, "<function call>")
+			c.pending.push(entry{kind: entryPoison, denial: denial(d)}, entry{kind: entrySync})
+			_, err := c.ubw.Write(appendMsg(nil, msgQuery, cstr(poisonSQL)))
+			return err
+		}
+		c.pending.push(entry{kind: entryExec, text: "<function call>", start: time.Now()}, entry{kind: entrySync})
+	}
+	_, err := c.ubw.Write(msg)
+	return err
+}
+
+// denial is the error a denied statement gets.
+func denial(d policy.QueryDecision) []byte {
+	msg := "bastion: permission denied"
+	if d.Rule != "" {
+		msg += " by rule " + d.Rule
+	}
+	if d.Reason != "" {
+		msg += ": " + d.Reason
+	}
+	return errorResponse(severityError, codeInsufficientPrivilege, msg, "")
+}
+
+// targetToClient relays the target's messages to the client, matching
+// completions and errors with the pending statements. It returns when the
+// target's connection ends.
+func (c *conn) targetToClient() error {
+	var lastDone time.Time
+	var batchErr bool
+	for {
+		if c.ubr.Buffered() == 0 {
+			if err := c.bw.Flush(); err != nil {
+				return err
+			}
+			c.touch()
+		}
+		hdr, err := c.ubr.Peek(headerLen)
+		if err != nil {
+			return err
+		}
+		typ := hdr[0]
+		n, err := bodyLen(hdr, maxServerMessage)
+		if err != nil {
+			return err
+		}
+		switch typ {
+		case msgCommandComplete, msgErrorResponse, msgReadyForQuery, msgEmptyQuery, msgPortalSuspended:
+		default:
+			if err := forward(c.bw, c.ubr, n); err != nil {
+				return err
+			}
+			continue
+		}
+		msg, discard, err := readWhole(c.ubr, n, &c.bigOut)
+		if err != nil {
+			return err
+		}
+		out := msg
+		now := time.Now()
+		switch typ {
+		case msgCommandComplete, msgEmptyQuery, msgPortalSuspended:
+			if e, ok := c.pending.take(entryExec); ok {
+				tag := ""
+				if typ == msgCommandComplete {
+					tag, _, _ = cstring(msg[headerLen:])
+				} else if typ == msgPortalSuspended {
+					tag = "portal suspended"
+				}
+				c.rec.done(c, e, since(e.start, lastDone, now), tag, "")
+			}
+			lastDone = now
+		case msgErrorResponse:
+			code, text := errorFields(msg[headerLen:])
+			if code == codeSyntaxError && strings.Contains(text, poisonMarker) {
+				if e, ok := c.pending.take(entryPoison); ok {
+					out = e.denial
+					batchErr = true
+					break
+				}
+			}
+			if e, ok := c.pending.take(entryExec); ok {
+				c.rec.done(c, e, since(e.start, lastDone, now), "", fmt.Sprintf("ERROR: %s (SQLSTATE %s)", text, code))
+			}
+			batchErr = true
+			lastDone = now
+		case msgReadyForQuery:
+			for _, e := range c.pending.endBatch() {
+				why := ""
+				if batchErr {
+					why = "not run: an earlier statement failed"
+				}
+				c.rec.done(c, e, since(e.start, lastDone, now), "", why)
+			}
+			batchErr = false
+			lastDone = time.Time{}
+		}
+		if _, err := c.bw.Write(out); err != nil {
+			return err
+		}
+		if _, err := c.ubr.Discard(discard); err != nil {
+			return err
+		}
+	}
+}
+
+// since is a statement's duration: from when it was sent, or when the one
+// before it in the batch completed, whichever is later.
+func since(start, lastDone, now time.Time) time.Duration {
+	if lastDone.After(start) {
+		start = lastDone
+	}
+	return now.Sub(start)
+}
+
+// errNoApprovals is the reason a held statement is denied when approvals
+// are not configured.
+var errNoApprovals = errors.New("approvals are not available here")

@@ -1,0 +1,198 @@
+package postgres
+
+import (
+	"strings"
+	"sync"
+
+	"github.com/bastionhq/bastion/bastion/policy"
+	"github.com/bastionhq/bastion/protocols/postgres/pgsql"
+)
+
+// Cache bounds. Statement texts longer than maxCachedText are parsed each
+// time (they are rarely repeated), and a cache that fills up is emptied.
+const (
+	maxCachedText       = 16 << 10
+	maxParsedStatements = 10000 // per server
+	maxConnDecisions    = 1000  // per connection
+)
+
+// parsed is a query string's summary: its statements, or why it does not
+// parse.
+type parsed struct {
+	stmts []policy.Statement
+	err   error
+}
+
+// parseCache keeps summaries by exact query text. pg_query's fingerprint
+// ignores constants (DELETE … WHERE 1=1 and … WHERE id=1 share one), so
+// the text itself is the key.
+//
+// A single statement whose decision no constant can change (see
+// constantFree) is also kept by its literalKey, so that texts differing
+// from it only in constants are not parsed again.
+type parseCache struct {
+	mu   sync.Mutex
+	m    map[string]*parsed
+	byLK map[string]*parsed
+}
+
+func newParseCache() *parseCache {
+	return &parseCache{m: map[string]*parsed{}, byLK: map[string]*parsed{}}
+}
+
+// parse summarises sql, from the cache when it was seen before.
+// key and keyed are literalKey(sql).
+func (pc *parseCache) parse(sql, key string, keyed bool) *parsed {
+	if len(sql) > maxCachedText {
+		return parseText(sql)
+	}
+	pc.mu.Lock()
+	p := pc.m[sql]
+	if p == nil && keyed {
+		if q := pc.byLK[key]; q != nil {
+			p = q.withText(sql)
+		}
+	}
+	pc.mu.Unlock()
+	if p != nil {
+		return p
+	}
+	p = parseText(sql)
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	if len(pc.m) >= maxParsedStatements {
+		clear(pc.m)
+	}
+	pc.m[sql] = p
+	if keyed && p.err == nil && len(p.stmts) == 1 && constantFree(&p.stmts[0]) {
+		if len(pc.byLK) >= maxParsedStatements {
+			clear(pc.byLK)
+		}
+		pc.byLK[key] = p
+	}
+	return p
+}
+
+// parseText summarises sql.
+func parseText(sql string) *parsed {
+	p := &parsed{}
+	stmts, err := pgsql.Parse(sql)
+	if err != nil {
+		p.err = err
+	} else {
+		p.stmts = make([]policy.Statement, len(stmts))
+		for i := range stmts {
+			p.stmts[i] = policyStatement(&stmts[i])
+		}
+	}
+	return p
+}
+
+// policyStatement is the protocol-neutral summary the policy decides on.
+func policyStatement(s *pgsql.Statement) policy.Statement {
+	tables := make([]string, len(s.Tables))
+	for i, t := range s.Tables {
+		tables[i] = t.String()
+	}
+	return policy.Statement{
+		Text: s.Text, Kind: policy.StatementKind(s.Kind), Command: s.Command, Tables: tables,
+		Functions: s.Functions, Unbounded: s.Unbounded, WritesInCTE: s.WritesInCTE,
+		ExplainAnalyze: s.ExplainAnalyze, FileAccess: s.CopyProgram || s.CopyFile, RoleChange: s.Roles,
+	}
+}
+
+// verdict is the decision on one query string (or Parse, or
+// FunctionCall): the overall decision and each statement's, for the
+// recording.
+type verdict struct {
+	stmts    []policy.Statement // nil when the text did not parse
+	overall  policy.QueryDecision
+	each     []policy.QueryDecision
+	parseErr error
+}
+
+// decider decides a connection's statements, caching by text: the user,
+// target and policy are fixed for the cache's life.
+type decider struct {
+	user, target string
+	policy       func() *policy.Policy
+	parsed       *parseCache
+
+	pol        *policy.Policy // the policy the caches were filled under
+	restricted bool
+	cache      map[string]*verdict // by text
+	byLK       map[string]*verdict // by literalKey, for constant-free statements
+}
+
+// decide returns the verdict on sql.
+func (d *decider) decide(sql string) *verdict {
+	if p := d.policy(); p != d.pol {
+		d.pol, d.cache, d.byLK = p, map[string]*verdict{}, map[string]*verdict{}
+		d.restricted = p.QueriesRestricted(d.user, d.target)
+	}
+	if v := d.cache[sql]; v != nil {
+		return v
+	}
+	key, keyed := literalKey(sql)
+	if v := d.byLK[key]; keyed && v != nil {
+		w := *v
+		w.stmts = (&parsed{stmts: v.stmts}).withText(sql).stmts
+		return &w
+	}
+	p := d.parsed.parse(sql, key, keyed)
+	v := &verdict{stmts: p.stmts, parseErr: p.err}
+	switch {
+	case p.err != nil && d.restricted:
+		v.overall = policy.QueryDecision{Action: policy.CommandDeny,
+			Reason: "the statement cannot be parsed, and query rules apply to this target: " + p.err.Error()}
+	case p.err != nil:
+		v.overall = policy.QueryDecision{Action: policy.CommandAllow}
+	case d.restricted && changesLexing(p.stmts):
+		v.overall = policy.QueryDecision{Action: policy.CommandDeny,
+			Reason: "standard_conforming_strings may not be changed through Bastion: the server would then read strings differently from the rules' parser"}
+	default:
+		v.each = make([]policy.QueryDecision, len(p.stmts))
+		for i := range p.stmts {
+			v.each[i] = d.pol.DecideQueries(d.user, d.target, p.stmts[i:i+1])
+			v.each[i].Index = i
+		}
+		v.overall = d.pol.DecideQueries(d.user, d.target, p.stmts)
+	}
+	switch {
+	case len(sql) > maxCachedText:
+	case keyed && p.err == nil && len(p.stmts) == 1 && constantFree(&p.stmts[0]):
+		if len(d.byLK) >= maxConnDecisions {
+			clear(d.byLK)
+		}
+		d.byLK[key] = v
+	default:
+		if len(d.cache) >= maxConnDecisions {
+			clear(d.cache)
+		}
+		d.cache[sql] = v
+	}
+	return v
+}
+
+// decideFunctionCall decides a FunctionCall message: it names a function
+// by OID, which no rule can match, so it is denied whenever rules apply.
+func (d *decider) decideFunctionCall() policy.QueryDecision {
+	if d.policy().QueriesRestricted(d.user, d.target) {
+		return policy.QueryDecision{Action: policy.CommandDeny,
+			Reason: "function calls by the fast-path protocol are not allowed when query rules apply (use SELECT f(…))"}
+	}
+	return policy.QueryDecision{Action: policy.CommandAllow}
+}
+
+// changesLexing reports whether a statement may change how the server
+// reads string literals (standard_conforming_strings off makes a backslash
+// an escape, which the rules' parser does not assume): SET, set_config,
+// ALTER … SET of the setting. Reading it (SHOW) is fine.
+func changesLexing(stmts []policy.Statement) bool {
+	for i := range stmts {
+		if stmts[i].Command != "SHOW" && strings.Contains(strings.ToLower(stmts[i].Text), "standard_conforming_strings") {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,146 @@
+package postgres
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// upstream is the connection to the target, after its login.
+type upstream struct {
+	nc         net.Conn
+	pid        uint32
+	key        []byte
+	params     map[string]string // ParameterStatus values the target reported
+	txStatus   byte
+	cancelAddr string
+	tlsConfig  *tls.Config // for cancel requests; nil when the target is plain
+}
+
+// upstreamError is a failure to reach or log in to the target; tell is
+// safe to show the user.
+type upstreamError struct {
+	tell string
+	err  error
+}
+
+func (e *upstreamError) Error() string { return e.tell + ": " + e.err.Error() }
+func (e *upstreamError) Unwrap() error { return e.err }
+
+// dialUpstream logs in to t with its configured credentials, passing the
+// client's allowed run-time parameters, and takes over the raw connection.
+func dialUpstream(ctx context.Context, t Target, params map[string]string) (*upstream, error) {
+	host, portStr, err := net.SplitHostPort(t.Address)
+	if err != nil {
+		return nil, &upstreamError{tell: "target " + t.Name + " is misconfigured", err: err}
+	}
+	port, err := strconv.ParseUint(portStr, 10, 16)
+	if err != nil {
+		return nil, &upstreamError{tell: "target " + t.Name + " is misconfigured", err: err}
+	}
+	// ParseConfig("") would read the PG* environment of Bastion's own
+	// process; the config is built from the target only.
+	cfg, err := pgconn.ParseConfigWithOptions("host=127.0.0.1", pgconn.ParseConfigOptions{})
+	if err != nil {
+		return nil, err
+	}
+	cfg.Host, cfg.Port = host, uint16(port)
+	cfg.Database = t.Database
+	if cfg.Database == "" {
+		cfg.Database = t.Name
+	}
+	cfg.User, cfg.Password = t.Username, t.Password
+	cfg.Fallbacks = nil
+	cfg.RuntimeParams = params
+	cfg.OnNotice, cfg.OnNotification = nil, nil
+	cfg.ValidateConnect, cfg.AfterConnect = nil, nil
+	cfg.KerberosSrvName, cfg.KerberosSpn = "", ""
+	cfg.MinProtocolVersion, cfg.MaxProtocolVersion = "3.0", "3.0"
+	switch t.TLS {
+	case "", "disable":
+		cfg.TLSConfig = nil
+	case "require":
+		cfg.TLSConfig = &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12} //nolint:gosec // sslmode=require does not verify, by definition
+	case "verify-full":
+		cfg.TLSConfig = &tls.Config{RootCAs: t.RootCAs, ServerName: host, MinVersion: tls.VersionTLS12}
+	default:
+		return nil, &upstreamError{tell: "target " + t.Name + " is misconfigured", err: fmt.Errorf("tls mode %q", t.TLS)}
+	}
+	pc, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		tell := "target " + t.Name + " cannot be reached"
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) {
+			tell = "target " + t.Name + " refused Bastion's login"
+		}
+		return nil, &upstreamError{tell: tell, err: err}
+	}
+	// pgconn may still have a background reader blocked on the
+	// connection (it starts one when a write is slow, and only stops it
+	// after its next read): without SyncConn, that reader would steal the
+	// first bytes of the first answer. SyncConn waits until nothing of
+	// pgconn reads the connection any more.
+	if err := pc.SyncConn(ctx); err != nil {
+		pc.Close(ctx)
+		return nil, &upstreamError{tell: "target " + t.Name + " cannot be reached", err: err}
+	}
+	h, err := pc.Hijack()
+	if err != nil {
+		pc.Close(ctx)
+		return nil, &upstreamError{tell: "target " + t.Name + " cannot be reached", err: err}
+	}
+	return &upstream{nc: h.Conn, pid: h.PID, key: h.SecretKey, params: h.ParameterStatuses, txStatus: h.TxStatus,
+		cancelAddr: t.Address, tlsConfig: cfg.TLSConfig}, nil
+}
+
+// cancel sends the target a CancelRequest for this connection, over TLS
+// when the connection uses it.
+func (u *upstream) cancel(ctx context.Context) error {
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", u.cancelAddr)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		nc.SetDeadline(dl)
+	}
+	if u.tlsConfig != nil {
+		ssl, err := (&pgproto3.SSLRequest{}).Encode(nil)
+		if err != nil {
+			return err
+		}
+		if _, err := nc.Write(ssl); err != nil {
+			return err
+		}
+		var b [1]byte
+		if _, err := nc.Read(b[:]); err != nil {
+			return err
+		}
+		if b[0] != 'S' {
+			return errors.New("the target refused TLS for the cancel request")
+		}
+		tc := tls.Client(nc, u.tlsConfig)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return err
+		}
+		nc = tc
+	}
+	msg, err := (&pgproto3.CancelRequest{ProcessID: u.pid, SecretKey: u.key}).Encode(nil)
+	if err != nil {
+		return err
+	}
+	if _, err := nc.Write(msg); err != nil {
+		return err
+	}
+	// The server closes the connection when it has read the request.
+	var b [1]byte
+	nc.Read(b[:])
+	return nil
+}
