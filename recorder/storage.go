@@ -118,3 +118,9 @@ func validateChars(s string) error {
 func nameChar(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '/' || c == '-'
 }
+
+// DailyName is where a session's recording goes: by protocol and UTC day,
+// PROTOCOL/YYYY/MM/DD/ID.EXT ("ssh/2026/11/28/4b8aa14386c7c37a.cast").
+func DailyName(protocol string, t time.Time, id, ext string) string {
+	return protocol + "/" + t.UTC().Format("2006/01/02") + "/" + id + "." + ext
+}

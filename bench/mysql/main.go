@@ -14,9 +14,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,14 +23,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
-	"github.com/bastionhq/bastion/bastion/access"
-	"github.com/bastionhq/bastion/bastion/config"
 	"github.com/bastionhq/bastion/bastion/policy"
+	"github.com/bastionhq/bastion/bench/internal/benchdb"
 	"github.com/bastionhq/bastion/internal/harness"
-	"github.com/bastionhq/bastion/internal/server"
 )
 
 type options struct {
@@ -100,14 +95,14 @@ func run(o options) error {
 	defer stopHAProxy()
 	haproxy := direct
 	haproxy.name, haproxy.port = "haproxy (TCP mode)", hp
-	haproxy.cpu = func() time.Duration { return procCPU(hpPID) }
+	haproxy.cpu = func() time.Duration { return benchdb.ProcCPU(hpPID) }
 
 	bastion, stopBastion, err := startBastion(ctx, dir, db)
 	if err != nil {
 		return err
 	}
 	defer stopBastion()
-	bastion.cpu = selfCPU
+	bastion.cpu = benchdb.SelfCPU
 
 	common := func(r route) []string {
 		return []string{"--db-driver=mysql", "--mysql-host=" + r.host, "--mysql-port=" + strconv.Itoa(r.port),
@@ -119,7 +114,7 @@ func run(o options) error {
 	}
 	routes := []route{direct, haproxy, bastion}
 	fmt.Printf("sysbench %s, %d threads, %d s per run, %d tables × %d rows, %d rounds (median round shown); %d cores; %s\n\n",
-		sysbenchVersion(), o.threads, o.seconds, o.tables, o.tableSize, o.rounds, cores(), mariadbVersion(db))
+		sysbenchVersion(), o.threads, o.seconds, o.tables, o.tableSize, o.rounds, benchdb.Cores(), mariadbVersion(db))
 	fmt.Println("Bastion: query rules on (6 rules, every statement parsed and decided), every statement recorded (JSON Lines, local directory).")
 	fmt.Println()
 	fmt.Println("| workload | route | transactions/s | queries/s | avg latency | p95 latency | vs direct | proxy CPU per query |")
@@ -227,12 +222,6 @@ func mariadbVersion(db *harness.MariaDB) string {
 	return "MariaDB"
 }
 
-func cores() int {
-	out, _ := exec.Command("nproc").Output()
-	n, _ := strconv.Atoi(strings.TrimSpace(string(out)))
-	return n
-}
-
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -287,95 +276,19 @@ backend mariadb
 	}
 }
 
-// selfCPU is this process's CPU time (Bastion runs in it).
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// procCPU is a process's CPU time, from /proc/PID/stat.
-func procCPU(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * (time.Second / 100) // USER_HZ
-}
-
-// startBastion runs Bastion in this process with the sbtest target, query
+// startBastion runs Bastion in this process with the bench target, query
 // rules and recording, and returns the route through it with a fresh token.
 func startBastion(ctx context.Context, dir string, db *harness.MariaDB) (route, func(), error) {
-	pub, err := harness.WriteKeyPair(filepath.Join(dir, "alice"), "")
-	if err != nil {
-		return route{}, nil, err
-	}
-	yaml := fmt.Sprintf(`data_dir: %s/data
-listen: {ssh: "127.0.0.1:0", mysql: "127.0.0.1:0"}
-users:
-  - {name: alice, roles: [developer], keys: [%q]}
-targets:
-  - {name: sbtest, kind: mysql, address: %q, database: sbtest, username: %s, password: %q}
-roles:
-  developer:
-    request:
-      - targets: [sbtest]
-        auto_approve:
-          networks: [127.0.0.0/8]
-    queries:
-      - {name: no-drop, action: deny, commands: ["DROP *", "TRUNCATE"], reason: no drops}
+	b, err := benchdb.StartBastion(ctx, dir, benchdb.Target{Kind: policy.KindMySQL, Name: "sbtest", Address: db.Addr, Database: "sbtest", Username: db.User, Password: db.Password,
+		Rules: `      - {name: no-drop, action: deny, commands: ["DROP *", "TRUNCATE"], reason: no drops}
       - {name: no-unbounded-writes, action: deny, unbounded: true, reason: UPDATE and DELETE need a WHERE clause}
       - {name: no-secrets, action: deny, tables: [sbtest.secrets], reason: off limits}
       - {name: no-server-files, action: deny, file_access: true, reason: off limits}
       - {name: no-role-change, action: deny, role_change: true, reason: the role is fixed}
       - {name: ddl-needs-lead, action: require-approval, kinds: [ddl], approvers: [developer], reason: schema changes need a lead}
-`, dir, pub, db.Addr, db.User, db.Password)
-	path := filepath.Join(dir, "bastion.yaml")
-	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-		return route{}, nil, err
-	}
-	cfg, err := config.Load(path)
+`})
 	if err != nil {
 		return route{}, nil, err
 	}
-	b, err := server.New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		return route{}, nil, err
-	}
-	sshL, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return route{}, nil, err
-	}
-	myL, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return route{}, nil, err
-	}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- b.Run(runCtx, &server.Listeners{SSH: sshL, Databases: map[policy.Kind]net.Listener{policy.KindMySQL: myL}})
-	}()
-	stopAll := func() { stop(); <-done }
-	actor := access.Actor{User: "alice", Source: netip.MustParseAddr("127.0.0.1")}
-	req, err := b.Access.Request(ctx, actor, access.RequestInput{Targets: []string{"sbtest"}, Duration: time.Hour, Reason: "benchmark"})
-	if err != nil {
-		stopAll()
-		return route{}, nil, err
-	}
-	sec, err := b.Access.IssueDBSecret(ctx, actor, req.ID)
-	if err != nil {
-		stopAll()
-		return route{}, nil, err
-	}
-	return route{name: "Bastion (rules + recording)", host: "127.0.0.1", port: myL.Addr().(*net.TCPAddr).Port,
-		user: "alice", password: sec.Secret}, stopAll, nil
+	return route{name: "Bastion (rules + recording)", host: b.Host, port: b.Port, user: b.User, password: b.Password}, b.Stop, nil
 }

@@ -22,10 +22,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
-	"log/slog"
-	"net"
-	"net/netip"
 	"os"
 	"os/exec"
 	"os/user"
@@ -38,11 +34,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/bastionhq/bastion/bastion/access"
-	"github.com/bastionhq/bastion/bastion/config"
 	"github.com/bastionhq/bastion/bastion/policy"
+	"github.com/bastionhq/bastion/bench/internal/benchdb"
 	"github.com/bastionhq/bastion/internal/harness"
-	"github.com/bastionhq/bastion/internal/server"
 )
 
 type options struct {
@@ -133,7 +127,7 @@ func run(o options) error {
 		{"-S -C (connect per transaction)", []string{"-S", "-C", "-c", c, "-j", "2"}},
 	}
 	fmt.Printf("%s, %d clients, %d s per run, scale %d, %d rounds (median round shown); %d cores; %s, %s\n\n",
-		version("pgbench"), o.clients, o.seconds, o.scale, o.rounds, cores(), version("postgres"), version("pgbouncer"))
+		version("pgbench"), o.clients, o.seconds, o.scale, o.rounds, benchdb.Cores(), version("postgres"), version("pgbouncer"))
 	fmt.Println("Every route: TLS from pgbench (sslmode=require). pgbouncer: session pooling, SCRAM.")
 	fmt.Println("Bastion: SCRAM, query rules on (6 rules, every statement parsed and decided, decisions cached by text), every statement recorded (JSON Lines, local directory).")
 	fmt.Println()
@@ -248,12 +242,6 @@ func version(program string) string {
 	return line
 }
 
-func cores() int {
-	out, _ := exec.Command("nproc").Output()
-	n, _ := strconv.Atoi(strings.TrimSpace(string(out)))
-	return n
-}
-
 // startPgbouncer runs pgbouncer as the postgres user in front of pg, with
 // TLS for clients (PostgreSQL's own certificate) and SCRAM; stop ends it by
 // its PID.
@@ -351,68 +339,16 @@ func direct(pg *harness.Postgres) string { return pg.DSN("bench") }
 // startBastion runs Bastion in this process with the bench target, query
 // rules and recording, and returns the route through it with a fresh token.
 func startBastion(ctx context.Context, dir string, pg *harness.Postgres) (route, func(), error) {
-	pub, err := harness.WriteKeyPair(filepath.Join(dir, "alice"), "")
-	if err != nil {
-		return route{}, nil, err
-	}
-	yaml := fmt.Sprintf(`data_dir: %s/data
-listen: {ssh: "127.0.0.1:0", postgres: "127.0.0.1:0"}
-server: {hostnames: [127.0.0.1]}
-users:
-  - {name: alice, roles: [developer], keys: [%q]}
-targets:
-  - {name: bench, kind: postgres, address: %q, database: bench, username: postgres, password: %q}
-roles:
-  developer:
-    request:
-      - targets: [bench]
-        auto_approve:
-          networks: [127.0.0.0/8]
-    queries:
-      - {name: no-drop, action: deny, commands: ["DROP *", "TRUNCATE"], reason: no drops}
+	b, err := benchdb.StartBastion(ctx, dir, benchdb.Target{Kind: policy.KindPostgres, Name: "bench", Address: pg.Addr, Database: "bench", Username: "postgres", Password: pg.Password,
+		Rules: `      - {name: no-drop, action: deny, commands: ["DROP *", "TRUNCATE"], reason: no drops}
       - {name: no-unbounded-writes, action: deny, unbounded: true, reason: UPDATE and DELETE need a WHERE clause}
       - {name: no-secrets, action: deny, tables: [public.secrets], reason: off limits}
       - {name: no-server-files, action: deny, file_access: true, reason: off limits}
       - {name: no-dangerous-functions, action: deny, functions: [pg_read_file, "lo_*"], reason: off limits}
       - {name: no-role-change, action: deny, role_change: true, reason: the role is fixed}
-`, dir, pub, pg.Addr, pg.Password)
-	path := filepath.Join(dir, "bastion.yaml")
-	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-		return route{}, nil, err
-	}
-	cfg, err := config.Load(path)
+`})
 	if err != nil {
 		return route{}, nil, err
 	}
-	b, err := server.New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		return route{}, nil, err
-	}
-	sshL, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return route{}, nil, err
-	}
-	pgL, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return route{}, nil, err
-	}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- b.Run(runCtx, &server.Listeners{SSH: sshL, Databases: map[policy.Kind]net.Listener{policy.KindPostgres: pgL}})
-	}()
-	stopAll := func() { stop(); <-done }
-	actor := access.Actor{User: "alice", Source: netip.MustParseAddr("127.0.0.1")}
-	req, err := b.Access.Request(ctx, actor, access.RequestInput{Targets: []string{"bench"}, Duration: time.Hour, Reason: "benchmark"})
-	if err != nil {
-		stopAll()
-		return route{}, nil, err
-	}
-	sec, err := b.Access.IssueDBSecret(ctx, actor, req.ID)
-	if err != nil {
-		stopAll()
-		return route{}, nil, err
-	}
-	return route{name: "Bastion (rules + recording)", host: "127.0.0.1", port: pgL.Addr().(*net.TCPAddr).Port,
-		user: "alice", password: sec.Secret}, stopAll, nil
+	return route{name: "Bastion (rules + recording)", host: b.Host, port: b.Port, user: b.User, password: b.Password}, b.Stop, nil
 }

@@ -182,7 +182,13 @@ func TestMySQL(t *testing.T) {
 	t.Run("driver", func(t *testing.T) { testMySQLDriver(t, shop) })
 	t.Run("rules", func(t *testing.T) { testMySQLRules(t, shop) })
 	t.Run("protocol", func(t *testing.T) { testMySQLProtocol(t, shop) })
-	t.Run("approval", func(t *testing.T) { testMySQLApproval(t, m, shop) })
+	t.Run("approval", func(t *testing.T) {
+		db := shop.open(t, "")
+		testHeldStatement(t, m.testBastion, func(ctx context.Context, sql string) error {
+			_, err := db.ExecContext(ctx, sql)
+			return err
+		})
+	})
 	t.Run("sysbench", func(t *testing.T) { testSysbench(t, plain) })
 	t.Run("recording", func(t *testing.T) { testMySQLRecording(t, m, shop, plain) })
 	t.Run("revocation", func(t *testing.T) { testMySQLRevocation(t, m) })
@@ -433,38 +439,6 @@ func testMySQLProtocol(t *testing.T, tok myToken) {
 	out, errOut, code := mariadbCLI(t, tok, "-e", "use shop; SELECT DATABASE(); use mysql")
 	if code == 0 || !strings.HasPrefix(out, "shop\n") || !strings.Contains(errOut, "ERROR 1044") {
 		t.Fatalf("use: exit %d: %s%s", code, out, errOut)
-	}
-}
-
-// testMySQLApproval: a statement a rule holds runs once an approver allows
-// it, and only that once.
-func testMySQLApproval(t *testing.T, m *myBastion, tok myToken) {
-	db := tok.open(t, "")
-	done := make(chan error, 1)
-	go func() {
-		_, err := db.ExecContext(context.Background(), "CREATE TABLE approved_table (id int)")
-		done <- err
-	}()
-	var id int64
-	waitFor(t, 20*time.Second, func() bool {
-		var reqs []requestJSON
-		if err := json.Unmarshal([]byte(m.mustRun("bob", "requests", "--state", "pending", "--json")), &reqs); err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range reqs {
-			if r.Requester == "alice" {
-				id = r.ID
-				return true
-			}
-		}
-		return false
-	})
-	m.mustRun("bob", "approve", fmt.Sprint(id))
-	if err := <-done; err != nil {
-		t.Fatalf("approved statement: %v", err)
-	}
-	if _, err := db.ExecContext(t.Context(), "DROP TABLE approved_table"); err == nil {
-		t.Fatal("DROP TABLE ran")
 	}
 }
 

@@ -181,7 +181,13 @@ func TestPostgres(t *testing.T) {
 	t.Run("psql", func(t *testing.T) { testPsql(t, p, orders) })
 	t.Run("rules", func(t *testing.T) { testRules(t, p, orders) })
 	t.Run("protocol", func(t *testing.T) { testProtocol(t, p, orders) })
-	t.Run("approval", func(t *testing.T) { testStatementApproval(t, p, orders) })
+	t.Run("approval", func(t *testing.T) {
+		conn := p.connect(t, orders, "")
+		testHeldStatement(t, p.testBastion, func(ctx context.Context, sql string) error {
+			_, err := conn.Exec(ctx, sql)
+			return err
+		})
+	})
 	t.Run("pgbench", func(t *testing.T) { testPgbench(t, plain) })
 	t.Run("recording", func(t *testing.T) { testRecording(t, p, orders) })
 	t.Run("revocation", func(t *testing.T) { testRevocation(t, p) })
@@ -547,37 +553,6 @@ func testProtocol(t *testing.T, p *pgBastion, tok tokenJSON) {
 			}
 			waitFor(t, 10*time.Second, func() bool { return !sleeping() })
 		})
-	}
-}
-
-// testStatementApproval: DDL on orders waits for a lead's approval.
-func testStatementApproval(t *testing.T, p *pgBastion, tok tokenJSON) {
-	conn := p.connect(t, tok, "")
-	done := make(chan error, 1)
-	go func() {
-		_, err := conn.Exec(context.Background(), "CREATE TABLE approved_table (id int)")
-		done <- err
-	}()
-	var id int64
-	waitFor(t, 20*time.Second, func() bool {
-		var reqs []requestJSON
-		if err := json.Unmarshal([]byte(p.mustRun("bob", "requests", "--state", "pending", "--json")), &reqs); err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range reqs {
-			if r.Requester == "alice" {
-				id = r.ID
-				return true
-			}
-		}
-		return false
-	})
-	p.mustRun("bob", "approve", fmt.Sprint(id))
-	if err := <-done; err != nil {
-		t.Fatalf("approved statement: %v", err)
-	}
-	if _, err := conn.Exec(t.Context(), "DROP TABLE approved_table"); err == nil {
-		t.Fatal("DROP TABLE ran")
 	}
 }
 

@@ -26,11 +26,6 @@ type queryRecorder struct {
 	redact bool
 }
 
-// recordingName places recordings by day: mysql/2026/11/28/<id>.jsonl.
-func recordingName(t time.Time, id string) string {
-	return fmt.Sprintf("mysql/%s/%s.jsonl", t.UTC().Format("2006/01/02"), id)
-}
-
 func (c *clientConn) sessionID() string {
 	if c.rec == nil {
 		return ""
@@ -47,7 +42,7 @@ func (c *clientConn) startRecording(ctx context.Context) error {
 	}
 	now := time.Now()
 	id := newSessionID()
-	name := recordingName(now, id)
+	name := recorder.DailyName("mysql", now, id, "jsonl")
 	g := c.grant
 	info := map[string]string{"session": id, "user": g.User, "target": g.Target, "login": c.target.Username,
 		"protocol": "mysql", "kind": "query", "source": c.conn.RemoteAddr().String()}

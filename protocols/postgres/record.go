@@ -28,17 +28,12 @@ type queryRecorder struct {
 	redact bool
 }
 
-// recordingName places recordings by day: postgres/2026/11/28/<id>.jsonl.
-func recordingName(t time.Time, id string) string {
-	return fmt.Sprintf("postgres/%s/%s.jsonl", t.UTC().Format("2006/01/02"), id)
-}
-
 // startRecording creates the recording and the session row; the session
 // may not start without them (fail closed).
 func (c *conn) startRecording(ctx context.Context) error {
 	now := time.Now()
 	id := newSessionID()
-	name := recordingName(now, id)
+	name := recorder.DailyName("postgres", now, id, "jsonl")
 	info := map[string]string{"session": id, "user": c.grant.User, "target": c.grant.Target, "login": c.target.Username,
 		"protocol": "postgres", "kind": "query", "source": c.nc.RemoteAddr().String()}
 	ql, err := recorder.NewQueryLog(recorder.WithInfo(ctx, info), bufferedStorage{c.srv.cfg.Recordings}, name, now)

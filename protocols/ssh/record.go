@@ -104,7 +104,7 @@ func (r *channelRec) start(ctx context.Context, kind, command string) error {
 	if command != "" {
 		h.Title += ": " + command
 	}
-	name := recordingName(now, r.id)
+	name := recorder.DailyName("ssh", now, r.id, "cast")
 	var opts []recorder.TerminalOption
 	if kind != "shell" {
 		limit := srv.cfg.ExecOutputLimit
@@ -148,11 +148,6 @@ func (r *channelRec) failed() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.failErr
-}
-
-// recordingName places recordings by day: ssh/2026/11/28/<id>.cast.
-func recordingName(t time.Time, id string) string {
-	return fmt.Sprintf("ssh/%s/%s.cast", t.UTC().Format("2006/01/02"), id)
 }
 
 // write runs one recording write, keeping the first failure.
