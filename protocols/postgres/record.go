@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/bastionhq/bastion/bastion/audit"
 	"github.com/bastionhq/bastion/bastion/policy"
 	"github.com/bastionhq/bastion/bastion/store"
 	"github.com/bastionhq/bastion/recorder"
@@ -26,6 +27,9 @@ type queryRecorder struct {
 	name   string
 	log    *recorder.QueryLog
 	redact bool
+	// unrecorded is set when a fail-open role's recording failed: the
+	// session goes on and nothing more is written.
+	unrecorded bool
 }
 
 // startRecording creates the recording and the session row; the session
@@ -38,7 +42,12 @@ func (c *conn) startRecording(ctx context.Context) error {
 		"protocol": "postgres", "kind": "query", "source": c.nc.RemoteAddr().String()}
 	ql, err := recorder.NewQueryLog(recorder.WithInfo(ctx, info), bufferedStorage{c.srv.cfg.Recordings}, name, now)
 	if err != nil {
-		return err
+		if !c.failOpen() {
+			return err
+		}
+		c.unrecorded(ctx, err)
+		c.rec = &queryRecorder{id: id, unrecorded: true}
+		return nil
 	}
 	r := &queryRecorder{id: id, name: name, log: ql, redact: c.target.RedactParameters}
 	g := c.grant
@@ -97,10 +106,36 @@ func (r *queryRecorder) params(m bindMsg) []string {
 // write records an event; a recording that fails ends the session (fail
 // closed).
 func (c *conn) write(e querylog.Event) {
+	if c.rec.unrecorded {
+		return
+	}
 	if err := c.rec.log.Write(e); err != nil {
+		if c.failOpen() {
+			c.rec.unrecorded = true
+			c.unrecorded(context.WithoutCancel(c.ctx), err)
+			return
+		}
 		c.log.Error("recording failed; ending the session", "session", c.rec.id, "err", err)
 		c.end(fmt.Errorf("the session can no longer be recorded"))
 	}
+}
+
+// failOpen reports whether the grant's role lets the session go on
+// unrecorded when recording fails.
+func (c *conn) failOpen() bool {
+	g := c.grant
+	return c.srv.cfg.Policy().RecordingFor(g.User, g.Target, g.Role) == policy.FailOpen
+}
+
+// unrecorded logs and audits that a fail-open session goes on without
+// (the rest of) its recording.
+func (c *conn) unrecorded(ctx context.Context, err error) {
+	g := c.grant
+	c.log.Error("recording failed; the session goes on unrecorded (fail-open role)", "err", err)
+	c.srv.cfg.Access.Record(ctx, c.actor, audit.Event{Type: audit.SessionStart, Subject: g.User, Target: g.Target,
+		RequestID: g.RequestID, Outcome: audit.OutcomeError,
+		Reason:  "recording failed, session continues unrecorded (fail-open): " + err.Error(),
+		Details: map[string]string{"protocol": "postgres"}})
 }
 
 // done records a statement that completed or failed.
@@ -117,6 +152,9 @@ func (r *queryRecorder) done(c *conn, e entry, d time.Duration, tag, errText str
 func (r *queryRecorder) end(ctx context.Context, c *conn, reason string) {
 	for _, e := range c.pending.drain() {
 		r.done(c, e, 0, "", "unfinished: "+reason)
+	}
+	if r.log == nil { // fail-open, and the recording never started
+		return
 	}
 	if err := r.log.Write(querylog.Event{Type: querylog.TypeEnd, Reason: reason}); err != nil {
 		c.log.Error("record session end", "session", r.id, "err", err)
