@@ -116,6 +116,7 @@ roles:
         logins: [root]
         approvers: [lead]
     forwarding: {local: true, agent: true}
+    recording: fail-open
   auditor:
     permissions: [audit]
 `

@@ -409,6 +409,17 @@ func TestRecordingS3FailClosed(t *testing.T) {
 	if !strings.Contains(audit, "recording cannot be guaranteed") {
 		t.Errorf("the refusal's reason is not audited:\n%s", audit)
 	}
+	// A fail-open role (lead) goes on with the storage down: the spool
+	// keeps its recording until the storage is back.
+	r := sb.mustRequest("bob", "web01", "--login", "root", "--for", "30m", "--reason", "test")
+	sb.mustRun("dave", "approve", fmt.Sprint(r.ID))
+	bobCert := filepath.Join(sb.dir, "bob-cert.pub")
+	if err := os.WriteFile(bobCert, []byte(sb.mustRun("bob", "cert", fmt.Sprint(r.ID))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if o, e, code := sb.target("bob", bobCert, "root@web01", "echo fail-open-runs"); code != 0 || !strings.Contains(o, "fail-open-runs") {
+		t.Fatalf("fail-open role with the storage down: exit %d: %s%s", code, o, e)
+	}
 	if err := sb.gw.Resume(t.Context()); err != nil {
 		t.Fatal(err)
 	}
