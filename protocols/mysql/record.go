@@ -14,6 +14,11 @@ import (
 	"github.com/bastionhq/bastion/recorder/querylog"
 )
 
+// recordBufferSize is the write buffer in front of a recording: events
+// reach the storage at the recording's once-a-second Sync, not one system
+// call each.
+const recordBufferSize = 32 << 10
+
 // maxRecordedParam bounds one recorded parameter; longer ones are cut, with
 // a note of their length.
 const maxRecordedParam = 1024
@@ -46,7 +51,7 @@ func (c *clientConn) startRecording(ctx context.Context) error {
 	g := c.grant
 	info := map[string]string{"session": id, "user": g.User, "target": g.Target, "login": c.target.Username,
 		"protocol": "mysql", "kind": "query", "source": c.conn.RemoteAddr().String()}
-	ql, err := recorder.NewQueryLog(recorder.WithInfo(ctx, info), c.srv.cfg.Recordings, name, now)
+	ql, err := recorder.NewQueryLog(recorder.WithInfo(ctx, info), recorder.Buffered(c.srv.cfg.Recordings, recordBufferSize), name, now)
 	if err != nil {
 		if c.failOpen() {
 			c.unrecorded(ctx, err)

@@ -1,10 +1,8 @@
 package postgres
 
 import (
-	"bufio"
 	"context"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -40,7 +38,7 @@ func (c *conn) startRecording(ctx context.Context) error {
 	name := recorder.DailyName("postgres", now, id, "jsonl")
 	info := map[string]string{"session": id, "user": c.grant.User, "target": c.grant.Target, "login": c.target.Username,
 		"protocol": "postgres", "kind": "query", "source": c.nc.RemoteAddr().String()}
-	ql, err := recorder.NewQueryLog(recorder.WithInfo(ctx, info), bufferedStorage{c.srv.cfg.Recordings}, name, now)
+	ql, err := recorder.NewQueryLog(recorder.WithInfo(ctx, info), recorder.Buffered(c.srv.cfg.Recordings, recordBufferSize), name, now)
 	if err != nil {
 		if !c.failOpen() {
 			return err
@@ -169,44 +167,6 @@ func (r *queryRecorder) end(ctx context.Context, c *conn, reason string) {
 
 // recordBufferSize is the write buffer in front of a recording.
 const recordBufferSize = 32 << 10
-
-// bufferedStorage puts a write buffer in front of each object it creates,
-// so that recording a statement costs no system call: the buffer is
-// written out when full, at every Sync (a recording syncs every
-// recorder.SyncInterval while events arrive, and a live watcher sees what
-// was synced) and at Close. A crash of Bastion loses at most the events of
-// the last interval, as a crash of the host already could.
-type bufferedStorage struct{ recorder.Storage }
-
-var _ recorder.Storage = bufferedStorage{}
-
-func (s bufferedStorage) Create(ctx context.Context, name string) (recorder.Object, error) {
-	obj, err := s.Storage.Create(ctx, name)
-	if err != nil {
-		return nil, err
-	}
-	return &bufferedObject{obj: obj, w: bufio.NewWriterSize(obj, recordBufferSize)}, nil
-}
-
-// bufferedObject is an Object behind a write buffer; like every Object it
-// is used by one goroutine at a time.
-type bufferedObject struct {
-	obj recorder.Object
-	w   *bufio.Writer
-}
-
-func (o *bufferedObject) Write(p []byte) (int, error) { return o.w.Write(p) }
-
-func (o *bufferedObject) Sync() error {
-	if err := o.w.Flush(); err != nil {
-		return err
-	}
-	return o.obj.Sync()
-}
-
-func (o *bufferedObject) Close() error {
-	return errors.Join(o.w.Flush(), o.obj.Close())
-}
 
 // guaranteeRecording asks storage that can tell (the spool in front of
 // object storage) whether the recording of a fail-closed role's session
