@@ -34,21 +34,7 @@ func (v *validator) queries(field string, role *policy.Role, r rawRole, all map[
 	seen := map[string]int{}
 	for i, q := range r.Queries {
 		f := fmt.Sprintf("%s.queries[%d]", field, i)
-		switch j, dup := seen[q.Name]; {
-		case q.Name == "":
-			v.errorf(f+".name", "required: a name for the rule (shown to users and in the audit log)")
-		case !ruleRE.MatchString(q.Name):
-			v.errorf(f+".name", "invalid rule name %q (letters, digits, . _ -; at most 64)", q.Name)
-		case dup:
-			v.errorf(f+".name", "duplicate rule name %q (also queries[%d])", q.Name, j)
-		default:
-			seen[q.Name] = i
-		}
-		if q.Action == "" {
-			v.errorf(f+".action", "required: allow, deny or require-approval")
-		} else {
-			v.commandAction(f+".action", q.Action)
-		}
+		v.ruleHead(f, "queries", i, q.Name, q.Action, seen)
 		rule := policy.QueryRule{
 			Name: q.Name, Action: policy.CommandAction(q.Action),
 			Targets:   policy.Selector{Names: q.Targets, Labels: q.Labels},
@@ -108,4 +94,25 @@ func (v *validator) databaseTarget(field string, t rawTarget, target *Target) {
 		target.CAFile = v.path(t.CAFile)
 	}
 	target.RedactParameters = t.RedactParameters
+}
+
+// ruleHead validates what every rule of a role starts with: a name, unique
+// within its list (seen maps the names before rule i to their index), and
+// an action.
+func (v *validator) ruleHead(field, list string, i int, name, action string, seen map[string]int) {
+	switch j, dup := seen[name]; {
+	case name == "":
+		v.errorf(field+".name", "required: a name for the rule (shown to users and in the audit log)")
+	case !ruleRE.MatchString(name):
+		v.errorf(field+".name", "invalid rule name %q (letters, digits, . _ -; at most 64)", name)
+	case dup:
+		v.errorf(field+".name", "duplicate rule name %q (also %s[%d])", name, list, j)
+	default:
+		seen[name] = i
+	}
+	if action == "" {
+		v.errorf(field+".action", "required: allow, deny or require-approval")
+	} else {
+		v.commandAction(field+".action", action)
+	}
 }

@@ -457,21 +457,7 @@ func (v *validator) commandAction(field, s string) policy.CommandAction {
 // commandRule validates rule i of a role's commands; seen maps the names of
 // the rules before it to their index.
 func (v *validator) commandRule(field string, i int, c rawCommandRule, seen map[string]int, roles map[string]rawRole) policy.CommandRule {
-	switch j, dup := seen[c.Name]; {
-	case c.Name == "":
-		v.errorf(field+".name", "required: a name for the rule (shown to users and in the audit log)")
-	case !ruleRE.MatchString(c.Name):
-		v.errorf(field+".name", "invalid rule name %q (letters, digits, . _ -; at most 64)", c.Name)
-	case dup:
-		v.errorf(field+".name", "duplicate rule name %q (also commands[%d])", c.Name, j)
-	default:
-		seen[c.Name] = i
-	}
-	if c.Action == "" {
-		v.errorf(field+".action", "required: allow, deny or require-approval")
-	} else {
-		v.commandAction(field+".action", c.Action)
-	}
+	v.ruleHead(field, "commands", i, c.Name, c.Action, seen)
 	switch _, err := path.Match(c.Command, ""); {
 	case c.Command == "":
 		v.errorf(field+".command", "required: a pattern for the command's name (e.g. rm, systemctl, apt*)")
