@@ -4,20 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/bastionhq/bastion/bastion/audit"
-	"github.com/bastionhq/bastion/bastion/policy"
 	"github.com/bastionhq/bastion/bastion/store"
+	"github.com/bastionhq/bastion/protocols/dbrec"
 	"github.com/bastionhq/bastion/recorder"
 	"github.com/bastionhq/bastion/recorder/querylog"
 )
-
-// recordBufferSize is the write buffer in front of a recording: events
-// reach the storage at the recording's once-a-second Sync, not one system
-// call each.
-const recordBufferSize = 32 << 10
 
 // maxRecordedParam bounds one recorded parameter; longer ones are cut, with
 // a note of their length.
@@ -45,39 +39,15 @@ func (c *clientConn) startRecording(ctx context.Context) error {
 	if c.srv.cfg.Recordings == nil || c.srv.cfg.Sessions == nil {
 		return nil
 	}
-	now := time.Now()
 	id := newSessionID()
-	name := recorder.DailyName("mysql", now, id, "jsonl")
-	g := c.grant
-	info := map[string]string{"session": id, "user": g.User, "target": g.Target, "login": c.target.Username,
-		"protocol": "mysql", "kind": "query", "source": c.conn.RemoteAddr().String()}
-	ql, err := recorder.NewQueryLog(recorder.WithInfo(ctx, info), recorder.Buffered(c.srv.cfg.Recordings, recordBufferSize), name, now)
+	ql, name, err := dbrec.Open(ctx, c.srv.cfg.Recordings, c.srv.cfg.Sessions, dbrec.Session{ID: id, Protocol: querylog.ProtocolMySQL,
+		Grant: c.grant, Login: c.target.Username, Database: c.target.Database, Client: c.conn.RemoteAddr().String(), Start: time.Now()})
 	if err != nil {
 		if c.failOpen() {
 			c.unrecorded(ctx, err)
 			return nil
 		}
 		return err
-	}
-	req := ""
-	if g.RequestID != 0 {
-		req = strconv.FormatInt(g.RequestID, 10)
-	}
-	database := c.target.Database
-	if database == "" {
-		database = c.target.Name
-	}
-	if err := ql.Write(querylog.Event{Time: now, Type: querylog.TypeStart, User: g.User, Target: g.Target, Database: database,
-		RequestID: req, ClientAddr: c.conn.RemoteAddr().String(), Protocol: querylog.ProtocolMySQL}); err != nil {
-		ql.Close()
-		return err
-	}
-	sess := &store.Session{ID: id, User: g.User, Target: g.Target, Login: c.target.Username, Protocol: "mysql", Kind: "query",
-		RequestID: g.RequestID, Source: c.conn.RemoteAddr().String(), Recording: name, State: store.SessionLive,
-		StartedAt: now, ExitStatus: -1}
-	if err := c.srv.cfg.Sessions.CreateSession(ctx, sess); err != nil {
-		ql.Close()
-		return fmt.Errorf("record session: %w", err)
 	}
 	c.rec = &queryRecorder{id: id, name: name, log: ql, redact: c.target.RedactParameters}
 	return nil
@@ -107,18 +77,16 @@ func (c *clientConn) record(e querylog.Event) {
 // failOpen reports whether the grant's role lets the session go on
 // unrecorded when recording fails.
 func (c *clientConn) failOpen() bool {
-	g := c.grant
-	return c.srv.cfg.Policy().RecordingFor(g.User, g.Target, g.Role) == policy.FailOpen
+	return dbrec.FailOpen(c.srv.cfg.Policy(), c.grant)
 }
 
 // guaranteeRecording asks storage that can tell (the spool in front of
 // object storage) whether a fail-closed session's recording would be kept.
 func (c *clientConn) guaranteeRecording(ctx context.Context) error {
-	gu, ok := c.srv.cfg.Recordings.(recorder.Guarantor)
-	if !ok || c.srv.cfg.Sessions == nil || c.failOpen() {
+	if c.srv.cfg.Sessions == nil {
 		return nil
 	}
-	return gu.Guarantee(ctx)
+	return dbrec.Guarantee(ctx, c.srv.cfg.Recordings, c.failOpen())
 }
 
 // unrecorded logs and audits that a fail-open session goes on without a

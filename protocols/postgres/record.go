@@ -4,13 +4,12 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
-	"strconv"
 	"time"
 	"unicode/utf8"
 
 	"github.com/bastionhq/bastion/bastion/audit"
-	"github.com/bastionhq/bastion/bastion/policy"
 	"github.com/bastionhq/bastion/bastion/store"
+	"github.com/bastionhq/bastion/protocols/dbrec"
 	"github.com/bastionhq/bastion/recorder"
 	"github.com/bastionhq/bastion/recorder/querylog"
 )
@@ -33,12 +32,9 @@ type queryRecorder struct {
 // startRecording creates the recording and the session row; the session
 // may not start without them (fail closed).
 func (c *conn) startRecording(ctx context.Context) error {
-	now := time.Now()
 	id := newSessionID()
-	name := recorder.DailyName("postgres", now, id, "jsonl")
-	info := map[string]string{"session": id, "user": c.grant.User, "target": c.grant.Target, "login": c.target.Username,
-		"protocol": "postgres", "kind": "query", "source": c.nc.RemoteAddr().String()}
-	ql, err := recorder.NewQueryLog(recorder.WithInfo(ctx, info), recorder.Buffered(c.srv.cfg.Recordings, recordBufferSize), name, now)
+	ql, name, err := dbrec.Open(ctx, c.srv.cfg.Recordings, c.srv.cfg.Sessions, dbrec.Session{ID: id, Protocol: querylog.ProtocolPostgres,
+		Grant: c.grant, Login: c.target.Username, Database: c.target.Database, Client: c.nc.RemoteAddr().String(), Start: time.Now()})
 	if err != nil {
 		if !c.failOpen() {
 			return err
@@ -47,29 +43,7 @@ func (c *conn) startRecording(ctx context.Context) error {
 		c.rec = &queryRecorder{id: id, unrecorded: true}
 		return nil
 	}
-	r := &queryRecorder{id: id, name: name, log: ql, redact: c.target.RedactParameters}
-	g := c.grant
-	req := ""
-	if g.RequestID != 0 {
-		req = strconv.FormatInt(g.RequestID, 10)
-	}
-	database := c.target.Database
-	if database == "" {
-		database = c.target.Name
-	}
-	if err := ql.Write(querylog.Event{Time: now, Type: querylog.TypeStart, User: g.User, Target: g.Target, Database: database,
-		RequestID: req, ClientAddr: c.nc.RemoteAddr().String(), Protocol: querylog.ProtocolPostgres}); err != nil {
-		ql.Close()
-		return err
-	}
-	sess := &store.Session{ID: id, User: g.User, Target: g.Target, Login: c.target.Username, Protocol: "postgres", Kind: "query",
-		RequestID: g.RequestID, Source: c.nc.RemoteAddr().String(), Recording: name, State: store.SessionLive,
-		StartedAt: now, ExitStatus: -1}
-	if err := c.srv.cfg.Sessions.CreateSession(ctx, sess); err != nil {
-		ql.Close()
-		return fmt.Errorf("record session: %w", err)
-	}
-	c.rec = r
+	c.rec = &queryRecorder{id: id, name: name, log: ql, redact: c.target.RedactParameters}
 	return nil
 }
 
@@ -121,8 +95,7 @@ func (c *conn) write(e querylog.Event) {
 // failOpen reports whether the grant's role lets the session go on
 // unrecorded when recording fails.
 func (c *conn) failOpen() bool {
-	g := c.grant
-	return c.srv.cfg.Policy().RecordingFor(g.User, g.Target, g.Role) == policy.FailOpen
+	return dbrec.FailOpen(c.srv.cfg.Policy(), c.grant)
 }
 
 // unrecorded logs and audits that a fail-open session goes on without
@@ -165,20 +138,9 @@ func (r *queryRecorder) end(ctx context.Context, c *conn, reason string) {
 	}
 }
 
-// recordBufferSize is the write buffer in front of a recording.
-const recordBufferSize = 32 << 10
-
 // guaranteeRecording asks storage that can tell (the spool in front of
 // object storage) whether the recording of a fail-closed role's session
 // would be kept, before the target is opened.
 func (c *conn) guaranteeRecording(ctx context.Context) error {
-	gu, ok := c.srv.cfg.Recordings.(recorder.Guarantor)
-	if !ok {
-		return nil
-	}
-	g := c.grant
-	if c.srv.cfg.Policy().RecordingFor(g.User, g.Target, g.Role) == policy.FailOpen {
-		return nil
-	}
-	return gu.Guarantee(ctx)
+	return dbrec.Guarantee(ctx, c.srv.cfg.Recordings, c.failOpen())
 }
