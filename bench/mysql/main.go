@@ -19,8 +19,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime/pprof"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -46,23 +44,7 @@ func main() {
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (Bastion runs in this process)")
 	flag.Parse()
 	o.workloads = strings.Split(*workloads, ",")
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench/mysql:", err)
-			os.Exit(1)
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintln(os.Stderr, "bench/mysql:", err)
-			os.Exit(1)
-		}
-		defer pprof.StopCPUProfile()
-	}
-	if err := run(o); err != nil {
-		fmt.Fprintln(os.Stderr, "bench/mysql:", err)
-		pprof.StopCPUProfile()
-		os.Exit(1)
-	}
+	benchdb.Run("bench/mysql", *cpuProfile, func() error { return run(o) })
 }
 
 // route is a way to the database.
@@ -191,17 +173,7 @@ func parse(out string) (result, error) {
 
 // median is the round with the median transaction rate.
 func median(rs []result) result {
-	s := slices.Clone(rs)
-	slices.SortFunc(s, func(a, b result) int {
-		switch {
-		case a.tps < b.tps:
-			return -1
-		case a.tps > b.tps:
-			return 1
-		}
-		return 0
-	})
-	return s[len(s)/2]
+	return benchdb.Median(rs, func(r result) float64 { return r.tps })
 }
 
 func sysbench(args ...string) (string, error) {

@@ -27,8 +27,6 @@ import (
 	"os/user"
 	"path/filepath"
 	"regexp"
-	"runtime/pprof"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -53,23 +51,7 @@ func main() {
 	flag.StringVar(&o.only, "only", "", "run only the workloads whose name contains this")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (Bastion runs in this process)")
 	flag.Parse()
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench/postgres:", err)
-			os.Exit(1)
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintln(os.Stderr, "bench/postgres:", err)
-			os.Exit(1)
-		}
-		defer pprof.StopCPUProfile()
-	}
-	if err := run(o); err != nil {
-		fmt.Fprintln(os.Stderr, "bench/postgres:", err)
-		pprof.StopCPUProfile()
-		os.Exit(1)
-	}
+	benchdb.Run("bench/postgres", *cpuProfile, func() error { return run(o) })
 }
 
 // route is a way to the database.
@@ -192,17 +174,7 @@ func parse(out string) (result, error) {
 
 // median is the round with the median transaction rate.
 func median(rs []result) result {
-	s := slices.Clone(rs)
-	slices.SortFunc(s, func(a, b result) int {
-		switch {
-		case a.tps < b.tps:
-			return -1
-		case a.tps > b.tps:
-			return 1
-		}
-		return 0
-	})
-	return s[len(s)/2]
+	return benchdb.Median(rs, func(r result) float64 { return r.tps })
 }
 
 // pgbenchTimeout bounds one pgbench run beyond its -T.

@@ -47,6 +47,29 @@ func TestMain(m *testing.M) {
 // atExit runs after every test, for servers the tests share.
 var atExit []func()
 
+// shared is a server the tests of this binary share: started by the first
+// test that needs it, stopped after all of them.
+type shared[T interface{ Stop() error }] struct {
+	once sync.Once
+	v    T
+	err  error
+}
+
+// get returns the server, starting it on first use; a server that failed
+// to start fails every test that needs it.
+func (s *shared[T]) get(t *testing.T, what string, start func() (T, error)) T {
+	t.Helper()
+	s.once.Do(func() {
+		if s.v, s.err = start(); s.err == nil {
+			atExit = append(atExit, func() { s.v.Stop() })
+		}
+	})
+	if s.err != nil {
+		t.Fatalf("start %s: %v", what, s.err)
+	}
+	return s.v
+}
+
 // startTimeout bounds how long a bastion takes to start listening.
 const startTimeout = 30 * time.Second
 

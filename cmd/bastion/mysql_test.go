@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,11 +22,7 @@ import (
 // The MySQL tests share one real MariaDB (started on first use, stopped
 // after the package's tests) and, within TestMySQL, one Bastion.
 
-var (
-	sharedMariaDBOnce sync.Once
-	sharedMariaDB     *harness.MariaDB
-	sharedMariaDBErr  error
-)
+var sharedMariaDB shared[*harness.MariaDB]
 
 // myInitSQL seeds the shop database: the demo's tables, and room for
 // messages over 16 MiB.
@@ -43,18 +38,11 @@ INSERT INTO big SELECT seq, repeat('x', 100) FROM seq_1_to_200000;
 
 func testMariaDB(t *testing.T) *harness.MariaDB {
 	t.Helper()
-	sharedMariaDBOnce.Do(func() {
-		sharedMariaDB, sharedMariaDBErr = harness.StartMariaDB(context.Background(), harness.MariaDBConfig{
+	return sharedMariaDB.get(t, "mariadb", func() (*harness.MariaDB, error) {
+		return harness.StartMariaDB(context.Background(), harness.MariaDBConfig{
 			Databases: []string{"shop", "plain"}, InitSQL: map[string]string{"shop": myInitSQL},
 		})
-		if sharedMariaDBErr == nil {
-			atExit = append(atExit, func() { sharedMariaDB.Stop() })
-		}
 	})
-	if sharedMariaDBErr != nil {
-		t.Fatalf("start mariadb: %v", sharedMariaDBErr)
-	}
-	return sharedMariaDB
 }
 
 // myRoles: alice (developer) may request shop, with the demo's query rules

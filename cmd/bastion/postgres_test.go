@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,11 +23,7 @@ import (
 // The PostgreSQL tests share one real PostgreSQL (started on first use,
 // stopped after the package's tests) and, within TestPostgres, one Bastion.
 
-var (
-	sharedPGOnce sync.Once
-	sharedPG     *harness.Postgres
-	sharedPGErr  error
-)
+var sharedPG shared[*harness.Postgres]
 
 // pgInitSQL seeds the orders database: the demo's tables.
 const pgInitSQL = `
@@ -45,18 +40,11 @@ INSERT INTO big SELECT g, repeat('x', 100) FROM generate_series(1, 200000) g;
 
 func testPostgres(t *testing.T) *harness.Postgres {
 	t.Helper()
-	sharedPGOnce.Do(func() {
-		sharedPG, sharedPGErr = harness.StartPostgres(context.Background(), harness.PostgresConfig{
+	return sharedPG.get(t, "postgres", func() (*harness.Postgres, error) {
+		return harness.StartPostgres(context.Background(), harness.PostgresConfig{
 			TLS: true, Databases: []string{"orders", "plain"}, InitSQL: map[string]string{"orders": pgInitSQL},
 		})
-		if sharedPGErr == nil {
-			atExit = append(atExit, func() { sharedPG.Stop() })
-		}
 	})
-	if sharedPGErr != nil {
-		t.Fatalf("start postgres: %v", sharedPGErr)
-	}
-	return sharedPG
 }
 
 // pgRoles are the roles of the PostgreSQL tests: alice (developer) may

@@ -1,18 +1,22 @@
-// Package dbrec starts the recording of a database session, the same way
-// for every database front end: a buffered JSON Lines query log carrying the
-// session's facts (for the signed manifest of object storage), its start
-// event, and the session's row in the store; and the recording mode of the
-// grant's role (fail-closed or fail-open).
+// Package dbrec is what the database front ends (protocols/postgres,
+// protocols/mysql) share: the interfaces they need of the access service and
+// the store, and the start of a session's recording, the same way for every
+// database: a buffered JSON Lines query log carrying the session's facts (for
+// the signed manifest of object storage), its start event, and the session's
+// row in the store; and the recording mode of the grant's role (fail-closed
+// or fail-open).
 package dbrec
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"time"
 
 	"github.com/bastionhq/bastion/bastion/access"
+	"github.com/bastionhq/bastion/bastion/audit"
 	"github.com/bastionhq/bastion/bastion/policy"
 	"github.com/bastionhq/bastion/bastion/store"
 	"github.com/bastionhq/bastion/recorder"
@@ -23,9 +27,28 @@ import (
 // storage at the recording's once-a-second Sync, not one system call each.
 const BufferSize = 32 << 10
 
-// Sessions is where session rows go.
+// Logins is the part of the access service that authenticates and
+// authorises database logins, and audits them.
+type Logins interface {
+	DBSecretFor(ctx context.Context, in access.DBLogin) (*store.DBSecret, error)
+	DBLoginFailed(ctx context.Context, in access.DBLogin, why error)
+	AuthorizeDB(ctx context.Context, in access.DBLogin, secret *store.DBSecret) (*access.Grant, error)
+	CheckGrant(ctx context.Context, g *access.Grant) error
+	Record(ctx context.Context, a access.Actor, e audit.Event)
+}
+
+// Approvals is the part of the access service that holds statements for
+// approval (require-approval rules).
+type Approvals interface {
+	RequestCommand(ctx context.Context, a access.Actor, in access.CommandRequest) (*store.Request, error)
+	Wait(ctx context.Context, a access.Actor, id int64) (*store.Request, error)
+	CommandDone(ctx context.Context, a access.Actor, id int64)
+}
+
+// Sessions is the subset of the store that keeps session rows.
 type Sessions interface {
 	CreateSession(ctx context.Context, sess *store.Session) error
+	EndSession(ctx context.Context, id string, state store.SessionState, at time.Time, reason string, exitStatus int) error
 }
 
 // Session is a database session whose recording starts.
@@ -83,4 +106,14 @@ func Guarantee(ctx context.Context, st recorder.Storage, failOpen bool) error {
 		return nil
 	}
 	return g.Guarantee(ctx)
+}
+
+// Unrecorded logs and audits that a fail-open session of protocol goes on
+// without (the rest of) its recording, which failed with err.
+func Unrecorded(ctx context.Context, log *slog.Logger, a Logins, actor access.Actor, g *access.Grant, protocol string, err error) {
+	log.Error("recording failed; the session goes on unrecorded (fail-open role)", "err", err)
+	a.Record(ctx, actor, audit.Event{Type: audit.SessionStart, Subject: g.User, Target: g.Target,
+		RequestID: g.RequestID, Outcome: audit.OutcomeError,
+		Reason:  "recording failed, session continues unrecorded (fail-open): " + err.Error(),
+		Details: map[string]string{"protocol": protocol}})
 }

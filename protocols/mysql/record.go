@@ -92,12 +92,7 @@ func (c *clientConn) guaranteeRecording(ctx context.Context) error {
 // unrecorded logs and audits that a fail-open session goes on without a
 // recording.
 func (c *clientConn) unrecorded(ctx context.Context, err error) {
-	g := c.grant
-	c.log.Error("recording failed; the session goes on unrecorded (fail-open role)", "err", err)
-	c.srv.cfg.Access.Record(ctx, c.actor, audit.Event{Type: audit.SessionStart, Subject: g.User, Target: g.Target,
-		RequestID: g.RequestID, Outcome: audit.OutcomeError,
-		Reason:  "recording failed, session continues unrecorded (fail-open): " + err.Error(),
-		Details: map[string]string{"protocol": "mysql"}})
+	dbrec.Unrecorded(ctx, c.log, c.srv.cfg.Access, c.actor, c.grant, querylog.ProtocolMySQL, err)
 }
 
 // finish records the session's end.

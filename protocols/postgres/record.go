@@ -7,7 +7,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/bastionhq/bastion/bastion/audit"
 	"github.com/bastionhq/bastion/bastion/store"
 	"github.com/bastionhq/bastion/protocols/dbrec"
 	"github.com/bastionhq/bastion/recorder"
@@ -101,12 +100,7 @@ func (c *conn) failOpen() bool {
 // unrecorded logs and audits that a fail-open session goes on without
 // (the rest of) its recording.
 func (c *conn) unrecorded(ctx context.Context, err error) {
-	g := c.grant
-	c.log.Error("recording failed; the session goes on unrecorded (fail-open role)", "err", err)
-	c.srv.cfg.Access.Record(ctx, c.actor, audit.Event{Type: audit.SessionStart, Subject: g.User, Target: g.Target,
-		RequestID: g.RequestID, Outcome: audit.OutcomeError,
-		Reason:  "recording failed, session continues unrecorded (fail-open): " + err.Error(),
-		Details: map[string]string{"protocol": "postgres"}})
+	dbrec.Unrecorded(ctx, c.log, c.srv.cfg.Access, c.actor, c.grant, querylog.ProtocolPostgres, err)
 }
 
 // done records a statement that completed or failed.

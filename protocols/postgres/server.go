@@ -35,9 +35,8 @@ import (
 	"time"
 
 	"github.com/bastionhq/bastion/bastion/access"
-	"github.com/bastionhq/bastion/bastion/audit"
 	"github.com/bastionhq/bastion/bastion/policy"
-	"github.com/bastionhq/bastion/bastion/store"
+	"github.com/bastionhq/bastion/protocols/dbrec"
 	"github.com/bastionhq/bastion/recorder"
 )
 
@@ -79,27 +78,14 @@ type Targets interface {
 	Target(name string) (Target, bool)
 }
 
-// Access is the subset of access.Service the front end uses.
-type Access interface {
-	DBSecretFor(ctx context.Context, in access.DBLogin) (*store.DBSecret, error)
-	DBLoginFailed(ctx context.Context, in access.DBLogin, why error)
-	AuthorizeDB(ctx context.Context, in access.DBLogin, secret *store.DBSecret) (*access.Grant, error)
-	CheckGrant(ctx context.Context, g *access.Grant) error
-	Record(ctx context.Context, a access.Actor, e audit.Event)
-}
+// Access is the subset of the access service the front end uses.
+type Access = dbrec.Logins
 
 // Approvals holds statements for approval (require-approval rules).
-type Approvals interface {
-	RequestCommand(ctx context.Context, a access.Actor, in access.CommandRequest) (*store.Request, error)
-	Wait(ctx context.Context, a access.Actor, id int64) (*store.Request, error)
-	CommandDone(ctx context.Context, a access.Actor, id int64)
-}
+type Approvals = dbrec.Approvals
 
 // Sessions is the subset of the store that lists sessions.
-type Sessions interface {
-	CreateSession(ctx context.Context, sess *store.Session) error
-	EndSession(ctx context.Context, id string, state store.SessionState, at time.Time, reason string, exitStatus int) error
-}
+type Sessions = dbrec.Sessions
 
 // Config configures a Server.
 type Config struct {

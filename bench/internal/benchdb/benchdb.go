@@ -4,6 +4,7 @@
 package benchdb
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -13,6 +14,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -144,4 +147,35 @@ func Cores() int {
 	out, _ := exec.Command("nproc").Output()
 	n, _ := strconv.Atoi(strings.TrimSpace(string(out)))
 	return n
+}
+
+// Run runs a benchmark's body, with a CPU profile of the whole run written
+// to cpuProfile when it is not empty, and exits 1 with the error, prefixed
+// by name, if the body fails.
+func Run(name, cpuProfile string, body func() error) {
+	fail := func(err error) {
+		pprof.StopCPUProfile()
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		os.Exit(1)
+	}
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			fail(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fail(err)
+		}
+	}
+	if err := body(); err != nil {
+		fail(err)
+	}
+	pprof.StopCPUProfile()
+}
+
+// Median is the median of rs by rate (the upper one of an even count).
+func Median[T any](rs []T, rate func(T) float64) T {
+	s := slices.Clone(rs)
+	slices.SortFunc(s, func(a, b T) int { return cmp.Compare(rate(a), rate(b)) })
+	return s[len(s)/2]
 }
