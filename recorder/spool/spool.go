@@ -483,12 +483,11 @@ func (s *Store) Stat(ctx context.Context, name string) (recorder.ObjectInfo, err
 	return s.cfg.Backend.Stat(ctx, name)
 }
 
-// List lists the backend's recordings and those in the spool.
+// List lists the backend's recordings and those in the spool. The spool
+// is read first, as Stat and Open do: a recording sealed and dropped from
+// the spool between the two reads is then complete in the backend's
+// listing, whereas the other order could miss it in both.
 func (s *Store) List(ctx context.Context, prefix string) ([]recorder.ObjectInfo, error) {
-	infos, err := s.cfg.Backend.List(ctx, prefix)
-	if err != nil {
-		return nil, err
-	}
 	s.mu.Lock()
 	var spooled []*rec
 	for name, r := range s.recs {
@@ -497,6 +496,10 @@ func (s *Store) List(ctx context.Context, prefix string) ([]recorder.ObjectInfo,
 		}
 	}
 	s.mu.Unlock()
+	infos, err := s.cfg.Backend.List(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
 	return mergeInfos(infos, spooled), nil
 }
 
