@@ -1,8 +1,6 @@
 package querylog
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"sync"
@@ -14,9 +12,8 @@ import (
 type Writer struct {
 	mu  sync.Mutex
 	w   io.Writer
-	buf bytes.Buffer
-	enc *json.Encoder
-	err error // the first write error; every later Write returns it
+	buf []byte // the line being written, kept for reuse up to maxBuffer
+	err error  // the first write error; every later Write returns it
 }
 
 // maxBuffer is the largest encoding buffer a Writer keeps for reuse.
@@ -24,10 +21,7 @@ const maxBuffer = 64 << 10
 
 // NewWriter returns a Writer that writes to w.
 func NewWriter(w io.Writer) *Writer {
-	qw := &Writer{w: w}
-	qw.enc = json.NewEncoder(&qw.buf)
-	qw.enc.SetEscapeHTML(false) // statements are full of < and >
-	return qw
+	return &Writer{w: w}
 }
 
 // Write writes e, which must be valid (see Event.Validate), with its time in
@@ -44,18 +38,16 @@ func (w *Writer) Write(e Event) error {
 	if w.err != nil {
 		return w.err
 	}
-	w.buf.Reset()
-	if err := w.enc.Encode(e); err != nil { // writes the newline
-		return fmt.Errorf("querylog: encode event: %w", err)
+	line := appendEvent(w.buf[:0], e) // ends with the newline
+	if cap(line) <= maxBuffer {
+		w.buf = line
+	} else {
+		w.buf = nil
 	}
-	if w.buf.Len() > MaxLineSize+1 {
-		return fmt.Errorf("querylog: event of %d bytes: the limit is %d", w.buf.Len()-1, MaxLineSize)
+	if len(line) > MaxLineSize+1 {
+		return fmt.Errorf("querylog: event of %d bytes: the limit is %d", len(line)-1, MaxLineSize)
 	}
-	_, err := w.w.Write(w.buf.Bytes())
-	if w.buf.Cap() > maxBuffer {
-		w.buf = bytes.Buffer{}
-	}
-	if err != nil {
+	if _, err := w.w.Write(line); err != nil {
 		w.err = fmt.Errorf("querylog: write: %w", err)
 		return w.err
 	}
