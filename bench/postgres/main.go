@@ -59,6 +59,7 @@ type route struct {
 	name, host     string
 	port           int
 	user, password string
+	cpu            func() time.Duration // the proxy's CPU time so far; nil for direct
 }
 
 func (r route) url() string {
@@ -100,6 +101,7 @@ func run(o options) error {
 		return err
 	}
 	defer stopBastion()
+	bastion.cpu = benchdb.SelfCPU
 
 	routes := []route{direct, bouncer, bastion}
 	c := strconv.Itoa(o.clients)
@@ -113,8 +115,8 @@ func run(o options) error {
 	fmt.Println("Every route: TLS from pgbench (sslmode=require). pgbouncer: session pooling, SCRAM.")
 	fmt.Println("Bastion: SCRAM, query rules on (6 rules, every statement parsed and decided, decisions cached by text), every statement recorded (JSON Lines, local directory).")
 	fmt.Println()
-	fmt.Println("| workload | route | transactions/s | avg latency | vs direct | vs pgbouncer |")
-	fmt.Println("|---|---|---|---|---|---|")
+	fmt.Println("| workload | route | transactions/s | avg latency | vs direct | vs pgbouncer | proxy CPU per transaction |")
+	fmt.Println("|---|---|---|---|---|---|---|")
 	for _, w := range workloads {
 		if o.only != "" && !strings.Contains(w.name, o.only) {
 			continue
@@ -122,6 +124,10 @@ func run(o options) error {
 		res := map[string][]result{}
 		for round := range o.rounds {
 			for _, r := range routes {
+				var cpu0 time.Duration
+				if r.cpu != nil {
+					cpu0 = r.cpu()
+				}
 				out, err := pgbench(r, append(w.args, "-T", strconv.Itoa(o.seconds))...)
 				if err != nil {
 					return fmt.Errorf("pgbench %s via %s: %w\n%s", w.name, r.name, err, out)
@@ -130,6 +136,9 @@ func run(o options) error {
 				if err != nil {
 					return fmt.Errorf("%s via %s: %w\n%s", w.name, r.name, err, out)
 				}
+				if r.cpu != nil && x.transactions > 0 {
+					x.cpuPerTx = float64((r.cpu() - cpu0).Microseconds()) / x.transactions
+				}
 				fmt.Fprintf(os.Stderr, "%s round %d %s: %.0f tps\n", w.name, round+1, r.name, x.tps)
 				res[r.name] = append(res[r.name], x)
 			}
@@ -137,7 +146,11 @@ func run(o options) error {
 		base, pb := median(res[direct.name]), median(res[bouncer.name])
 		for _, r := range routes {
 			m := median(res[r.name])
-			fmt.Printf("| %s | %s | %.0f | %.3f ms | %.2f× | %.2f× |\n", w.name, r.name, m.tps, m.latency, m.tps/base.tps, m.tps/pb.tps)
+			cpu := "–"
+			if r.cpu != nil {
+				cpu = fmt.Sprintf("%.0f µs", m.cpuPerTx)
+			}
+			fmt.Printf("| %s | %s | %.0f | %.3f ms | %.2f× | %.2f× | %s |\n", w.name, r.name, m.tps, m.latency, m.tps/base.tps, m.tps/pb.tps, cpu)
 		}
 	}
 	fmt.Println()
@@ -148,12 +161,15 @@ func run(o options) error {
 // result is one pgbench run.
 type result struct {
 	tps, latency float64
+	transactions float64 // processed in the run
+	cpuPerTx     float64 // µs of the proxy's CPU time per transaction
 }
 
 var (
 	reTPS     = regexp.MustCompile(`tps = ([\d.]+)`)
 	reLatency = regexp.MustCompile(`latency average = ([\d.]+) ms`)
 	reFailed  = regexp.MustCompile(`number of failed transactions: (\d+)`)
+	reDone    = regexp.MustCompile(`number of transactions actually processed: (\d+)`)
 )
 
 func parse(out string) (result, error) {
@@ -166,6 +182,9 @@ func parse(out string) (result, error) {
 		return r, fmt.Errorf("no tps in pgbench's output")
 	}
 	r.tps, _ = strconv.ParseFloat(m[1], 64)
+	if m := reDone.FindStringSubmatch(out); m != nil {
+		r.transactions, _ = strconv.ParseFloat(m[1], 64)
+	}
 	if m := reLatency.FindStringSubmatch(out); m != nil {
 		r.latency, _ = strconv.ParseFloat(m[1], 64)
 	}
@@ -294,7 +313,9 @@ log_disconnections = 0
 			<-exited
 		}
 	}
-	r := route{name: "pgbouncer 1.18 (session pool)", host: "127.0.0.1", port: port, user: "postgres", password: pg.Password}
+	pid := cmd.Process.Pid
+	r := route{name: "pgbouncer 1.18 (session pool)", host: "127.0.0.1", port: port, user: "postgres", password: pg.Password,
+		cpu: func() time.Duration { return benchdb.ProcCPU(pid) }}
 	err = harness.WaitFor(ctx, 10*time.Second, func(ctx context.Context) error {
 		return exec.CommandContext(ctx, "psql", "-X", "-A", "-t", strings.Replace(r.url(), "postgres://postgres@", "postgres://postgres:"+pg.Password+"@", 1), "-c", "SELECT 1").Run()
 	})

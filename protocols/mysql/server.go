@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/bastionhq/bastion/bastion/policy"
+	"github.com/bastionhq/bastion/internal/rawconn"
 	"github.com/bastionhq/bastion/protocols/dbrec"
 	"github.com/bastionhq/bastion/recorder"
 )
@@ -139,6 +140,7 @@ func (s *Server) Serve(l net.Listener) error {
 	var delay time.Duration
 	for {
 		conn, err := l.Accept()
+		conn = rawconn.Wrap(conn)
 		if err != nil {
 			select {
 			case <-s.shutdown:

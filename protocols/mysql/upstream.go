@@ -15,6 +15,8 @@ import (
 	"fmt"
 	"net"
 	"time"
+
+	"github.com/bastionhq/bastion/internal/rawconn"
 )
 
 // Target is a MySQL or MariaDB server Bastion logs in to, with credentials
@@ -62,6 +64,7 @@ func dialUpstream(ctx context.Context, t Target, clientCaps uint32, charset byte
 	defer cancel()
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", t.Address)
+	conn = rawconn.Wrap(conn)
 	if err != nil {
 		return nil, err
 	}
