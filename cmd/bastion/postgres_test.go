@@ -177,6 +177,7 @@ func TestPostgres(t *testing.T) {
 		})
 	})
 	t.Run("pgbench", func(t *testing.T) { testPgbench(t, plain) })
+	t.Run("target connections are reused", func(t *testing.T) { testReuse(t, p, plain) })
 	t.Run("recording", func(t *testing.T) { testRecording(t, p, orders) })
 	t.Run("revocation", func(t *testing.T) { testRevocation(t, p) })
 }

@@ -41,9 +41,13 @@ type conn struct {
 	pid       uint32 // the process ID and key the client was given
 	key       []byte
 
-	up  *upstream
-	ubr *bufio.Reader
-	ubw *bufio.Writer
+	up      *upstream
+	ubr     *bufio.Reader
+	ubw     *bufio.Writer
+	poolKey poolKey
+	// lastStatus is the transaction status of the target's last
+	// ReadyForQuery (target-to-client loop only).
+	lastStatus byte
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -240,7 +244,11 @@ func (c *conn) login() bool {
 		c.fatal(codeConnectionFailure, "the session cannot be recorded now, so it may not start")
 		return false
 	}
-	up, err := dialUpstream(ctx, t, c.st.params)
+	c.poolKey = newPoolKey(t, c.st.params)
+	up := c.srv.pool.get(c.poolKey)
+	if up == nil {
+		up, err = dialUpstream(ctx, t, c.st.params)
+	}
 	if err != nil {
 		c.log.Warn("open target", "err", err)
 		c.srv.cfg.Access.Record(ctx, c.actor, audit.Event{Type: audit.SessionStart, Subject: g.User, Target: g.Target,
@@ -294,8 +302,7 @@ func (c *conn) login() bool {
 		return false
 	}
 	c.dec = &decider{user: g.User, target: g.Target, policy: c.srv.cfg.Policy, parsed: c.srv.parsed}
-	c.ubr = bufio.NewReaderSize(up.nc, relayBufferSize)
-	c.ubw = bufio.NewWriterSize(up.nc, relayBufferSize)
+	c.ubr, c.ubw = up.br, up.bw
 	return true
 }
 
@@ -309,17 +316,25 @@ func (c *conn) relay() {
 		defer close(upDone)
 		defer c.recoverRelay()
 		err := c.targetToClient()
-		c.cancel(relayEnd(err, "the target closed the connection"))
+		c.cancel(relayEnd(err, errTargetClosed))
 	}()
 	go func() {
 		defer close(clientDone)
 		defer c.recoverRelay()
 		err := c.clientToTarget()
-		c.cancel(relayEnd(err, "client closed the connection"))
+		c.cancel(relayEnd(err, errClientClosed))
 	}()
 	<-c.ctx.Done()
 	cause := context.Cause(c.ctx)
-	c.up.nc.Close()
+	// When the client left, the target connection may be kept for
+	// another session (pool.go): the target-to-client loop is stopped
+	// with a deadline instead of by closing it.
+	keep := cause == errClientClosed
+	if keep {
+		c.up.nc.SetReadDeadline(time.Unix(1, 0))
+	} else {
+		c.up.nc.Close()
+	}
 	var ee *endError
 	if errors.As(cause, &ee) {
 		// The target-to-client loop stops writing once the target's
@@ -333,7 +348,31 @@ func (c *conn) relay() {
 	c.nc.Close()
 	<-upDone
 	<-clientDone
+	if keep {
+		c.release()
+	}
 	c.finish(cause.Error())
+}
+
+// release resets the target connection and keeps it for another session
+// when the session left it idle and in step: not in a transaction, no
+// statement pending, no answer half read. Otherwise it closes it.
+func (c *conn) release() {
+	up := c.up
+	if c.lastStatus != 'I' || !c.pending.empty() || c.ubr.Buffered() != 0 || c.ubw.Buffered() != 0 {
+		up.close()
+		return
+	}
+	c.srv.wg.Add(1)
+	go func() {
+		defer c.srv.wg.Done()
+		if err := up.reset(); err != nil {
+			c.log.Info("target connection not kept", "err", err)
+			up.close()
+			return
+		}
+		c.srv.pool.put(c.poolKey, up)
+	}()
 }
 
 // recoverRelay turns a panic in a relay loop into the end of its
@@ -345,14 +384,20 @@ func (c *conn) recoverRelay() {
 	}
 }
 
-// relayEnd is why a relay loop ended: what clean says when it ended
-// cleanly, else its error.
-func relayEnd(err error, clean string) error {
+// relayEnd is why a relay loop ended: clean when it ended cleanly, else
+// its error.
+func relayEnd(err error, clean error) error {
 	if err == nil || isClosed(err) {
-		return errors.New(clean)
+		return clean
 	}
 	return err
 }
+
+// Why a relay loop ended cleanly.
+var (
+	errClientClosed = errors.New("client closed the connection")
+	errTargetClosed = errors.New("the target closed the connection")
+)
 
 // finish records the end of a started session.
 func (c *conn) finish(reason string) {

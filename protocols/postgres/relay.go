@@ -115,6 +115,13 @@ func (q *queue) endBatch() []entry {
 	return left
 }
 
+// empty reports whether nothing is pending.
+func (q *queue) empty() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.head == len(q.items)
+}
+
 // drain removes every entry, for the end of the connection.
 func (q *queue) drain() []entry {
 	q.mu.Lock()
@@ -229,9 +236,8 @@ func (c *conn) clientToTarget() error {
 				return err
 			}
 		case msgTerminate:
-			if err := forward(c.ubw, c.br, 0); err != nil {
-				return err
-			}
+			// Not forwarded: the target connection may serve another
+			// session (pool.go).
 			return c.ubw.Flush()
 		default:
 			n, err := bodyLen(hdr, maxServerMessage)
@@ -411,6 +417,9 @@ func (c *conn) targetToClient() error {
 			batchErr = true
 			lastDone = now
 		case msgReadyForQuery:
+			if len(msg) == headerLen+1 {
+				c.lastStatus = msg[headerLen]
+			}
 			for _, e := range c.pending.endBatch() {
 				why := ""
 				if batchErr {

@@ -36,6 +36,7 @@ import (
 
 	"github.com/bastionhq/bastion/bastion/access"
 	"github.com/bastionhq/bastion/bastion/policy"
+	"github.com/bastionhq/bastion/internal/rawconn"
 	"github.com/bastionhq/bastion/protocols/dbrec"
 	"github.com/bastionhq/bastion/recorder"
 )
@@ -112,6 +113,7 @@ type Server struct {
 	log     *slog.Logger
 	mockKey []byte      // salts of mock SCRAM exchanges
 	parsed  *parseCache // statement summaries, shared by connections
+	pool    *pool       // target connections kept for reuse
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -142,7 +144,7 @@ func NewServer(cfg Config) (*Server, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Server{
-		cfg: cfg, log: cfg.Logger.With("proto", "postgres"), mockKey: randBytes(32), parsed: newParseCache(),
+		cfg: cfg, log: cfg.Logger.With("proto", "postgres"), mockKey: randBytes(32), parsed: newParseCache(), pool: newPool(),
 		listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}, cancels: map[uint32]*conn{},
 		stopWatch: make(chan struct{}),
 	}, nil
@@ -166,6 +168,7 @@ func (s *Server) Serve(l net.Listener) error {
 	}()
 	for {
 		nc, err := l.Accept()
+		nc = rawconn.Wrap(nc)
 		if err != nil {
 			s.mu.Lock()
 			closed := s.closed
@@ -221,6 +224,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
+	defer s.pool.close() // after the last session has put its connection back
 	select {
 	case <-done:
 		return nil
@@ -291,6 +295,7 @@ func (s *Server) watch() {
 		}
 		s.mu.Unlock()
 		now := time.Now()
+		s.pool.expire(now)
 		for g, conns := range byGrant {
 			ctx, cancel := context.WithTimeout(context.Background(), grantCheckInterval)
 			err := s.cfg.Access.CheckGrant(ctx, &g)

@@ -1,13 +1,16 @@
 package postgres
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"strconv"
+	"time"
 
+	"github.com/bastionhq/bastion/internal/rawconn"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 )
@@ -15,6 +18,8 @@ import (
 // upstream is the connection to the target, after its login.
 type upstream struct {
 	nc         net.Conn
+	br         *bufio.Reader // the relay's buffers, kept with the connection
+	bw         *bufio.Writer
 	pid        uint32
 	key        []byte
 	params     map[string]string // ParameterStatus values the target reported
@@ -57,6 +62,11 @@ func dialUpstream(ctx context.Context, t Target, params map[string]string) (*ups
 	}
 	cfg.User, cfg.Password = t.Username, t.Password
 	cfg.Fallbacks = nil
+	dial := cfg.DialFunc
+	cfg.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		nc, err := dial(ctx, network, addr)
+		return rawconn.Wrap(nc), err
+	}
 	cfg.RuntimeParams = params
 	cfg.OnNotice, cfg.OnNotification = nil, nil
 	cfg.ValidateConnect, cfg.AfterConnect = nil, nil
@@ -95,8 +105,17 @@ func dialUpstream(ctx context.Context, t Target, params map[string]string) (*ups
 		pc.Close(ctx)
 		return nil, &upstreamError{tell: "target " + t.Name + " cannot be reached", err: err}
 	}
-	return &upstream{nc: h.Conn, pid: h.PID, key: h.SecretKey, params: h.ParameterStatuses, txStatus: h.TxStatus,
+	return &upstream{nc: h.Conn, br: bufio.NewReaderSize(h.Conn, relayBufferSize), bw: bufio.NewWriterSize(h.Conn, relayBufferSize), pid: h.PID, key: h.SecretKey, params: h.ParameterStatuses, txStatus: h.TxStatus,
 		cancelAddr: t.Address, tlsConfig: cfg.TLSConfig}, nil
+}
+
+// close ends the connection politely: Terminate, then close.
+func (u *upstream) close() {
+	u.nc.SetWriteDeadline(time.Now().Add(fatalWriteTimeout))
+	u.bw.Reset(u.nc)
+	u.bw.Write(appendMsg(nil, msgTerminate))
+	u.bw.Flush()
+	u.nc.Close()
 }
 
 // cancel sends the target a CancelRequest for this connection, over TLS

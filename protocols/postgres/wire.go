@@ -30,6 +30,8 @@ const (
 	msgBackendKeyData   = 'K'
 	msgParameterStatus  = 'S'
 	msgNegotiateVersion = 'v'
+	msgNotice           = 'N'
+	msgNotification     = 'A'
 )
 
 // headerLen is the length of a typed message's header: the type byte and
