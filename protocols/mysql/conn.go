@@ -51,6 +51,10 @@ type clientConn struct {
 
 	mu     sync.Mutex
 	busy   bool // a command is being relayed: the main loop tells the client
+	// idleSince is when the main loop began waiting for the next command;
+	// watchGrant ends the session when that lasts over IdleTimeout (a
+	// check once a second costs less than a read deadline per command).
+	idleSince time.Time
 	closed bool
 }
 
@@ -333,6 +337,9 @@ func (c *clientConn) open(ctx context.Context, in access.DBLogin, secret *store.
 		c.finish("client closed the connection")
 		return false
 	}
+	c.mu.Lock()
+	c.idleSince = time.Now()
+	c.mu.Unlock()
 	go c.watchGrant()
 	return true
 }
@@ -354,7 +361,14 @@ func (c *clientConn) watchGrant() {
 		case <-expiry:
 			c.end(fmt.Errorf("your access to %s expired", c.grant.Target))
 			return
-		case <-tick.C:
+		case now := <-tick.C:
+			c.mu.Lock()
+			idle := !c.busy && now.Sub(c.idleSince) > c.srv.cfg.IdleTimeout
+			c.mu.Unlock()
+			if idle {
+				c.end(errors.New("the session was idle for too long"))
+				return
+			}
 			if err := c.srv.cfg.Access.CheckGrant(c.ctx, c.grant); err != nil {
 				if c.ctx.Err() != nil {
 					return

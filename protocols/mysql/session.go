@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"time"
 
 	"github.com/bastionhq/bastion/bastion/policy"
@@ -35,12 +34,12 @@ func (c *clientConn) commands() {
 	for {
 		c.mu.Lock()
 		c.busy = false
+		c.idleSince = time.Now()
 		if c.ctx.Err() != nil {
 			c.mu.Unlock()
 			reason = c.tellEnd(1)
 			return
 		}
-		c.conn.SetReadDeadline(time.Now().Add(c.srv.cfg.IdleTimeout))
 		c.mu.Unlock()
 		p, seq, err := c.r.readMessage(c.srv.cfg.MaxMessage)
 		if err != nil {
@@ -50,9 +49,6 @@ func (c *clientConn) commands() {
 			case errors.Is(err, errTooLarge):
 				c.fail(seq+1, erTooLarge, "08S01", fmt.Sprintf("bastion: %v", err))
 				reason = "client sent a message over the limit"
-			case errors.Is(err, os.ErrDeadlineExceeded):
-				c.cancel(errors.New("the session was idle for too long"))
-				reason = c.tellEnd(1)
 			case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 			default:
 				c.log.Debug("read command", "err", err)
@@ -62,7 +58,6 @@ func (c *clientConn) commands() {
 		c.mu.Lock()
 		c.busy = true
 		c.mu.Unlock()
-		c.conn.SetReadDeadline(time.Time{})
 		if c.ctx.Err() != nil {
 			reason = c.tellEnd(seq + 1)
 			return
