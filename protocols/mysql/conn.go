@@ -49,13 +49,13 @@ type clientConn struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 
-	mu     sync.Mutex
-	busy   bool // a command is being relayed: the main loop tells the client
+	mu   sync.Mutex
+	busy bool // a command is being relayed: the main loop tells the client
 	// idleSince is when the main loop began waiting for the next command;
 	// watchGrant ends the session when that lasts over IdleTimeout (a
 	// check once a second costs less than a read deadline per command).
 	idleSince time.Time
-	closed bool
+	closed    bool
 }
 
 func (s *Server) newConn(conn net.Conn) *clientConn {
