@@ -60,6 +60,7 @@ type route struct {
 	port           int
 	user, password string
 	cpu            func() time.Duration // the proxy's CPU time so far; nil for direct
+	procs          int                  // Bastion's GOMAXPROCS for this route; 0: the default
 }
 
 func (r route) url() string {
@@ -103,7 +104,12 @@ func run(o options) error {
 	defer stopBastion()
 	bastion.cpu = benchdb.SelfCPU
 
-	routes := []route{direct, bouncer, bastion}
+	// The same Bastion with one thread running Go code, as pgbouncer is one
+	// thread: on two cores shared with PostgreSQL and pgbench, fewer threads
+	// mean fewer sleeps and wake-ups.
+	bastion1 := bastion
+	bastion1.name, bastion1.procs = "Bastion, GOMAXPROCS=1", 1
+	routes := []route{direct, bouncer, bastion, bastion1}
 	c := strconv.Itoa(o.clients)
 	workloads := []workload{
 		{"-S simple", []string{"-S", "-M", "simple", "-c", c, "-j", "2"}},
@@ -128,7 +134,8 @@ func run(o options) error {
 				if r.cpu != nil {
 					cpu0 = r.cpu()
 				}
-				out, err := pgbench(r, append(w.args, "-T", strconv.Itoa(o.seconds))...)
+				var out string
+				benchdb.WithProcs(r.procs, func() { out, err = pgbench(r, append(w.args, "-T", strconv.Itoa(o.seconds))...) })
 				if err != nil {
 					return fmt.Errorf("pgbench %s via %s: %w\n%s", w.name, r.name, err, out)
 				}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -140,6 +141,15 @@ func ProcCPU(pid int) time.Duration {
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(ut+st) * (time.Second / 100) // USER_HZ
+}
+
+// WithProcs runs f with GOMAXPROCS set to procs (Bastion runs in this
+// process), then restores it; procs 0 leaves it alone.
+func WithProcs(procs int, f func()) {
+	if procs > 0 {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+	}
+	f()
 }
 
 // Cores is the number of CPUs (nproc).
