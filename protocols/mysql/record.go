@@ -99,8 +99,15 @@ func (c *clientConn) unrecorded(ctx context.Context, err error) {
 func (c *clientConn) finish(reason string) {
 	ctx := context.WithoutCancel(c.ctx)
 	if c.grant != nil {
-		c.srv.cfg.Access.Record(ctx, c.actor, audit.Event{Type: audit.SessionEnd, Subject: c.grant.User, Target: c.grant.Target,
-			RequestID: c.grant.RequestID, Reason: reason, Details: map[string]string{"protocol": "mysql", "session": c.sessionID()}})
+		// The audit event and the session row's end are written at once,
+		// so that the store commits them together (group commit).
+		audited := make(chan struct{})
+		go func() {
+			defer close(audited)
+			c.srv.cfg.Access.Record(ctx, c.actor, audit.Event{Type: audit.SessionEnd, Subject: c.grant.User, Target: c.grant.Target,
+				RequestID: c.grant.RequestID, Reason: reason, Details: map[string]string{"protocol": "mysql", "session": c.sessionID()}})
+		}()
+		defer func() { <-audited }()
 	}
 	c.log.Info("session ended", "reason", reason)
 	if c.rec == nil {

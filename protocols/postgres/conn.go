@@ -403,9 +403,16 @@ var (
 func (c *conn) finish(reason string) {
 	c.endOnce.Do(func() {
 		ctx := context.Background()
+		// The audit event and the session row's end are written at once,
+		// so that the store commits them together (group commit).
+		audited := make(chan struct{})
+		go func() {
+			defer close(audited)
+			c.srv.cfg.Access.Record(ctx, c.actor, audit.Event{Type: audit.SessionEnd, Subject: c.grant.User, Target: c.grant.Target,
+				RequestID: c.grant.RequestID, Reason: reason, Details: map[string]string{"protocol": "postgres", "session": c.rec.id}})
+		}()
 		c.rec.end(ctx, c, reason)
-		c.srv.cfg.Access.Record(ctx, c.actor, audit.Event{Type: audit.SessionEnd, Subject: c.grant.User, Target: c.grant.Target,
-			RequestID: c.grant.RequestID, Reason: reason, Details: map[string]string{"protocol": "postgres", "session": c.rec.id}})
+		<-audited
 		c.log.Info("session ended", "session", c.rec.id, "reason", reason)
 	})
 }
