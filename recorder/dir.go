@@ -23,6 +23,16 @@ import (
 // of other objects: with "a/b" stored, Create("a") fails.
 type Dir struct {
 	root string
+
+	// durable holds directories whose own entry in their parent is known
+	// to be on disk: a new file's first Sync fsyncs its directory and only
+	// the ancestors not known yet, not every directory up to the root.
+	// Making a directory forgets them all, in case one was removed and is
+	// made again.
+	mu      sync.Mutex
+	durable map[string]bool
+
+	syncDir func(dir string) error // syncDir; tests count the calls
 }
 
 var _ Storage = (*Dir)(nil)
@@ -59,7 +69,7 @@ func NewDir(path string) (*Dir, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("recorder: dir: %s is not a directory", abs)
 	}
-	return &Dir{root: abs}, nil
+	return &Dir{root: abs, durable: map[string]bool{}, syncDir: syncDir}, nil
 }
 
 // Path returns the directory's absolute path.
@@ -79,6 +89,11 @@ func (d *Dir) Create(ctx context.Context, name string) (Object, error) {
 		return nil, fmt.Errorf("recorder: create %s: %w", name, err)
 	}
 	p := d.path(name)
+	if _, err := os.Stat(filepath.Dir(p)); errors.Is(err, fs.ErrNotExist) {
+		d.mu.Lock()
+		clear(d.durable)
+		d.mu.Unlock()
+	}
 	if err := os.MkdirAll(filepath.Dir(p), dirMode); err != nil {
 		return nil, fmt.Errorf("recorder: create %s: %w", name, err)
 	}
@@ -86,20 +101,33 @@ func (d *Dir) Create(ctx context.Context, name string) (Object, error) {
 	if err != nil {
 		return nil, fmt.Errorf("recorder: create %s: %w", name, err)
 	}
-	return &dirObject{f: f, name: name, dirs: d.parents(name)}, nil
+	return &dirObject{f: f, name: name, d: d, dir: filepath.Dir(p), entries: true}, nil
 }
 
-// parents returns the directories from the object's own up to the root:
-// those whose entries a first Sync makes durable.
-func (d *Dir) parents(name string) []string {
-	dirs := []string{d.root}
-	for i, c := range name {
-		if c == '/' {
-			dirs = append(dirs, d.path(name[:i]))
-		}
+// syncEntries makes the entry of a new file in dir durable: it fsyncs dir,
+// then each ancestor up to the root whose child on the way is not known to
+// be durable yet.
+func (d *Dir) syncEntries(dir string) error {
+	if err := d.syncDir(dir); err != nil {
+		return err
 	}
-	slices.Reverse(dirs)
-	return dirs
+	for dir != d.root && strings.HasPrefix(dir, d.root) {
+		d.mu.Lock()
+		known := d.durable[dir]
+		d.mu.Unlock()
+		if known {
+			return nil
+		}
+		parent := filepath.Dir(dir)
+		if err := d.syncDir(parent); err != nil {
+			return err
+		}
+		d.mu.Lock()
+		d.durable[dir] = true
+		d.mu.Unlock()
+		dir = parent
+	}
+	return nil
 }
 
 // Open opens the object's file for reading.
@@ -251,9 +279,12 @@ type dirObject struct {
 	f    *os.File
 	name string
 
-	mu     sync.Mutex
-	dirs   []string // directories to fsync at the first Sync; nil after it
-	closed bool
+	d   *Dir
+	dir string // the file's directory
+
+	mu      sync.Mutex
+	entries bool // the file's entry and its directories' are yet to be made durable
+	closed  bool
 }
 
 func (o *dirObject) Write(p []byte) (int, error) {
@@ -264,19 +295,20 @@ func (o *dirObject) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// Sync fsyncs the file and, the first time, the directories from the file's
-// up to the root, so that the file's entry survives a crash too.
+// Sync fsyncs the file and, the first time, its directory and those above
+// it not yet known durable (Dir.syncEntries), so that the file's entry
+// survives a crash too.
 func (o *dirObject) Sync() error {
 	if err := o.f.Sync(); err != nil {
 		return fmt.Errorf("recorder: sync %s: %w", o.name, err)
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	for len(o.dirs) > 0 {
-		if err := syncDir(o.dirs[0]); err != nil {
+	if o.entries {
+		if err := o.d.syncEntries(o.dir); err != nil {
 			return fmt.Errorf("recorder: sync %s: %w", o.name, err)
 		}
-		o.dirs = o.dirs[1:]
+		o.entries = false
 	}
 	return nil
 }
