@@ -170,11 +170,30 @@ func TestPostgres(t *testing.T) {
 	t.Run("rules", func(t *testing.T) { testRules(t, p, orders) })
 	t.Run("protocol", func(t *testing.T) { testProtocol(t, p, orders) })
 	t.Run("approval", func(t *testing.T) {
-		conn := p.connect(t, orders, "")
+		cfg, err := pgx.ParseConfig(orders.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		notices := make(chan string, 10)
+		cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) { notices <- n.Severity + ": " + n.Message }
+		conn, err := pgx.ConnectConfig(t.Context(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(context.Background())
 		testHeldStatement(t, p.testBastion, func(ctx context.Context, sql string) error {
 			_, err := conn.Exec(ctx, sql)
 			return err
 		})
+		// The client was told, while it waited, why and for which request.
+		select {
+		case n := <-notices:
+			if !strings.HasPrefix(n, "NOTICE: bastion: statement held for approval by rule ddl-needs-lead") || !strings.Contains(n, "request #") {
+				t.Fatalf("notice while held: %q", n)
+			}
+		default:
+			t.Fatal("no notice while the statement was held for approval")
+		}
 	})
 	t.Run("pgbench", func(t *testing.T) { testPgbench(t, plain) })
 	t.Run("target connections are reused", func(t *testing.T) { testReuse(t, p, plain) })

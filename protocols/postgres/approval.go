@@ -37,6 +37,7 @@ func (c *conn) approve(d policy.QueryDecision, sql string) policy.QueryDecision 
 		return denied(fmt.Sprintf("%s, but it cannot be submitted: %v", held, err))
 	}
 	c.log.Info("statement held for approval", "rule", d.Rule, "request", req.ID)
+	c.notice(fmt.Sprintf("bastion: statement held for approval by rule %s: %s; waiting for an approver (request #%d)", d.Rule, d.Reason, req.ID))
 	c.audit(audit.Event{Type: audit.Query, Outcome: audit.OutcomeOK, Reason: "held for approval",
 		Details: map[string]string{"statement": truncate(sql), "rule": d.Rule, "request": fmt.Sprint(req.ID)}})
 	wctx, cancel := context.WithTimeout(ctx, req.PendingUntil.Sub(req.CreatedAt))
@@ -53,6 +54,15 @@ func (c *conn) approve(d policy.QueryDecision, sql string) policy.QueryDecision 
 	}
 	c.srv.cfg.Approvals.CommandDone(context.WithoutCancel(ctx), c.actor, req.ID)
 	return policy.QueryDecision{Action: policy.CommandAllow, Rule: d.Rule}
+}
+
+// notice sends the client a NoticeResponse now, between the target's
+// messages: clients show notices as they come (psql prints them).
+func (c *conn) notice(msg string) {
+	c.bwMu.Lock()
+	defer c.bwMu.Unlock()
+	c.bw.Write(noticeResponse(msg))
+	c.bw.Flush()
 }
 
 // deny audits and records a denied statement (sql is the whole query

@@ -31,7 +31,11 @@ type conn struct {
 	nc  net.Conn // the client; TLS after the handshake
 	br  *bufio.Reader
 	bw  *bufio.Writer
-	log *slog.Logger
+	// bwMu guards bw while relaying: the target-to-client loop holds it
+	// except while it waits for the target, and a notice to the client
+	// (a statement held for approval) takes it.
+	bwMu sync.Mutex
+	log  *slog.Logger
 
 	requested uint32 // the protocol version the client asked for
 	st        *startup
@@ -342,8 +346,10 @@ func (c *conn) relay() {
 		c.nc.SetWriteDeadline(time.Now().Add(fatalWriteTimeout))
 		<-upDone
 		c.log.Info("ending the connection", "reason", ee.err)
+		c.bwMu.Lock()
 		c.bw.Write(errorResponse(severityFatal, codeAdminShutdown, "bastion: "+ee.err.Error(), ""))
 		c.bw.Flush()
+		c.bwMu.Unlock()
 	}
 	c.nc.Close()
 	<-upDone

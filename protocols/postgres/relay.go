@@ -360,12 +360,28 @@ func denial(d policy.QueryDecision) []byte {
 func (c *conn) targetToClient() error {
 	var lastDone time.Time
 	var batchErr bool
+	c.bwMu.Lock()
+	locked := true
+	defer func() {
+		if locked {
+			c.bwMu.Unlock()
+		}
+	}()
 	for {
 		if c.ubr.Buffered() == 0 {
 			if err := c.bw.Flush(); err != nil {
 				return err
 			}
 			c.touch()
+			// Wait for the target without holding the client's writer.
+			c.bwMu.Unlock()
+			locked = false
+			_, err := c.ubr.Peek(headerLen)
+			c.bwMu.Lock()
+			locked = true
+			if err != nil {
+				return err
+			}
 		}
 		hdr, err := c.ubr.Peek(headerLen)
 		if err != nil {

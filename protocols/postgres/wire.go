@@ -257,12 +257,14 @@ func cstr(s string) []byte { return append([]byte(s), 0) }
 
 // Error severities.
 const (
-	severityError = "ERROR"
-	severityFatal = "FATAL"
+	severityError  = "ERROR"
+	severityFatal  = "FATAL"
+	severityNotice = "NOTICE"
 )
 
 // SQLSTATE codes Bastion answers with.
 const (
+	codeSuccessfulCompletion  = "00000"
 	codeInsufficientPrivilege = "42501"
 	codeInvalidPassword       = "28P01"
 	codeInvalidAuthorization  = "28000"
@@ -271,6 +273,13 @@ const (
 	codeAdminShutdown         = "57P01"
 	codeTooManyConnections    = "53300"
 )
+
+// noticeResponse encodes a NoticeResponse of severity NOTICE.
+func noticeResponse(message string) []byte {
+	m := errorResponse(severityNotice, codeSuccessfulCompletion, message, "")
+	m[0] = msgNotice
+	return m
+}
 
 // errorResponse encodes an ErrorResponse message.
 func errorResponse(severity, code, message, detail string) []byte {
