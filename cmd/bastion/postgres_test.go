@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -167,6 +170,7 @@ func TestPostgres(t *testing.T) {
 	plain := p.grant(t, "alice", "plain")
 
 	t.Run("psql", func(t *testing.T) { testPsql(t, p, orders) })
+	t.Run("direct TLS", func(t *testing.T) { testDirectTLS(t, p, orders) })
 	t.Run("rules", func(t *testing.T) { testRules(t, p, orders) })
 	t.Run("protocol", func(t *testing.T) { testProtocol(t, p, orders) })
 	t.Run("approval", func(t *testing.T) {
@@ -204,6 +208,31 @@ func TestPostgres(t *testing.T) {
 // verifyFull is tok's URL with Bastion's certificate checked.
 func (p *pgBastion) verifyFull(tok tokenJSON) string {
 	return strings.Replace(tok.URL, "sslmode=require", "sslmode=verify-full&sslrootcert="+p.caFile, 1)
+}
+
+// testDirectTLS: PostgreSQL 17's sslnegotiation=direct (TLS first, no
+// SSLRequest) works with the ALPN name "postgresql", and without it the
+// client is refused over TLS, naming what is missing.
+func testDirectTLS(t *testing.T, p *pgBastion, tok tokenJSON) {
+	t.Run("pgx", func(t *testing.T) {
+		conn := p.connect(t, tok, "sslnegotiation=direct")
+		var n int
+		if err := conn.QueryRow(t.Context(), "SELECT count(*) FROM orders").Scan(&n); err != nil || n != 100 {
+			t.Fatalf("count over direct TLS = %d, %v", n, err)
+		}
+	})
+	t.Run("without ALPN", func(t *testing.T) {
+		nc, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", tok.Port), &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // the test checks the refusal, not the certificate
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		nc.SetDeadline(time.Now().Add(10 * time.Second))
+		b, _ := io.ReadAll(nc)
+		if len(b) == 0 || b[0] != 'E' || !bytes.Contains(b, []byte("ALPN")) {
+			t.Fatalf("direct TLS without ALPN: got %q, want a FATAL naming ALPN", b)
+		}
+	})
 }
 
 func testPsql(t *testing.T, p *pgBastion, tok tokenJSON) {

@@ -134,6 +134,10 @@ func NewServer(cfg Config) (*Server, error) {
 	// no session tickets; neither does Bastion.
 	cfg.TLS = cfg.TLS.Clone()
 	cfg.TLS.SessionTicketsDisabled = true
+	// PostgreSQL's ALPN name: required with direct TLS (sslnegotiation=
+	// direct), accepted after SSLRequest; a client naming another protocol
+	// is refused, as PostgreSQL 17 does.
+	cfg.TLS.NextProtos = []string{alpnPostgres}
 	if cfg.HandshakeTimeout <= 0 {
 		cfg.HandshakeTimeout = DefaultHandshakeTimeout
 	}

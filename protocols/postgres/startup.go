@@ -163,8 +163,26 @@ func negotiateVersion(requested uint32, st *startup) []byte {
 // connection (TLS by then, or a cancel request's plain one), and either
 // the startup or the cancel request.
 func (c *conn) handshake() (*startup, *cancelRequest, error) {
+	// A startup packet begins with its length, whose first byte is 0 for
+	// any length PostgreSQL accepts; a TLS handshake record begins with
+	// 0x16: PostgreSQL 17's direct TLS (sslnegotiation=direct).
+	var first [1]byte
+	if _, err := io.ReadFull(c.nc, first[:]); err != nil {
+		return nil, nil, fmt.Errorf("startup: %w", err)
+	}
+	c.nc = &prefixConn{Conn: c.nc, prefix: first[:]}
 	var r io.Reader = c.nc
 	tlsDone := false
+	if first[0] == tlsHandshakeRecord {
+		tc := tls.Server(c.nc, c.srv.cfg.TLS)
+		if err := tc.Handshake(); err != nil {
+			return nil, nil, fmt.Errorf("direct tls: %w", err)
+		}
+		c.nc, r, tlsDone = tc, tc, true
+		if tc.ConnectionState().NegotiatedProtocol != alpnPostgres {
+			return nil, nil, refuseStartup(codeProtocolViolation, "direct TLS without the ALPN protocol %q", alpnPostgres)
+		}
+	}
 	for {
 		code, body, err := readStartupPacket(r)
 		if err != nil {
@@ -208,6 +226,28 @@ func (c *conn) handshake() (*startup, *cancelRequest, error) {
 			return nil, nil, refuseStartup(codeProtocolViolation, "unsupported startup request %d", code)
 		}
 	}
+}
+
+// Direct TLS.
+const (
+	tlsHandshakeRecord = 0x16 // the first byte of a TLS ClientHello
+	alpnPostgres       = "postgresql"
+)
+
+// prefixConn is a connection whose first bytes were already read: reads
+// return them first.
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (p *prefixConn) Read(b []byte) (int, error) {
+	if len(p.prefix) > 0 {
+		n := copy(b, p.prefix)
+		p.prefix = p.prefix[n:]
+		return n, nil
+	}
+	return p.Conn.Read(b)
 }
 
 // cancel forwards a cancel request to the target of the connection it
