@@ -222,6 +222,24 @@ func testMariaDBCLI(t *testing.T, m *myBastion, tok myToken) {
 			t.Fatalf("LOAD DATA LOCAL: exit %d: %s", code, errOut)
 		}
 	})
+	// Character sets whose multibyte characters can end in a backslash
+	// byte would make MariaDB read strings differently from the parser.
+	t.Run("gbk connection refused", func(t *testing.T) {
+		_, errOut, code := mariadbCLI(t, tok, "--default-character-set=gbk", "-e", "SELECT 1")
+		if code == 0 || !strings.Contains(errOut, "ERROR 1115 (42000)") || !strings.Contains(errOut, "backslash") {
+			t.Fatalf("--default-character-set=gbk: exit %d: %s", code, errOut)
+		}
+	})
+	t.Run("SET NAMES gbk refused", func(t *testing.T) {
+		out, errOut, code := mariadbCLI(t, tok, "-e", "SET NAMES gbk; SELECT 'ran'")
+		if code == 0 || strings.Contains(out, "ran") || !strings.Contains(errOut, "ERROR 1142 (42000)") || !strings.Contains(errOut, "character set gbk") {
+			t.Fatalf("SET NAMES gbk: exit %d: %s%s", code, out, errOut)
+		}
+		out, errOut, code = mariadbCLI(t, tok, "-e", "SET NAMES utf8mb4; SELECT 'ran'")
+		if code != 0 || strings.TrimSpace(out) != "ran" {
+			t.Fatalf("SET NAMES utf8mb4: exit %d: %s%s", code, out, errOut)
+		}
+	})
 }
 
 func testMySQLDriver(t *testing.T, tok myToken) {

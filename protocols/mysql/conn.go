@@ -295,6 +295,10 @@ func (c *clientConn) open(ctx context.Context, in access.DBLogin, secret *store.
 	if !ok {
 		return c.fail(seq, erAccessDenied, "28000", fmt.Sprintf("bastion: no MySQL target %q", g.Target))
 	}
+	if backslashCollation(c.charset) && c.srv.cfg.Policy().QueriesRestricted(g.User, g.Target) {
+		c.log.Info("login refused", "reason", "character set", "collation", c.charset)
+		return c.fail(seq, erUnknownCharset, "42000", fmt.Sprintf("bastion: the connection's character set (collation %d) can hide a backslash inside a multibyte character, so statements could not be checked, and queries are restricted on %s: connect with utf8mb4", c.charset, g.Target))
+	}
 	c.mu.Lock()
 	c.grant, c.target = g, t
 	c.mu.Unlock()

@@ -99,7 +99,19 @@ const (
 	erServerShutdown     = 1053 // 08S01
 	erCannotConnect      = 2003 // HY000: the target is unreachable
 	erNetReadInterrupted = 1159 // 08S01: idle timeout
+	erUnknownCharset     = 1115 // 42000: a character set Bastion cannot check statements in
 )
+
+// backslashCollation reports whether a handshake's collation belongs to a
+// character set with multibyte characters whose second byte is 0x5c (see
+// mysqlsql.BackslashCharset): big5, sjis, gbk, cp932, gb18030.
+func backslashCollation(id byte) bool {
+	switch id {
+	case 1, 84, 13, 88, 28, 87, 95, 96, 248, 249, 250:
+		return true
+	}
+	return false
+}
 
 // errPacket builds an ERR packet's payload.
 func errPacket(code uint16, state, msg string) []byte {

@@ -85,6 +85,11 @@ func (d *decider) decideNew(sql string) *verdict {
 			v.code = erNotAllowedCommand
 			return v
 		}
+		if mysqlsql.BackslashCharset(s.ClientCharset) && p.QueriesRestricted(d.user, d.target) {
+			v.refusal = fmt.Sprintf("%s: character set %s can hide a backslash inside a multibyte character, so the statements after it could not be checked, and queries are restricted on %s",
+				mysqlsql.Describe(s), s.ClientCharset, d.target)
+			return v
+		}
 		if s.Dynamic && p.QueriesRestricted(d.user, d.target) {
 			v.refusal = fmt.Sprintf("%s: %s, and queries are restricted on %s", mysqlsql.Describe(s), mysqlsql.ErrDynamic, d.target)
 			return v

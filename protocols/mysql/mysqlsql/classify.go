@@ -118,6 +118,8 @@ func classify(n ast.StmtNode, s *Statement) (policy.StatementKind, string) {
 		return in.Kind, "PREPARE"
 	case *ast.UseStmt:
 		s.Database = x.DBName
+	case *ast.SetStmt:
+		s.ClientCharset = clientCharset(x)
 	case *ast.SetRoleStmt:
 		s.RoleChange = true
 		return policy.StatementUtility, "SET ROLE"
@@ -231,4 +233,27 @@ func sortUnique(s []string) []string {
 	}
 	slices.Sort(s)
 	return slices.Compact(s)
+}
+
+// clientCharset returns the character set a SET statement gives the
+// client's side of the connection, "" when it sets none, "?" when it is
+// not a plain name.
+func clientCharset(x *ast.SetStmt) string {
+	cs := ""
+	for _, v := range x.Variables {
+		if v.Name != ast.SetNames && v.Name != ast.SetCharset && !(v.IsSystem && strings.EqualFold(v.Name, "character_set_client")) {
+			continue
+		}
+		switch e := v.Value.(type) {
+		case *ast.DefaultExpr:
+			cs = "default"
+		case ast.ValueExpr:
+			cs = strings.ToLower(e.GetString())
+		case *ast.ColumnNameExpr:
+			cs = e.Name.Name.L
+		default:
+			return "?"
+		}
+	}
+	return cs
 }

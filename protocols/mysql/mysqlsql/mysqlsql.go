@@ -62,6 +62,11 @@ type Statement struct {
 	// LocalInfile is set for LOAD DATA LOCAL INFILE, which reads a file
 	// on the client's machine.
 	LocalInfile bool
+	// ClientCharset is the character set a SET statement gives the
+	// client's side of the connection (SET NAMES, SET CHARACTER SET, SET
+	// character_set_client), lower case; "?" when it is an expression
+	// that cannot be known before it runs.
+	ClientCharset string
 	// Alternate is set for a statement that is decided but not recorded:
 	// one of the NO_BACKSLASH_ESCAPES reading of a string that reads
 	// differently in the two modes, or the statement a PREPARE … FROM
@@ -172,6 +177,19 @@ func Statements(stmts []Statement) []policy.Statement {
 
 // ErrDynamic is the reason a Dynamic statement cannot be checked.
 var ErrDynamic = errors.New("the statement's SQL comes from a variable and cannot be checked")
+
+// BackslashCharset reports whether the server could read a string in
+// charset differently from the parser: big5, cp932, gbk, gb18030 and sjis
+// have multibyte characters whose second byte is 0x5c, the backslash, so
+// that in them '\xbf\x5c' is one character and a quote after it ends the
+// string, where the parser sees an escaped quote. "?" (unknown) counts.
+func BackslashCharset(charset string) bool {
+	switch strings.ToLower(charset) {
+	case "big5", "cp932", "gbk", "gb18030", "sjis", "?":
+		return true
+	}
+	return false
+}
 
 // Describe names a statement for messages: its command, else "statement".
 func Describe(s *Statement) string {

@@ -207,3 +207,35 @@ func TestParseDynamicAndErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestClientCharset: SET statements that change the client's character
+// set say which one, so that those hiding backslashes in multibyte
+// characters can be refused.
+func TestClientCharset(t *testing.T) {
+	for sql, want := range map[string]string{
+		"SET NAMES gbk": "gbk",
+		"SET NAMES 'utf8mb4' COLLATE 'utf8mb4_bin'":      "utf8mb4",
+		"SET NAMES DEFAULT":                              "default",
+		"SET CHARACTER SET gb18030":                      "gb18030",
+		"SET character_set_client = 'big5'":              "big5",
+		"SET @@session.character_set_client = sjis":      "sjis",
+		"SET SESSION CHARACTER_SET_CLIENT = cp932":       "cp932",
+		"SET character_set_client = @cs":                 "?",
+		"SET character_set_client = CONCAT('gb', 'k')":   "?",
+		"/*!40101 SET NAMES gbk */":                      "gbk",
+		"SET @cs = 'gbk'":                                "",
+		"SET character_set_results = gbk, sql_mode = ''": "",
+		"SET autocommit = 0":                             "",
+	} {
+		got, err := Parse(sql)
+		if err != nil || len(got) != 1 || got[0].ClientCharset != want {
+			t.Errorf("Parse(%q) = %+v, %v; want ClientCharset %q", sql, got, err, want)
+		}
+	}
+	for cs, want := range map[string]bool{"gbk": true, "GB18030": true, "big5": true, "sjis": true, "cp932": true, "?": true,
+		"utf8mb4": false, "latin1": false, "default": false, "": false} {
+		if BackslashCharset(cs) != want {
+			t.Errorf("BackslashCharset(%q) = %v", cs, !want)
+		}
+	}
+}
