@@ -113,13 +113,9 @@ func run(o options) error {
 			for _, r := range routes {
 				args := append([]string{workload}, common(r)...)
 				args = append(args, fmt.Sprintf("--threads=%d", o.threads), fmt.Sprintf("--time=%d", o.seconds), "--percentile=95", "run")
-				var cpu0 time.Duration
-				if r.cpu != nil {
-					cpu0 = r.cpu()
-				}
 				var out string
 				var err error
-				benchdb.WithProcs(r.procs, func() { out, err = sysbench(args...) })
+				used := benchdb.Measure(r.cpu, r.procs, func() { out, err = sysbench(args...) })
 				if err != nil {
 					return fmt.Errorf("sysbench %s via %s: %w\n%s", workload, r.name, err, out)
 				}
@@ -128,7 +124,7 @@ func run(o options) error {
 					return fmt.Errorf("%s via %s: %w\n%s", workload, r.name, err, out)
 				}
 				if r.cpu != nil && x.queries > 0 {
-					x.cpuPerQuery = float64((r.cpu() - cpu0).Microseconds()) / x.queries
+					x.cpuPerQuery = float64(used.Microseconds()) / x.queries
 				}
 				fmt.Fprintf(os.Stderr, "%s round %d %s: %.0f tps\n", workload, round+1, r.name, x.tps)
 				res[r.name] = append(res[r.name], x)

@@ -130,12 +130,8 @@ func run(o options) error {
 		res := map[string][]result{}
 		for round := range o.rounds {
 			for _, r := range routes {
-				var cpu0 time.Duration
-				if r.cpu != nil {
-					cpu0 = r.cpu()
-				}
 				var out string
-				benchdb.WithProcs(r.procs, func() { out, err = pgbench(r, append(w.args, "-T", strconv.Itoa(o.seconds))...) })
+				used := benchdb.Measure(r.cpu, r.procs, func() { out, err = pgbench(r, append(w.args, "-T", strconv.Itoa(o.seconds))...) })
 				if err != nil {
 					return fmt.Errorf("pgbench %s via %s: %w\n%s", w.name, r.name, err, out)
 				}
@@ -144,7 +140,7 @@ func run(o options) error {
 					return fmt.Errorf("%s via %s: %w\n%s", w.name, r.name, err, out)
 				}
 				if r.cpu != nil && x.transactions > 0 {
-					x.cpuPerTx = float64((r.cpu() - cpu0).Microseconds()) / x.transactions
+					x.cpuPerTx = float64(used.Microseconds()) / x.transactions
 				}
 				fmt.Fprintf(os.Stderr, "%s round %d %s: %.0f tps\n", w.name, round+1, r.name, x.tps)
 				res[r.name] = append(res[r.name], x)

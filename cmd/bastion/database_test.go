@@ -8,6 +8,35 @@ import (
 	"time"
 )
 
+// dbToken is `token --json`.
+type dbToken struct {
+	URL      string `json:"url"`
+	Host     string `json:"host"`
+	Port     int    `json:"port"`
+	User     string `json:"user"`
+	Password string `json:"password"`
+	Database string `json:"database"`
+	Request  int64  `json:"request"`
+}
+
+// grantDB gets user an approved request for a database target (bob
+// approves it when a lead must) and a token for it.
+func (b *testBastion) grantDB(t *testing.T, user, target string) dbToken {
+	t.Helper()
+	r := b.mustRequest(user, target, "--for", "1h", "--reason", "testing")
+	if r.State != "approved" {
+		b.mustRun("bob", "approve", fmt.Sprint(r.ID))
+	}
+	var tok dbToken
+	if err := json.Unmarshal([]byte(b.mustRun(user, "token", fmt.Sprint(r.ID), "--json")), &tok); err != nil {
+		t.Fatal(err)
+	}
+	if tok.Request != r.ID {
+		t.Fatalf("token for request %d, want %d", tok.Request, r.ID)
+	}
+	return tok
+}
+
 // testHeldStatement checks require-approval on a database: the DDL
 // statement exec runs is held until bob approves alice's pending request,
 // then runs once; the approval allows nothing else (a DROP of the table it

@@ -98,42 +98,24 @@ targets:
 	return &myBastion{testBastion: b, db: db, caFile: caFile}
 }
 
-// myToken is `token --json` for a MySQL target.
-type myToken struct {
-	URL      string `json:"url"`
-	Host     string `json:"host"`
-	Port     int    `json:"port"`
-	User     string `json:"user"`
-	Password string `json:"password"`
-	Database string `json:"database"`
-	Request  int64  `json:"request"`
-}
-
 // grant gets user an approved request for target (bob approves shop) and a
-// token for it.
-func (m *myBastion) grant(t *testing.T, user, target string) myToken {
+// token for it, a mysql:// URL for this front end.
+func (m *myBastion) grant(t *testing.T, user, target string) dbToken {
 	t.Helper()
-	r := m.mustRequest(user, target, "--for", "1h", "--reason", "testing")
-	if r.State != "approved" {
-		m.mustRun("bob", "approve", fmt.Sprint(r.ID))
-	}
-	var tok myToken
-	if err := json.Unmarshal([]byte(m.mustRun(user, "token", fmt.Sprint(r.ID), "--json")), &tok); err != nil {
-		t.Fatal(err)
-	}
-	if tok.Request != r.ID || !strings.HasPrefix(tok.URL, "mysql://") || !strings.HasSuffix(m.dbAddr("mysql"), ":"+strconv.Itoa(tok.Port)) {
-		t.Fatalf("token %+v for request %d (front end at %s)", tok, r.ID, m.dbAddr("mysql"))
+	tok := m.grantDB(t, user, target)
+	if !strings.HasPrefix(tok.URL, "mysql://") || !strings.HasSuffix(m.dbAddr("mysql"), ":"+strconv.Itoa(tok.Port)) {
+		t.Fatalf("token %+v (front end at %s)", tok, m.dbAddr("mysql"))
 	}
 	return tok
 }
 
 // dsn is a go-sql-driver DSN for tok; params are appended.
-func (tok myToken) dsn(params string) string {
+func (tok dbToken) dsn(params string) string {
 	return fmt.Sprintf("%s:%s@tcp(%s:%d)/%s?%s", tok.User, tok.Password, tok.Host, tok.Port, tok.Database, params)
 }
 
 // open opens a database handle through Bastion.
-func (tok myToken) open(t *testing.T, params string) *sql.DB {
+func (tok dbToken) open(t *testing.T, params string) *sql.DB {
 	t.Helper()
 	db, err := sql.Open("mysql", tok.dsn(params))
 	if err != nil {
@@ -144,7 +126,7 @@ func (tok myToken) open(t *testing.T, params string) *sql.DB {
 }
 
 // mariadbCLI runs the mariadb client through Bastion with tok.
-func mariadbCLI(t *testing.T, tok myToken, args ...string) (string, string, int) {
+func mariadbCLI(t *testing.T, tok dbToken, args ...string) (string, string, int) {
 	t.Helper()
 	base := []string{"--no-defaults", "--batch", "--skip-column-names", "--connect-timeout=10", "--protocol=TCP",
 		"-h", tok.Host, "-P", strconv.Itoa(tok.Port), "-u", tok.User, "-p" + tok.Password}
@@ -182,7 +164,7 @@ func TestMySQL(t *testing.T) {
 	t.Run("revocation", func(t *testing.T) { testMySQLRevocation(t, m) })
 }
 
-func testMariaDBCLI(t *testing.T, m *myBastion, tok myToken) {
+func testMariaDBCLI(t *testing.T, m *myBastion, tok dbToken) {
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -242,7 +224,7 @@ func testMariaDBCLI(t *testing.T, m *myBastion, tok myToken) {
 	})
 }
 
-func testMySQLDriver(t *testing.T, tok myToken) {
+func testMySQLDriver(t *testing.T, tok dbToken) {
 	ctx := t.Context()
 	for _, mode := range []struct{ name, params string }{
 		{"binary protocol", ""},
@@ -328,7 +310,7 @@ func testMySQLDriver(t *testing.T, tok myToken) {
 
 // testMySQLRules: the rule matrix, with the MySQL bypass forms and false
 // positives; a denied statement leaves the connection usable.
-func testMySQLRules(t *testing.T, tok myToken) {
+func testMySQLRules(t *testing.T, tok dbToken) {
 	ctx := t.Context()
 	db := tok.open(t, "multiStatements=true&interpolateParams=true")
 	db.SetMaxOpenConns(1)
@@ -407,7 +389,7 @@ func testMySQLRules(t *testing.T, tok myToken) {
 }
 
 // testMySQLProtocol: commands a client uses besides queries.
-func testMySQLProtocol(t *testing.T, tok myToken) {
+func testMySQLProtocol(t *testing.T, tok dbToken) {
 	ctx := t.Context()
 	db := tok.open(t, "")
 	conn, err := db.Conn(ctx)
@@ -450,7 +432,7 @@ func testMySQLProtocol(t *testing.T, tok myToken) {
 
 // testSysbench: sysbench oltp_read_write prepares its tables and runs a
 // fixed number of transactions through Bastion.
-func testSysbench(t *testing.T, tok myToken) {
+func testSysbench(t *testing.T, tok dbToken) {
 	args := []string{"oltp_read_write", "--db-driver=mysql", "--mysql-host=" + tok.Host, "--mysql-port=" + strconv.Itoa(tok.Port),
 		"--mysql-user=" + tok.User, "--mysql-password=" + tok.Password, "--mysql-db=" + tok.Database,
 		"--tables=2", "--table-size=1000", "--threads=2"}
@@ -468,7 +450,7 @@ func testSysbench(t *testing.T, tok myToken) {
 // testMySQLRecording: the sessions are listed, and their recordings hold
 // the statements with decisions, parameters (redacted where the target
 // says so), rows and errors.
-func testMySQLRecording(t *testing.T, m *myBastion, shop, plain myToken) {
+func testMySQLRecording(t *testing.T, m *myBastion, shop, plain dbToken) {
 	ctx := t.Context()
 	db := shop.open(t, "")
 	db.SetMaxOpenConns(1)

@@ -14,7 +14,7 @@ import (
 // connection, reset with DISCARD ALL, to the next session with the same
 // startup parameters; one that ends inside a transaction does not, and a
 // kept connection the target ended is not handed out.
-func testReuse(t *testing.T, p *pgBastion, tok tokenJSON) {
+func testReuse(t *testing.T, p *pgBastion, tok dbToken) {
 	ctx := t.Context()
 	admin, err := pgx.Connect(ctx, p.pg.DSN(tok.Database))
 	if err != nil {

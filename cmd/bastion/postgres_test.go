@@ -104,37 +104,9 @@ targets:
 	return &pgBastion{testBastion: b, pg: pg, caFile: caFile}
 }
 
-// tokenJSON is `token --json`.
-type tokenJSON struct {
-	URL      string `json:"url"`
-	User     string `json:"user"`
-	Password string `json:"password"`
-	Database string `json:"database"`
-	Port     int    `json:"port"`
-	Request  int64  `json:"request"`
-}
-
-// grant gets user an approved request for target (bob approves orders)
-// and a token for it.
-func (p *pgBastion) grant(t *testing.T, user, target string) tokenJSON {
-	t.Helper()
-	r := p.mustRequest(user, target, "--for", "1h", "--reason", "testing")
-	if r.State != "approved" {
-		p.mustRun("bob", "approve", fmt.Sprint(r.ID))
-	}
-	var tok tokenJSON
-	if err := json.Unmarshal([]byte(p.mustRun(user, "token", fmt.Sprint(r.ID), "--json")), &tok); err != nil {
-		t.Fatal(err)
-	}
-	if tok.Request != r.ID {
-		t.Fatalf("token for request %d, want %d", tok.Request, r.ID)
-	}
-	return tok
-}
-
 // connect opens a pgx connection with tok; extra is appended to the URL's
 // query.
-func (p *pgBastion) connect(t *testing.T, tok tokenJSON, extra string) *pgx.Conn {
+func (p *pgBastion) connect(t *testing.T, tok dbToken, extra string) *pgx.Conn {
 	t.Helper()
 	url := tok.URL
 	if extra != "" {
@@ -166,8 +138,8 @@ func psql(t *testing.T, conninfo string, args ...string) (string, string, int) {
 
 func TestPostgres(t *testing.T) {
 	p := startPGBastion(t)
-	orders := p.grant(t, "alice", "orders")
-	plain := p.grant(t, "alice", "plain")
+	orders := p.grantDB(t, "alice", "orders")
+	plain := p.grantDB(t, "alice", "plain")
 
 	t.Run("psql", func(t *testing.T) { testPsql(t, p, orders) })
 	t.Run("direct TLS", func(t *testing.T) { testDirectTLS(t, p, orders) })
@@ -206,14 +178,14 @@ func TestPostgres(t *testing.T) {
 }
 
 // verifyFull is tok's URL with Bastion's certificate checked.
-func (p *pgBastion) verifyFull(tok tokenJSON) string {
+func (p *pgBastion) verifyFull(tok dbToken) string {
 	return strings.Replace(tok.URL, "sslmode=require", "sslmode=verify-full&sslrootcert="+p.caFile, 1)
 }
 
 // testDirectTLS: PostgreSQL 17's sslnegotiation=direct (TLS first, no
 // SSLRequest) works with the ALPN name "postgresql", and without it the
 // client is refused over TLS, naming what is missing.
-func testDirectTLS(t *testing.T, p *pgBastion, tok tokenJSON) {
+func testDirectTLS(t *testing.T, p *pgBastion, tok dbToken) {
 	t.Run("pgx", func(t *testing.T) {
 		conn := p.connect(t, tok, "sslnegotiation=direct")
 		var n int
@@ -235,7 +207,7 @@ func testDirectTLS(t *testing.T, p *pgBastion, tok tokenJSON) {
 	})
 }
 
-func testPsql(t *testing.T, p *pgBastion, tok tokenJSON) {
+func testPsql(t *testing.T, p *pgBastion, tok dbToken) {
 	t.Run("verify-full", func(t *testing.T) {
 		out, errOut, code := psql(t, p.verifyFull(tok), "-c", "SELECT count(*) FROM orders", "-c", `\dt`)
 		if code != 0 || !strings.HasPrefix(out, "100\n") || !strings.Contains(out, "public|orders|table|") {
@@ -314,7 +286,7 @@ var ruleCases = []struct {
 	{"SELEC 1", "(cannot be parsed)"},
 }
 
-func testRules(t *testing.T, p *pgBastion, tok tokenJSON) {
+func testRules(t *testing.T, p *pgBastion, tok dbToken) {
 	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeCacheStatement} {
 		t.Run(mode.String(), func(t *testing.T) {
 			conn := p.connect(t, tok, "")
@@ -392,7 +364,7 @@ func testRules(t *testing.T, p *pgBastion, tok tokenJSON) {
 	})
 }
 
-func testProtocol(t *testing.T, p *pgBastion, tok tokenJSON) {
+func testProtocol(t *testing.T, p *pgBastion, tok dbToken) {
 	t.Run("prepared statements and pipelines", func(t *testing.T) {
 		conn := p.connect(t, tok, "")
 		ctx := t.Context()
@@ -595,7 +567,7 @@ func testProtocol(t *testing.T, p *pgBastion, tok tokenJSON) {
 
 // testPgbench: pgbench initialises and runs through Bastion, both
 // protocols.
-func testPgbench(t *testing.T, tok tokenJSON) {
+func testPgbench(t *testing.T, tok dbToken) {
 	env := []string{"PGSSLMODE=require", "PGPASSWORD=" + tok.Password}
 	url := fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s", tok.User, tok.Port, tok.Database)
 	for _, args := range [][]string{
@@ -622,7 +594,7 @@ func testPgbench(t *testing.T, tok tokenJSON) {
 
 // testRecording: the sessions so far are listed, and their recordings
 // hold the statements with decisions.
-func testRecording(t *testing.T, p *pgBastion, tok tokenJSON) {
+func testRecording(t *testing.T, p *pgBastion, tok dbToken) {
 	conn := p.connect(t, tok, "")
 	ctx := t.Context()
 	if _, err := conn.Exec(ctx, "SELECT id FROM orders WHERE customer = $1", "customer 7"); err != nil {
@@ -674,7 +646,7 @@ func testRecording(t *testing.T, p *pgBastion, tok tokenJSON) {
 // testRevocation: revoking the request ends a live connection, with a
 // FATAL message saying why.
 func testRevocation(t *testing.T, p *pgBastion) {
-	tok := p.grant(t, "alice", "orders")
+	tok := p.grantDB(t, "alice", "orders")
 	conn := p.connect(t, tok, "")
 	done := make(chan error, 1)
 	go func() {

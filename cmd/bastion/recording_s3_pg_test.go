@@ -37,7 +37,7 @@ recording:
 `, gw.Endpoint, gw.AccessKey, gw.SecretKey)})
 	sb := &s3Bastion{proxyBastion: &proxyBastion{testBastion: b}, gw: gw, bucket: "recordings", prefix: "bastion"}
 	p := &pgBastion{testBastion: b, pg: pg}
-	conn := p.connect(t, p.grant(t, "alice", "plain"), "")
+	conn := p.connect(t, p.grantDB(t, "alice", "plain"), "")
 	step := func(n int) {
 		t.Helper()
 		var got string

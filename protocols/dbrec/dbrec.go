@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/bastionhq/bastion/bastion/access"
@@ -117,3 +118,20 @@ func Unrecorded(ctx context.Context, log *slog.Logger, a Logins, actor access.Ac
 		Reason:  "recording failed, session continues unrecorded (fail-open): " + err.Error(),
 		Details: map[string]string{"protocol": protocol}})
 }
+
+// AuditEnd starts writing the session.end audit event of a database
+// session and returns a wait for it. The caller ends the session's
+// recording and row meanwhile, so that the store commits the row's end and
+// the event together (group commit).
+func AuditEnd(ctx context.Context, a Logins, actor access.Actor, g *access.Grant, protocol, session, reason string) (wait func()) {
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		a.Record(ctx, actor, audit.Event{Type: audit.SessionEnd, Subject: g.User, Target: g.Target, RequestID: g.RequestID,
+			Reason: reason, Details: map[string]string{"protocol": protocol, "session": session}})
+	})
+	return wg.Wait
+}
+
+// MaxRecordedParam bounds one recorded statement parameter; longer ones
+// are cut, with a note of their length.
+const MaxRecordedParam = 1024

@@ -6,16 +6,11 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/bastionhq/bastion/bastion/audit"
 	"github.com/bastionhq/bastion/bastion/store"
 	"github.com/bastionhq/bastion/protocols/dbrec"
 	"github.com/bastionhq/bastion/recorder"
 	"github.com/bastionhq/bastion/recorder/querylog"
 )
-
-// maxRecordedParam bounds one recorded parameter; longer ones are cut, with
-// a note of their length.
-const maxRecordedParam = 1024
 
 // queryRecorder is a connection's recording and session row.
 type queryRecorder struct {
@@ -99,15 +94,7 @@ func (c *clientConn) unrecorded(ctx context.Context, err error) {
 func (c *clientConn) finish(reason string) {
 	ctx := context.WithoutCancel(c.ctx)
 	if c.grant != nil {
-		// The audit event and the session row's end are written at once,
-		// so that the store commits them together (group commit).
-		audited := make(chan struct{})
-		go func() {
-			defer close(audited)
-			c.srv.cfg.Access.Record(ctx, c.actor, audit.Event{Type: audit.SessionEnd, Subject: c.grant.User, Target: c.grant.Target,
-				RequestID: c.grant.RequestID, Reason: reason, Details: map[string]string{"protocol": "mysql", "session": c.sessionID()}})
-		}()
-		defer func() { <-audited }()
+		defer dbrec.AuditEnd(ctx, c.srv.cfg.Access, c.actor, c.grant, querylog.ProtocolMySQL, c.sessionID(), reason)()
 	}
 	c.log.Info("session ended", "reason", reason)
 	if c.rec == nil {
@@ -131,8 +118,8 @@ func (r *queryRecorder) param(s string) string {
 	if r.redact {
 		return "<redacted>"
 	}
-	if len(s) > maxRecordedParam {
-		return fmt.Sprintf("%s… (%d bytes)", s[:maxRecordedParam], len(s))
+	if len(s) > dbrec.MaxRecordedParam {
+		return fmt.Sprintf("%s… (%d bytes)", s[:dbrec.MaxRecordedParam], len(s))
 	}
 	return s
 }

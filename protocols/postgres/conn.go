@@ -19,6 +19,8 @@ import (
 	"github.com/bastionhq/bastion/bastion/audit"
 	"github.com/bastionhq/bastion/bastion/dbauth"
 	"github.com/bastionhq/bastion/bastion/policy"
+	"github.com/bastionhq/bastion/protocols/dbrec"
+	"github.com/bastionhq/bastion/recorder/querylog"
 )
 
 // fatalWriteTimeout bounds writing the final FATAL message to a client
@@ -409,16 +411,9 @@ var (
 func (c *conn) finish(reason string) {
 	c.endOnce.Do(func() {
 		ctx := context.Background()
-		// The audit event and the session row's end are written at once,
-		// so that the store commits them together (group commit).
-		audited := make(chan struct{})
-		go func() {
-			defer close(audited)
-			c.srv.cfg.Access.Record(ctx, c.actor, audit.Event{Type: audit.SessionEnd, Subject: c.grant.User, Target: c.grant.Target,
-				RequestID: c.grant.RequestID, Reason: reason, Details: map[string]string{"protocol": "postgres", "session": c.rec.id}})
-		}()
+		audited := dbrec.AuditEnd(ctx, c.srv.cfg.Access, c.actor, c.grant, querylog.ProtocolPostgres, c.rec.id, reason)
 		c.rec.end(ctx, c, reason)
-		<-audited
+		audited()
 		c.log.Info("session ended", "session", c.rec.id, "reason", reason)
 	})
 }

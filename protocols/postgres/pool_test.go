@@ -75,6 +75,13 @@ func TestPoolSkipsClosed(t *testing.T) {
 	p.put(k, live)
 	p.put(k, dead)
 	deadPeer.Close() // the target ended the kept connection
+	// Wait until its end has arrived (reading the end of file leaves it
+	// there for the pool to see).
+	dead.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := dead.nc.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Fatalf("the closed connection reads %d, %v; want the end of file", n, err)
+	}
+	dead.nc.SetReadDeadline(time.Time{})
 	if got := p.get(k); got != live {
 		t.Fatalf("get = %v, want the live connection (the closed one is skipped)", got)
 	}

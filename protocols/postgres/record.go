@@ -13,10 +13,6 @@ import (
 	"github.com/bastionhq/bastion/recorder/querylog"
 )
 
-// maxRecordedParam bounds one recorded bind parameter; longer ones are
-// cut, with a note of their length.
-const maxRecordedParam = 1024
-
 // queryRecorder is a connection's recording and session row.
 type queryRecorder struct {
 	id     string
@@ -61,11 +57,11 @@ func (r *queryRecorder) params(m bindMsg) []string {
 		case p == nil:
 			out[i] = "NULL"
 		case m.Binary[i]:
-			out[i] = `\x` + hex.EncodeToString(p[:min(len(p), maxRecordedParam/2)])
+			out[i] = `\x` + hex.EncodeToString(p[:min(len(p), dbrec.MaxRecordedParam/2)])
 		case utf8.Valid(p):
-			out[i] = string(p[:min(len(p), maxRecordedParam)])
+			out[i] = string(p[:min(len(p), dbrec.MaxRecordedParam)])
 		default:
-			out[i] = `\x` + hex.EncodeToString(p[:min(len(p), maxRecordedParam/2)])
+			out[i] = `\x` + hex.EncodeToString(p[:min(len(p), dbrec.MaxRecordedParam/2)])
 		}
 		if len(out[i]) < len(p) && !r.redact {
 			out[i] += fmt.Sprintf("… (%d bytes)", len(p))

@@ -143,13 +143,20 @@ func ProcCPU(pid int) time.Duration {
 	return time.Duration(ut+st) * (time.Second / 100) // USER_HZ
 }
 
-// WithProcs runs f with GOMAXPROCS set to procs (Bastion runs in this
-// process), then restores it; procs 0 leaves it alone.
-func WithProcs(procs int, f func()) {
+// Measure runs f with GOMAXPROCS set to procs (Bastion runs in this
+// process; 0 leaves it alone) and returns the CPU time cpu counted
+// meanwhile: a proxy's, when f drives load through it. A nil cpu gives 0.
+func Measure(cpu func() time.Duration, procs int, f func()) time.Duration {
 	if procs > 0 {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
 	}
+	if cpu == nil {
+		f()
+		return 0
+	}
+	before := cpu()
 	f()
+	return cpu() - before
 }
 
 // Cores is the number of CPUs (nproc).
