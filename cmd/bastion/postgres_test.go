@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -37,6 +38,7 @@ INSERT INTO secrets VALUES (1, 'the launch codes');
 CREATE TABLE "Mixed" (id int);
 CREATE SCHEMA audit;
 CREATE TABLE audit.log (id serial PRIMARY KEY, line text);
+CREATE TABLE refunds (id serial PRIMARY KEY, note text NOT NULL);
 CREATE TABLE big (n int, pad text);
 INSERT INTO big SELECT g, repeat('x', 100) FROM generate_series(1, 200000) g;
 `
@@ -72,6 +74,7 @@ roles:
       - {name: no-role-change, action: deny, targets: [orders], role_change: true, reason: the role is fixed}
       - {name: no-audit-writes, action: deny, targets: [orders], kinds: [write], tables: ["audit.*"], reason: the audit schema is append-only for the application}
       - {name: ddl-needs-lead, action: require-approval, targets: [orders], kinds: [ddl], approvers: [lead], reason: schema changes need a lead}
+      - {name: refunds-need-lead, action: require-approval, targets: [orders], kinds: [write], tables: [public.refunds], approvers: [lead], reason: refunds need a lead}
   lead:
     request:
       - targets: [orders]
@@ -171,6 +174,7 @@ func TestPostgres(t *testing.T) {
 			t.Fatal("no notice while the statement was held for approval")
 		}
 	})
+	t.Run("approval per execution", func(t *testing.T) { testHeldExecutions(t, p, orders) })
 	t.Run("pgbench", func(t *testing.T) { testPgbench(t, plain) })
 	t.Run("target connections are reused", func(t *testing.T) { testReuse(t, p, plain) })
 	t.Run("recording", func(t *testing.T) { testRecording(t, p, orders) })
@@ -661,5 +665,86 @@ func testRevocation(t *testing.T, p *pgBastion) {
 	}
 	if _, _, code := psql(t, tok.URL, "-c", "SELECT 1"); code == 0 {
 		t.Fatal("a revoked token still logs in")
+	}
+}
+
+// testHeldExecutions: a prepared statement that needs approval is held at
+// each execution, with the parameters bound to it, not once at its Parse
+// (which would let one approval run it any number of times).
+func testHeldExecutions(t *testing.T, p *pgBastion, tok dbToken) {
+	conn := p.connect(t, tok, "")
+	ctx := t.Context()
+	// Preparing runs nothing, so it is not held.
+	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if _, err := conn.Prepare(pctx, "refund", "INSERT INTO refunds (note) VALUES ($1)"); err != nil {
+		t.Fatalf("prepare a held statement: %v", err)
+	}
+	// pending waits for alice's one pending request and returns its id and
+	// the statement the approver sees.
+	pending := func() (int64, string) {
+		t.Helper()
+		var id int64
+		var command string
+		waitFor(t, 20*time.Second, func() bool {
+			var reqs []struct {
+				requestJSON
+				Command string `json:"command"`
+			}
+			if err := json.Unmarshal([]byte(p.mustRun("bob", "requests", "--state", "pending", "--json")), &reqs); err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range reqs {
+				if r.Requester == "alice" {
+					id, command = r.ID, r.Command
+					return true
+				}
+			}
+			return false
+		})
+		return id, command
+	}
+	run := func(note string) chan error {
+		done := make(chan error, 1)
+		go func() { _, err := conn.Exec(ctx, "refund", note); done <- err }()
+		return done
+	}
+
+	done := run("first refund")
+	id, command := pending()
+	if want := "INSERT INTO refunds (note) VALUES ($1)\n-- parameters: $1 = 'first refund'"; command != want {
+		t.Fatalf("the approver sees %q, want %q", command, want)
+	}
+	p.mustRun("bob", "approve", fmt.Sprint(id))
+	if err := <-done; err != nil {
+		t.Fatalf("approved execution: %v", err)
+	}
+
+	// The same prepared statement again: held again, with its own
+	// parameters; denied, it runs nothing and the connection goes on.
+	done = run("second refund")
+	id2, command := pending()
+	if id2 == id || !strings.Contains(command, "$1 = 'second refund'") {
+		t.Fatalf("second execution: request %d (first %d), approver sees %q", id2, id, command)
+	}
+	p.mustRun("bob", "deny", fmt.Sprint(id2), "--reason", "not this one")
+	pe := pgError(t, <-done)
+	if pe.Code != "42501" || !strings.Contains(pe.Message, "refunds-need-lead") || !strings.Contains(pe.Message, "not this one") {
+		t.Fatalf("denied execution: %s %s", pe.Code, pe.Message)
+	}
+	var notes []string
+	rows, err := conn.Query(ctx, "SELECT note FROM refunds ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if notes, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil || !slices.Equal(notes, []string{"first refund"}) {
+		t.Fatalf("refunds after one approved and one denied execution = %q, %v", notes, err)
+	}
+
+	// A named statement that needs approval cannot be swapped for another
+	// text under its name: the target would keep the first.
+	_, err = conn.Prepare(ctx, "refund", "SELECT 1")
+	if pe := pgError(t, err); pe.Code != "42501" || !strings.Contains(pe.Message, "Close it") {
+		t.Fatalf("re-prepare under a held name: %s %s", pe.Code, pe.Message)
 	}
 }

@@ -2,13 +2,16 @@ package postgres
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/bastionhq/bastion/bastion/access"
 	"github.com/bastionhq/bastion/bastion/audit"
 	"github.com/bastionhq/bastion/bastion/policy"
 	"github.com/bastionhq/bastion/bastion/store"
+	"github.com/bastionhq/bastion/protocols/dbrec"
 	"github.com/bastionhq/bastion/recorder/querylog"
 )
 
@@ -17,7 +20,9 @@ const maxAuditedStatement = 4096
 
 // approve turns a require-approval decision into allow or deny: the
 // statement waits while an approver decides, as commands do over SSH.
-// Approval allows this statement once.
+// Approval allows this statement once: one simple Query, or one Execute of
+// a prepared statement (held there, not at its Parse, so that each
+// execution, with its parameters, is approved).
 func (c *conn) approve(d policy.QueryDecision, sql string) policy.QueryDecision {
 	if d.Action != policy.CommandRequireApproval {
 		return d
@@ -54,6 +59,69 @@ func (c *conn) approve(d policy.QueryDecision, sql string) policy.QueryDecision 
 	}
 	c.srv.cfg.Approvals.CommandDone(context.WithoutCancel(ctx), c.actor, req.ID)
 	return policy.QueryDecision{Action: policy.CommandAllow, Rule: d.Rule}
+}
+
+// parseDecision is the decision on a Parse whose statement the rules
+// decided d. A statement that needs approval is held at each Execute, so
+// the relay must know which statement every portal runs: it refuses a
+// held statement it could not track, and a named statement that would
+// replace a tracked one of another text where either is held (the target
+// keeps the first unless it was deallocated, which the relay cannot see).
+func (c *conn) parseDecision(m parseMsg, d policy.QueryDecision) policy.QueryDecision {
+	if d.Action == policy.CommandDeny || m.Name == "" {
+		return d
+	}
+	held := d.Action == policy.CommandRequireApproval
+	old, tracked := c.ext.stmts[m.Name]
+	switch {
+	case held && !tracked && len(c.ext.stmts) >= maxTracked:
+		return policy.QueryDecision{Action: policy.CommandDeny, Rule: d.Rule,
+			Reason: d.Reason + ", and this session has too many prepared statements to hold another for approval"}
+	case tracked && old.text != m.Query && (held || old.hold != nil):
+		rule := d.Rule
+		if !held {
+			rule = old.hold.Rule
+		}
+		return policy.QueryDecision{Action: policy.CommandDeny, Rule: rule,
+			Reason: fmt.Sprintf("prepared statement %q exists and needs approval to run; Close it before preparing another under its name", m.Name)}
+	}
+	return d
+}
+
+// heldText is a held statement as its approver sees it: its text and the
+// parameters bound to this execution, as SQL literals (redacted where the
+// configuration redacts parameters in recordings).
+func heldText(text string, m bindMsg, redact bool) string {
+	if len(m.Params) == 0 {
+		return text
+	}
+	var b strings.Builder
+	b.WriteString(text)
+	b.WriteString("\n-- parameters:")
+	for i, p := range m.Params {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, " $%d = ", i+1)
+		switch {
+		case redact:
+			b.WriteString("<redacted>")
+		case p == nil:
+			b.WriteString("NULL")
+		case m.Binary[i] || !utf8.Valid(p):
+			b.WriteString(`'\x`)
+			b.WriteString(hex.EncodeToString(p[:min(len(p), dbrec.MaxRecordedParam/2)]))
+			b.WriteString("'")
+		default:
+			b.WriteString("'")
+			b.WriteString(strings.ReplaceAll(string(p[:min(len(p), dbrec.MaxRecordedParam)]), "'", "''"))
+			b.WriteString("'")
+		}
+		if len(p) > dbrec.MaxRecordedParam {
+			fmt.Fprintf(&b, " (cut from %d bytes)", len(p))
+		}
+	}
+	return b.String()
 }
 
 // notice sends the client a NoticeResponse now, between the target's

@@ -32,7 +32,15 @@ const (
 	poisonSQL    = poisonMarker + " -- this statement was denied by Bastion"
 	// codeSyntaxError is what the target answers poisonSQL with.
 	codeSyntaxError = "42601"
+	// codeUndefinedPortal is what the target answers an Execute of the
+	// portal named poisonMarker with: a denied execution.
+	codeUndefinedPortal = "34000"
 )
+
+// poisonExecute replaces the Execute of a held statement that was not
+// approved: the portal does not exist, so the target runs nothing and skips
+// to Sync, and nothing of the session's state changes.
+var poisonExecute = appendMsg(nil, msgExecute, cstr(poisonMarker), []byte{0, 0, 0, 0})
 
 // entryKind is the kind of a pending entry.
 type entryKind uint8
@@ -146,16 +154,26 @@ type extendedState struct {
 type prepared struct {
 	text string
 	rule string
+	// hold is the require-approval decision of the statement: each
+	// execution of it waits for an approver, not its Parse.
+	hold *policy.QueryDecision
 }
 
 type portal struct {
 	prepared
 	params []string
+	// shown is what the approver of a held statement sees: its text and
+	// this portal's parameters.
+	shown string
+	// approved: this portal's execution was approved; a later Execute of
+	// the same portal fetches more of its rows.
+	approved bool
 }
 
 // maxTracked bounds the statements and portals tracked per connection; a
 // client that makes more loses their texts in the recording, not their
-// checks (those happen at Parse).
+// checks: denials happen at Parse, and a statement that needs approval is
+// refused when it cannot be tracked.
 const maxTracked = 10000
 
 // readWhole returns the message at the front of r, header included, read
@@ -285,10 +303,9 @@ func (c *conn) clientMessage(typ byte, msg []byte) error {
 			return err
 		}
 		v := c.dec.decide(m.Query)
-		d := c.approve(v.overall, m.Query)
-		if d.Action != policy.CommandAllow {
+		d := c.parseDecision(m, v.overall)
+		if d.Action == policy.CommandDeny {
 			c.deny(d, m.Query)
-			delete(c.ext.stmts, m.Name)
 			c.pending.push(entry{kind: entryPoison, denial: denial(d)})
 			poison := appendMsg(nil, msgParse, cstr(m.Name), cstr(poisonSQL), []byte{0, 0})
 			_, err := c.ubw.Write(poison)
@@ -297,8 +314,12 @@ func (c *conn) clientMessage(typ byte, msg []byte) error {
 		if c.ext.stmts == nil {
 			c.ext.stmts = map[string]prepared{}
 		}
-		if len(c.ext.stmts) < maxTracked || m.Name == "" {
-			c.ext.stmts[m.Name] = prepared{text: m.Query, rule: v.overall.Rule}
+		if _, ok := c.ext.stmts[m.Name]; ok || len(c.ext.stmts) < maxTracked || m.Name == "" {
+			st := prepared{text: m.Query, rule: v.overall.Rule}
+			if d.Action == policy.CommandRequireApproval {
+				st.hold = &d
+			}
+			c.ext.stmts[m.Name] = st
 		}
 	case msgBind:
 		m, err := parseBind(body)
@@ -308,8 +329,21 @@ func (c *conn) clientMessage(typ byte, msg []byte) error {
 		if c.ext.portals == nil {
 			c.ext.portals = map[string]portal{}
 		}
-		if len(c.ext.portals) < maxTracked || m.Portal == "" {
-			c.ext.portals[m.Portal] = portal{prepared: c.ext.stmts[m.Statement], params: c.rec.params(m)}
+		st := c.ext.stmts[m.Statement]
+		if _, ok := c.ext.portals[m.Portal]; ok || len(c.ext.portals) < maxTracked || m.Portal == "" {
+			p := portal{prepared: st, params: c.rec.params(m)}
+			if st.hold != nil {
+				p.shown = heldText(st.text, m, c.rec.redact)
+			}
+			c.ext.portals[m.Portal] = p
+		} else if st.hold != nil {
+			// An untracked portal of a held statement would run unasked.
+			d := policy.QueryDecision{Action: policy.CommandDeny, Rule: st.hold.Rule,
+				Reason: fmt.Sprintf("%s, and this session has too many open portals to hold it for approval", st.hold.Reason)}
+			c.deny(d, st.text)
+			c.pending.push(entry{kind: entryPoison, denial: denial(d)})
+			_, err := c.ubw.Write(poisonExecute)
+			return err
 		}
 	case msgExecute:
 		name, err := parseExecute(body)
@@ -317,6 +351,18 @@ func (c *conn) clientMessage(typ byte, msg []byte) error {
 			return err
 		}
 		p := c.ext.portals[name]
+		if p.hold != nil && !p.approved {
+			d := c.approve(*p.hold, p.shown)
+			if d.Action != policy.CommandAllow {
+				c.deny(d, p.text)
+				delete(c.ext.portals, name)
+				c.pending.push(entry{kind: entryPoison, denial: denial(d)})
+				_, err := c.ubw.Write(poisonExecute)
+				return err
+			}
+			p.approved = true
+			c.ext.portals[name] = p
+		}
 		c.pending.push(entry{kind: entryExec, text: p.text, params: p.params, rule: p.rule, start: time.Now()})
 	case msgClose:
 		kind, name, err := parseClose(body)
@@ -420,7 +466,7 @@ func (c *conn) targetToClient() error {
 			lastDone = now
 		case msgErrorResponse:
 			code, text := errorFields(msg[headerLen:])
-			if code == codeSyntaxError && strings.Contains(text, poisonMarker) {
+			if (code == codeSyntaxError || code == codeUndefinedPortal) && strings.Contains(text, poisonMarker) {
 				if e, ok := c.pending.take(entryPoison); ok {
 					out = e.denial
 					batchErr = true
