@@ -58,6 +58,12 @@ type Statement struct {
 	// session authorization (SET ROLE, SET SESSION AUTHORIZATION,
 	// set_config('role', …), …).
 	RoleChange bool
+	// Prepares is the name a PREPARE statement defines, and Executes the
+	// prepared statements the statement runs (EXECUTE name). The rules
+	// decide a PREPARE on the statement it prepares; the front end holds
+	// each EXECUTE of one that needs approval.
+	Prepares string
+	Executes []string
 }
 
 // QueryRule matches SQL statements on some targets. A rule matches a

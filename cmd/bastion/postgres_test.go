@@ -11,9 +11,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
-	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -704,13 +704,25 @@ func testHeldExecutions(t *testing.T, p *pgBastion, tok dbToken) {
 		})
 		return id, command
 	}
-	run := func(note string) chan error {
+	// run execs sql with args in the background.
+	run := func(sql string, args ...any) chan error {
 		done := make(chan error, 1)
-		go func() { _, err := conn.Exec(ctx, "refund", note); done <- err }()
+		go func() { _, err := conn.Exec(ctx, sql, args...); done <- err }()
 		return done
 	}
+	// refunds checks the notes stored so far.
+	refunds := func(after string, want ...string) {
+		t.Helper()
+		rows, err := conn.Query(ctx, "SELECT note FROM refunds ORDER BY id")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if notes, err := pgx.CollectRows(rows, pgx.RowTo[string]); err != nil || !slices.Equal(notes, want) {
+			t.Fatalf("refunds after %s = %q, %v; want %q", after, notes, err, want)
+		}
+	}
 
-	done := run("first refund")
+	done := run("refund", "first refund")
 	id, command := pending()
 	if want := "INSERT INTO refunds (note) VALUES ($1)\n-- parameters: $1 = 'first refund'"; command != want {
 		t.Fatalf("the approver sees %q, want %q", command, want)
@@ -722,7 +734,7 @@ func testHeldExecutions(t *testing.T, p *pgBastion, tok dbToken) {
 
 	// The same prepared statement again: held again, with its own
 	// parameters; denied, it runs nothing and the connection goes on.
-	done = run("second refund")
+	done = run("refund", "second refund")
 	id2, command := pending()
 	if id2 == id || !strings.Contains(command, "$1 = 'second refund'") {
 		t.Fatalf("second execution: request %d (first %d), approver sees %q", id2, id, command)
@@ -732,19 +744,39 @@ func testHeldExecutions(t *testing.T, p *pgBastion, tok dbToken) {
 	if pe.Code != "42501" || !strings.Contains(pe.Message, "refunds-need-lead") || !strings.Contains(pe.Message, "not this one") {
 		t.Fatalf("denied execution: %s %s", pe.Code, pe.Message)
 	}
-	var notes []string
-	rows, err := conn.Query(ctx, "SELECT note FROM refunds ORDER BY id")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if notes, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil || !slices.Equal(notes, []string{"first refund"}) {
-		t.Fatalf("refunds after one approved and one denied execution = %q, %v", notes, err)
-	}
+	refunds("one approved and one denied execution", "first refund")
 
 	// A named statement that needs approval cannot be swapped for another
 	// text under its name: the target would keep the first.
-	_, err = conn.Prepare(ctx, "refund", "SELECT 1")
+	_, err := conn.Prepare(ctx, "refund", "SELECT 1")
 	if pe := pgError(t, err); pe.Code != "42501" || !strings.Contains(pe.Message, "Close it") {
 		t.Fatalf("re-prepare under a held name: %s %s", pe.Code, pe.Message)
+	}
+
+	// The same with SQL's PREPARE and EXECUTE (simple protocol): the
+	// PREPARE runs nothing and is not held; each EXECUTE is, and the
+	// approver sees what it runs.
+	if _, err := conn.Exec(pctx, "PREPARE sqlrefund(text) AS INSERT INTO refunds (note) VALUES ($1)"); err != nil {
+		t.Fatalf("SQL PREPARE of a held statement: %v", err)
+	}
+	done = run("EXECUTE sqlrefund('third refund')")
+	id3, command := pending()
+	if want := "EXECUTE sqlrefund('third refund')\n-- sqlrefund was prepared as: PREPARE sqlrefund(text) AS INSERT INTO refunds (note) VALUES ($1)"; command != want {
+		t.Fatalf("the approver of an EXECUTE sees %q, want %q", command, want)
+	}
+	p.mustRun("bob", "approve", fmt.Sprint(id3))
+	if err := <-done; err != nil {
+		t.Fatalf("approved EXECUTE: %v", err)
+	}
+	done = run("EXPLAIN ANALYZE EXECUTE sqlrefund('fourth refund')")
+	id4, _ := pending()
+	p.mustRun("bob", "deny", fmt.Sprint(id4), "--reason", "not this one either")
+	if pe := pgError(t, <-done); pe.Code != "42501" || !strings.Contains(pe.Message, "not this one either") {
+		t.Fatalf("denied EXECUTE: %s %s", pe.Code, pe.Message)
+	}
+	refunds("SQL EXECUTEs", "first refund", "third refund")
+	_, err = conn.Exec(ctx, "DEALLOCATE sqlrefund; PREPARE sqlrefund AS SELECT 1")
+	if pe := pgError(t, err); pe.Code != "42501" || !strings.Contains(pe.Message, "another name") {
+		t.Fatalf("PREPARE under a held name: %s %s", pe.Code, pe.Message)
 	}
 }

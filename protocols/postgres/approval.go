@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"strings"
 	"unicode/utf8"
 
@@ -86,6 +87,76 @@ func (c *conn) parseDecision(m parseMsg, d policy.QueryDecision) policy.QueryDec
 			Reason: fmt.Sprintf("prepared statement %q exists and needs approval to run; Close it before preparing another under its name", m.Name)}
 	}
 	return d
+}
+
+// sqlPrepared is the decision on a parsed query string (or Parse), given
+// the session's SQL-level prepared statements, and the text its approver
+// would see. A PREPARE runs nothing, so one of a statement that needs
+// approval is not held but remembered, and each EXECUTE of it is held,
+// showing the approver what it runs. A name that needs approval cannot be
+// prepared again as another statement: Bastion cannot see whether the
+// target deallocated the first.
+func (c *conn) sqlPrepared(v *verdict, sql string) (policy.QueryDecision, string) {
+	if v.overall.Action == policy.CommandDeny || v.each == nil {
+		return v.overall, sql
+	}
+	holds := c.ext.sqlHolds
+	var hold *policy.QueryDecision
+	shown := sql
+	var prepared map[string]sqlHold
+	for i := range v.stmts {
+		st, d := &v.stmts[i], v.each[i]
+		held := d.Action == policy.CommandRequireApproval
+		if st.Prepares != "" {
+			old, ok := holds[st.Prepares]
+			if !ok {
+				old, ok = prepared[st.Prepares]
+			}
+			switch {
+			case ok && old.text != st.Text:
+				return policy.QueryDecision{Action: policy.CommandDeny, Rule: old.d.Rule,
+					Reason: fmt.Sprintf("prepared statement %q needs approval to run and was prepared as another statement; prepare this one under another name", st.Prepares)}, sql
+			case held && !ok && len(holds)+len(prepared) >= maxTracked:
+				return policy.QueryDecision{Action: policy.CommandDeny, Rule: d.Rule,
+					Reason: d.Reason + ", and this session has too many prepared statements to hold another for approval"}, sql
+			case held:
+				if prepared == nil {
+					prepared = map[string]sqlHold{}
+				}
+				prepared[st.Prepares] = sqlHold{d: d, text: st.Text}
+			}
+			continue
+		}
+		if held && hold == nil {
+			hold = &v.each[i]
+		}
+		for _, name := range st.Executes {
+			h, ok := holds[name]
+			if !ok {
+				h, ok = prepared[name]
+			}
+			if ok {
+				if hold == nil {
+					hold = &h.d
+				}
+				shown += fmt.Sprintf("\n-- %s was prepared as: %s", name, h.text)
+			}
+		}
+	}
+	if len(prepared) > 0 {
+		if c.ext.sqlHolds == nil {
+			c.ext.sqlHolds = map[string]sqlHold{}
+		}
+		maps.Copy(c.ext.sqlHolds, prepared)
+	}
+	switch {
+	case hold != nil:
+		return *hold, shown
+	case v.overall.Action == policy.CommandRequireApproval:
+		// Only PREPAREs needed approval: their EXECUTEs will be held.
+		return policy.QueryDecision{Action: policy.CommandAllow}, sql
+	}
+	return v.overall, sql
 }
 
 // heldText is a held statement as its approver sees it: its text and the

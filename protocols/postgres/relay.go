@@ -149,14 +149,25 @@ func (q *queue) drain() []entry {
 type extendedState struct {
 	stmts   map[string]prepared
 	portals map[string]portal
+	// sqlHolds are the statements prepared with SQL PREPARE that need
+	// approval, by name: each EXECUTE of one is held.
+	sqlHolds map[string]sqlHold
+}
+
+// sqlHold is a statement prepared with SQL PREPARE that needs approval.
+type sqlHold struct {
+	d    policy.QueryDecision
+	text string // the PREPARE statement
 }
 
 type prepared struct {
 	text string
 	rule string
 	// hold is the require-approval decision of the statement: each
-	// execution of it waits for an approver, not its Parse.
-	hold *policy.QueryDecision
+	// execution of it waits for an approver, not its Parse. shown is the
+	// statement as the approver sees it.
+	hold  *policy.QueryDecision
+	shown string
 }
 
 type portal struct {
@@ -280,7 +291,8 @@ func (c *conn) clientMessage(typ byte, msg []byte) error {
 			return err
 		}
 		v := c.dec.decide(sql)
-		d := c.approve(v.overall, sql)
+		d, shown := c.sqlPrepared(v, sql)
+		d = c.approve(d, shown)
 		if d.Action != policy.CommandAllow {
 			c.deny(d, sql)
 			c.pending.push(entry{kind: entryPoison, denial: denial(d)}, entry{kind: entrySync})
@@ -303,7 +315,8 @@ func (c *conn) clientMessage(typ byte, msg []byte) error {
 			return err
 		}
 		v := c.dec.decide(m.Query)
-		d := c.parseDecision(m, v.overall)
+		d, shown := c.sqlPrepared(v, m.Query)
+		d = c.parseDecision(m, d)
 		if d.Action == policy.CommandDeny {
 			c.deny(d, m.Query)
 			c.pending.push(entry{kind: entryPoison, denial: denial(d)})
@@ -317,7 +330,7 @@ func (c *conn) clientMessage(typ byte, msg []byte) error {
 		if _, ok := c.ext.stmts[m.Name]; ok || len(c.ext.stmts) < maxTracked || m.Name == "" {
 			st := prepared{text: m.Query, rule: v.overall.Rule}
 			if d.Action == policy.CommandRequireApproval {
-				st.hold = &d
+				st.hold, st.shown = &d, shown
 			}
 			c.ext.stmts[m.Name] = st
 		}
@@ -333,7 +346,7 @@ func (c *conn) clientMessage(typ byte, msg []byte) error {
 		if _, ok := c.ext.portals[m.Portal]; ok || len(c.ext.portals) < maxTracked || m.Portal == "" {
 			p := portal{prepared: st, params: c.rec.params(m)}
 			if st.hold != nil {
-				p.shown = heldText(st.text, m, c.rec.redact)
+				p.shown = heldText(st.shown, m, c.rec.redact)
 			}
 			c.ext.portals[m.Portal] = p
 		} else if st.hold != nil {

@@ -98,6 +98,7 @@ func policyStatement(s *pgsql.Statement) policy.Statement {
 		Text: s.Text, Kind: policy.StatementKind(s.Kind), Command: s.Command, Tables: tables,
 		Functions: s.Functions, Unbounded: s.Unbounded, WritesInCTE: s.WritesInCTE,
 		ExplainAnalyze: s.ExplainAnalyze, FileAccess: s.CopyProgram || s.CopyFile, RoleChange: s.Roles,
+		Prepares: s.Prepares, Executes: s.Executes,
 	}
 }
 

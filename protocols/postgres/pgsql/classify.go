@@ -17,6 +17,10 @@ func summarise(n *pg_query.Node) Statement {
 		Unbounded:   f.unbounded,
 		WritesInCTE: f.writesInCTE,
 		Roles:       f.roles,
+		Executes:    sortedKeys(f.executes),
+	}
+	if p, ok := inner(n).(*pg_query.PrepareStmt); ok {
+		s.Prepares = p.GetName()
 	}
 	s.Kind, s.Command = classify(n, f, &s)
 	return s

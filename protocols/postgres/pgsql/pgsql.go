@@ -107,6 +107,11 @@ type Statement struct {
 	// call of set_config whose setting is 'role' or 'session_authorization'
 	// or is not a constant.
 	Roles bool
+	// Prepares is the name a PREPARE statement defines.
+	Prepares string
+	// Executes are the prepared statements the statement runs, sorted:
+	// EXECUTE name, also inside EXPLAIN ANALYZE or CREATE TABLE … AS.
+	Executes []string
 }
 
 // Copy direction values of Statement.CopyDirection.

@@ -19,6 +19,7 @@ type facts struct {
 	unbounded   bool
 	writesInCTE bool
 	roles       bool
+	executes    map[string]struct{} // prepared statements run (EXECUTE name)
 }
 
 // writes reports whether the walked tree changes data even if its top
@@ -108,6 +109,11 @@ func (f *facts) visit(m proto.Message) {
 		if isRoleSetting(x.GetName()) {
 			f.roles = true
 		}
+	case *pg_query.ExecuteStmt:
+		if f.executes == nil {
+			f.executes = map[string]struct{}{}
+		}
+		f.executes[x.GetName()] = struct{}{}
 	case *pg_query.DiscardStmt:
 		if x.GetTarget() == pg_query.DiscardMode_DISCARD_ALL {
 			f.roles = true
@@ -206,13 +212,16 @@ func (f *facts) sortedTables() []Table {
 	return out
 }
 
-func (f *facts) sortedFunctions() []string {
-	if len(f.functions) == 0 {
+func (f *facts) sortedFunctions() []string { return sortedKeys(f.functions) }
+
+// sortedKeys returns m's keys in order, nil for none.
+func sortedKeys(m map[string]struct{}) []string {
+	if len(m) == 0 {
 		return nil
 	}
-	out := make([]string, 0, len(f.functions))
-	for fn := range f.functions {
-		out = append(out, fn)
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
 	}
 	sort.Strings(out)
 	return out
