@@ -37,6 +37,31 @@ func (b *testBastion) grantDB(t *testing.T, user, target string) dbToken {
 	return tok
 }
 
+// pendingCommand waits for user's one pending command request and returns
+// its id and the statement its approver sees.
+func pendingCommand(t *testing.T, b *testBastion, user string) (int64, string) {
+	t.Helper()
+	var id int64
+	var command string
+	waitFor(t, 20*time.Second, func() bool {
+		var reqs []struct {
+			requestJSON
+			Command string `json:"command"`
+		}
+		if err := json.Unmarshal([]byte(b.mustRun("bob", "requests", "--state", "pending", "--json")), &reqs); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range reqs {
+			if r.Requester == user {
+				id, command = r.ID, r.Command
+				return true
+			}
+		}
+		return false
+	})
+	return id, command
+}
+
 // testHeldStatement checks require-approval on a database: the DDL
 // statement exec runs is held until bob approves alice's pending request,
 // then runs once; the approval allows nothing else (a DROP of the table it

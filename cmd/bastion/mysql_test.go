@@ -159,6 +159,7 @@ func TestMySQL(t *testing.T) {
 			return err
 		})
 	})
+	t.Run("approval per EXECUTE", func(t *testing.T) { testMySQLHeldExecutes(t, m, shop) })
 	t.Run("sysbench", func(t *testing.T) { testSysbench(t, plain) })
 	t.Run("recording", func(t *testing.T) { testMySQLRecording(t, m, shop, plain) })
 	t.Run("revocation", func(t *testing.T) { testMySQLRevocation(t, m) })
@@ -536,5 +537,53 @@ func testMySQLRevocation(t *testing.T, m *myBastion) {
 	}
 	if _, errOut, code := mariadbCLI(t, tok, "-e", "SELECT 1"); code == 0 || !strings.Contains(errOut, "revoked") {
 		t.Fatalf("a revoked token still logs in: exit %d: %s", code, errOut)
+	}
+}
+
+// testMySQLHeldExecutes: SQL's PREPARE of a statement that needs approval
+// runs nothing and is not held; each EXECUTE of it is, and its approver
+// sees what it runs.
+func testMySQLHeldExecutes(t *testing.T, m *myBastion, tok dbToken) {
+	ctx := t.Context()
+	conn, err := tok.open(t, "").Conn(ctx) // prepared statements live in one session
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	run := func(sql string) chan error {
+		done := make(chan error, 1)
+		go func() { _, err := conn.ExecContext(ctx, sql); done <- err }()
+		return done
+	}
+	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	const prepare = "PREPARE mk FROM 'CREATE TABLE IF NOT EXISTS held_sql (id int)'"
+	if _, err := conn.ExecContext(pctx, prepare); err != nil {
+		t.Fatalf("PREPARE of a held statement: %v", err)
+	}
+	done := run("EXECUTE mk")
+	id, command := pendingCommand(t, m.testBastion, "alice")
+	if want := "EXECUTE mk\n-- mk was prepared as: " + prepare; command != want {
+		t.Fatalf("the approver of an EXECUTE sees %q, want %q", command, want)
+	}
+	m.mustRun("bob", "approve", fmt.Sprint(id))
+	if err := <-done; err != nil {
+		t.Fatalf("approved EXECUTE: %v", err)
+	}
+	done = run("EXECUTE MK") // names are case-insensitive
+	id2, _ := pendingCommand(t, m.testBastion, "alice")
+	if id2 == id {
+		t.Fatalf("the second EXECUTE reused request %d", id)
+	}
+	m.mustRun("bob", "deny", fmt.Sprint(id2), "--reason", "once is enough")
+	if me := myError(t, <-done); me.Number != 1142 || !strings.Contains(me.Message, "once is enough") {
+		t.Fatalf("denied EXECUTE: %d %s", me.Number, me.Message)
+	}
+	_, err = conn.ExecContext(ctx, "PREPARE mk FROM 'SELECT 1'")
+	if me := myError(t, err); me.Number != 1142 || !strings.Contains(me.Message, "another name") {
+		t.Fatalf("PREPARE under a held name: %d %s", me.Number, me.Message)
+	}
+	if _, err := conn.ExecContext(ctx, "DEALLOCATE PREPARE mk"); err != nil {
+		t.Fatalf("the connection after the refusals: %v", err)
 	}
 }

@@ -680,30 +680,7 @@ func testHeldExecutions(t *testing.T, p *pgBastion, tok dbToken) {
 	if _, err := conn.Prepare(pctx, "refund", "INSERT INTO refunds (note) VALUES ($1)"); err != nil {
 		t.Fatalf("prepare a held statement: %v", err)
 	}
-	// pending waits for alice's one pending request and returns its id and
-	// the statement the approver sees.
-	pending := func() (int64, string) {
-		t.Helper()
-		var id int64
-		var command string
-		waitFor(t, 20*time.Second, func() bool {
-			var reqs []struct {
-				requestJSON
-				Command string `json:"command"`
-			}
-			if err := json.Unmarshal([]byte(p.mustRun("bob", "requests", "--state", "pending", "--json")), &reqs); err != nil {
-				t.Fatal(err)
-			}
-			for _, r := range reqs {
-				if r.Requester == "alice" {
-					id, command = r.ID, r.Command
-					return true
-				}
-			}
-			return false
-		})
-		return id, command
-	}
+	pending := func() (int64, string) { t.Helper(); return pendingCommand(t, p.testBastion, "alice") }
 	// run execs sql with args in the background.
 	run := func(sql string, args ...any) chan error {
 		done := make(chan error, 1)

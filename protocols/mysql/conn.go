@@ -45,6 +45,9 @@ type clientConn struct {
 	rec     *queryRecorder
 	dec     *decider
 	stmts   map[uint32]*prepared // prepared statements by id
+	// sqlHolds are the statements prepared with SQL's PREPARE that need
+	// approval, by lower-case name: each EXECUTE of one is held.
+	sqlHolds map[string]sqlHold
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc

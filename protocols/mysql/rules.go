@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 
 	"github.com/bastionhq/bastion/bastion/access"
@@ -132,10 +133,91 @@ func (c *clientConn) allowed(sql []byte, hold bool) (*verdict, string) {
 		c.audit(v, "denied", v.refusal)
 		return v, v.refusal
 	}
-	if v.approval == nil || !hold {
+	if !hold {
 		return v, ""
 	}
-	return v, c.approve(v)
+	d, shown, refusal := c.sqlPrepared(v)
+	if refusal != "" {
+		c.audit(v, "denied", refusal)
+		return v, refusal
+	}
+	if d == nil {
+		return v, ""
+	}
+	return v, c.approve(v, d, shown)
+}
+
+// sqlHold is a statement prepared with SQL's PREPARE … FROM 'text' that
+// needs approval.
+type sqlHold struct {
+	d    *policy.QueryDecision
+	text string // the PREPARE statement
+}
+
+// maxSQLHolds bounds the held SQL prepared statements of a connection.
+const maxSQLHolds = 10000
+
+// sqlPrepared is the approval a query string needs given the session's SQL
+// prepared statements, and the text its approver sees; or the refusal. A
+// PREPARE runs nothing, so a string of PREPAREs that need approval is not
+// held but remembered, and each EXECUTE of one is held, showing the
+// approver what it runs. A name that needs approval cannot be prepared
+// again as another statement (in a multi-statement string, the PREPARE
+// may not run, and the first would stay).
+func (c *clientConn) sqlPrepared(v *verdict) (d *policy.QueryDecision, shown, refusal string) {
+	shown = joinTexts(v.stmts)
+	onlyPrepares := true
+	var prepared map[string]sqlHold
+	lookup := func(name string) (sqlHold, bool) {
+		if h, ok := c.sqlHolds[name]; ok {
+			return h, true
+		}
+		h, ok := prepared[name]
+		return h, ok
+	}
+	for i := range v.stmts {
+		s := &v.stmts[i]
+		if s.Alternate {
+			continue
+		}
+		if s.Prepares == "" {
+			onlyPrepares = false
+			continue
+		}
+		old, ok := lookup(s.Prepares)
+		switch {
+		case ok && old.text != s.Text:
+			return nil, "", fmt.Sprintf("prepared statement %s needs approval to run and was prepared as another statement; prepare this one under another name", s.Prepares)
+		case v.approval == nil || ok:
+		case len(c.sqlHolds)+len(prepared) >= maxSQLHolds:
+			return nil, "", fmt.Sprintf("held by rule %s, and this session has too many prepared statements to hold another for approval", v.approval.Rule)
+		default:
+			if prepared == nil {
+				prepared = map[string]sqlHold{}
+			}
+			prepared[s.Prepares] = sqlHold{d: v.approval, text: s.Text}
+		}
+	}
+	if v.approval != nil && !onlyPrepares {
+		d = v.approval
+	}
+	for i := range v.stmts {
+		for _, name := range v.stmts[i].Executes {
+			if h, ok := lookup(name); ok && !v.stmts[i].Alternate {
+				if d == nil {
+					d = h.d
+				}
+				shown += fmt.Sprintf("\n-- %s was prepared as: %s", name, h.text)
+			}
+		}
+	}
+	if len(prepared) > 0 {
+		if c.sqlHolds == nil {
+			c.sqlHolds = map[string]sqlHold{}
+		}
+		maps.Copy(c.sqlHolds, prepared)
+	}
+	return d, shown, ""
 }
 
 func (c *clientConn) audit(v *verdict, outcome, reason string) {
@@ -174,13 +256,13 @@ func truncate(s string, n int) string {
 	return s[:n] + "…"
 }
 
-// approve holds a query until an approver allows it; it returns the
-// refusal, or "" once approved. Each run needs its own approval.
-func (c *clientConn) approve(v *verdict) string {
-	d := v.approval
+// approve holds a query until an approver allows it (d: the rule that
+// holds it; shown: what the approver sees); it returns the refusal, or ""
+// once approved. Each run needs its own approval.
+func (c *clientConn) approve(v *verdict, d *policy.QueryDecision, shown string) string {
 	held := fmt.Sprintf("held by rule %s", d.Rule)
 	req, err := c.srv.cfg.Access.RequestCommand(c.ctx, c.actor, access.CommandRequest{
-		Grant: c.grant, Command: truncate(joinTexts(v.stmts), 4096), Rule: d.Rule, Reason: d.Reason, Roles: d.Approvers,
+		Grant: c.grant, Command: truncate(shown, 4096), Rule: d.Rule, Reason: d.Reason, Roles: d.Approvers,
 	})
 	if err != nil {
 		c.audit(v, "denied", held+", but it cannot be submitted")

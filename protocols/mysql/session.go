@@ -276,7 +276,7 @@ func (c *clientConn) execute(p []byte, seq byte) error {
 		return c.relayResponse(func(result) {})
 	}
 	if st.v.approval != nil {
-		if refusal := c.approve(st.v); refusal != "" {
+		if refusal := c.approve(st.v, st.v.approval, joinTexts(st.v.stmts)); refusal != "" {
 			c.refuse(seq, st.v, refusal)
 			return nil
 		}

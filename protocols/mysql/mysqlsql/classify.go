@@ -99,7 +99,11 @@ func classify(n ast.StmtNode, s *Statement) (policy.StatementKind, string) {
 		s.ExplainAnalyze = k != policy.StatementRead
 		s.Unbounded, s.FileAccess, s.RoleChange = inner.Unbounded, inner.FileAccess, inner.RoleChange
 		return k, "EXPLAIN"
+	case *ast.ExecuteStmt:
+		s.Executes = []string{strings.ToLower(x.Name)}
+		return policy.StatementUtility, "EXECUTE"
 	case *ast.PrepareStmt:
+		s.Prepares = strings.ToLower(x.Name)
 		if x.SQLVar != nil {
 			s.Dynamic = true
 			return policy.StatementUnknown, "PREPARE"

@@ -23,6 +23,13 @@ func st(kind policy.StatementKind, command string, tables []string, funcs ...str
 	return policy.Statement{Kind: kind, Command: command, Tables: tables, Functions: sortUnique(funcs)}
 }
 
+func prepares(name string, s policy.Statement) policy.Statement { s.Prepares = name; return s }
+
+func executes(name string, s policy.Statement) policy.Statement {
+	s.Executes = []string{name}
+	return s
+}
+
 // TestParseSingle checks the summary (all but Text) of strings holding one
 // statement: the MySQL forms, the bypass forms, and false positives.
 func TestParseSingle(t *testing.T) {
@@ -118,8 +125,10 @@ func TestParseSingle(t *testing.T) {
 		{name: "explain", sql: "EXPLAIN SELECT * FROM t", want: st(util, "EXPLAIN", list("t"))},
 		{name: "describe", sql: "DESCRIBE secrets", want: st(util, "EXPLAIN", list("secrets"))},
 		{name: "call", sql: "CALL shop.do_things(1)", want: st(util, "CALL", nil, "do_things", "shop.do_things")},
-		{name: "prepare", sql: "PREPARE p FROM 'DELETE FROM secrets'", want: unb(st(write, "PREPARE", list("secrets")))},
-		{name: "execute", sql: "EXECUTE p", want: st(util, "EXECUTE", nil)},
+		{name: "prepare", sql: "PREPARE p FROM 'DELETE FROM secrets'", want: prepares("p", unb(st(write, "PREPARE", list("secrets"))))},
+		{name: "prepare case folded", sql: "PREPARE Refund FROM 'SELECT 1'", want: prepares("refund", st(read, "PREPARE", nil))},
+		{name: "execute", sql: "EXECUTE p", want: executes("p", st(util, "EXECUTE", nil))},
+		{name: "execute using, case folded", sql: "EXECUTE Refund USING @a, @b", want: executes("refund", st(util, "EXECUTE", nil))},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
