@@ -165,7 +165,10 @@ const maxSQLHolds = 10000
 // again as another statement (in a multi-statement string, the PREPARE
 // may not run, and the first would stay).
 func (c *clientConn) sqlPrepared(v *verdict) (d *policy.QueryDecision, shown, refusal string) {
-	shown = joinTexts(v.stmts)
+	if v.approval == nil && len(c.sqlHolds) == 0 {
+		return nil, "", "" // the common case: nothing to hold
+	}
+	shown = v.text
 	onlyPrepares := true
 	var prepared map[string]sqlHold
 	lookup := func(name string) (sqlHold, bool) {

@@ -97,8 +97,9 @@ func (c *conn) parseDecision(m parseMsg, d policy.QueryDecision) policy.QueryDec
 // prepared again as another statement: Bastion cannot see whether the
 // target deallocated the first.
 func (c *conn) sqlPrepared(v *verdict, sql string) (policy.QueryDecision, string) {
-	if v.overall.Action == policy.CommandDeny || v.each == nil {
-		return v.overall, sql
+	if v.overall.Action == policy.CommandDeny || v.each == nil ||
+		v.overall.Action == policy.CommandAllow && len(c.ext.sqlHolds) == 0 {
+		return v.overall, sql // the common case: nothing to hold
 	}
 	holds := c.ext.sqlHolds
 	var hold *policy.QueryDecision
