@@ -751,6 +751,16 @@ func testHeldExecutions(t *testing.T, p *pgBastion, tok dbToken) {
 	if pe := pgError(t, <-done); pe.Code != "42501" || !strings.Contains(pe.Message, "not this one either") {
 		t.Fatalf("denied EXECUTE: %s %s", pe.Code, pe.Message)
 	}
+	// A PREPARE and its EXECUTE in one query string: held as a whole.
+	done = run("PREPARE together(text) AS INSERT INTO refunds (note) VALUES ($1); EXECUTE together('fifth refund')")
+	id5, command := pending()
+	if !strings.Contains(command, "-- together was prepared as: PREPARE together(text)") {
+		t.Fatalf("the approver of PREPARE; EXECUTE sees %q", command)
+	}
+	p.mustRun("bob", "deny", fmt.Sprint(id5), "--reason", "no")
+	if pe := pgError(t, <-done); pe.Code != "42501" {
+		t.Fatalf("denied PREPARE; EXECUTE: %s %s", pe.Code, pe.Message)
+	}
 	refunds("SQL EXECUTEs", "first refund", "third refund")
 	_, err = conn.Exec(ctx, "DEALLOCATE sqlrefund; PREPARE sqlrefund AS SELECT 1")
 	if pe := pgError(t, err); pe.Code != "42501" || !strings.Contains(pe.Message, "another name") {
