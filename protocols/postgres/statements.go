@@ -21,6 +21,32 @@ const (
 type parsed struct {
 	stmts []policy.Statement
 	err   error
+	// groups[i] is stmts[i] followed by the statements in its code (a DO
+	// block, a function being created), at any depth: what the rules
+	// decide for stmts[i]. Nil when no statement has code.
+	groups [][]policy.Statement
+	// unchecked says why code in the string cannot be checked.
+	unchecked string
+}
+
+// group is what the rules decide for statement i.
+func (p *parsed) group(i int) []policy.Statement {
+	if p.groups == nil {
+		return p.stmts[i : i+1]
+	}
+	return p.groups[i]
+}
+
+// all is every statement the rules decide, code included.
+func (p *parsed) all() []policy.Statement {
+	if p.groups == nil {
+		return p.stmts
+	}
+	var out []policy.Statement
+	for _, g := range p.groups {
+		out = append(out, g...)
+	}
+	return out
 }
 
 // parseCache keeps summaries by exact query text. pg_query's fingerprint
@@ -64,7 +90,7 @@ func (pc *parseCache) parse(sql, key string, keyed bool) *parsed {
 		clear(pc.m)
 	}
 	pc.m[sql] = p
-	if keyed && p.err == nil && len(p.stmts) == 1 && constantFree(&p.stmts[0]) {
+	if keyed && p.err == nil && p.groups == nil && len(p.stmts) == 1 && constantFree(&p.stmts[0]) {
 		if len(pc.byLK) >= maxParsedStatements {
 			clear(pc.byLK)
 		}
@@ -83,9 +109,39 @@ func parseText(sql string) *parsed {
 		p.stmts = make([]policy.Statement, len(stmts))
 		for i := range stmts {
 			p.stmts[i] = policyStatement(&stmts[i])
+			if len(stmts[i].Inner) == 0 && stmts[i].Unchecked == "" {
+				continue
+			}
+			if p.groups == nil {
+				p.groups = make([][]policy.Statement, len(stmts))
+				for j := range i {
+					p.groups[j] = p.stmts[j : j+1]
+				}
+			}
+			p.groups[i] = []policy.Statement{p.stmts[i]}
+			p.addCode(&p.groups[i], &stmts[i])
+		}
+		if p.groups != nil {
+			for i := range p.groups {
+				if p.groups[i] == nil {
+					p.groups[i] = p.stmts[i : i+1]
+				}
+			}
 		}
 	}
 	return p
+}
+
+// addCode appends the statements in s's code to g, at any depth, and notes
+// the first reason some code cannot be checked.
+func (p *parsed) addCode(g *[]policy.Statement, s *pgsql.Statement) {
+	if s.Unchecked != "" && p.unchecked == "" {
+		p.unchecked = s.Command + ": " + s.Unchecked
+	}
+	for i := range s.Inner {
+		*g = append(*g, policyStatement(&s.Inner[i]))
+		p.addCode(g, &s.Inner[i])
+	}
 }
 
 // policyStatement is the protocol-neutral summary the policy decides on.
@@ -148,20 +204,23 @@ func (d *decider) decide(sql string) *verdict {
 			Reason: "the statement cannot be parsed, and query rules apply to this target: " + p.err.Error()}
 	case p.err != nil:
 		v.overall = policy.QueryDecision{Action: policy.CommandAllow}
-	case d.restricted && changesLexing(p.stmts):
+	case d.restricted && changesLexing(p.all()):
 		v.overall = policy.QueryDecision{Action: policy.CommandDeny,
 			Reason: "standard_conforming_strings may not be changed through Bastion: the server would then read strings differently from the rules' parser"}
+	case d.restricted && p.unchecked != "":
+		v.overall = policy.QueryDecision{Action: policy.CommandDeny,
+			Reason: p.unchecked + ", and query rules apply to this target"}
 	default:
 		v.each = make([]policy.QueryDecision, len(p.stmts))
 		for i := range p.stmts {
-			v.each[i] = d.pol.DecideQueries(d.user, d.target, p.stmts[i:i+1])
+			v.each[i] = d.pol.DecideQueries(d.user, d.target, p.group(i))
 			v.each[i].Index = i
 		}
-		v.overall = d.pol.DecideQueries(d.user, d.target, p.stmts)
+		v.overall = d.pol.DecideQueries(d.user, d.target, p.all())
 	}
 	switch {
 	case len(sql) > maxCachedText:
-	case keyed && p.err == nil && len(p.stmts) == 1 && constantFree(&p.stmts[0]):
+	case keyed && p.err == nil && p.groups == nil && len(p.stmts) == 1 && constantFree(&p.stmts[0]):
 		if len(d.byLK) >= maxConnDecisions {
 			clear(d.byLK)
 		}

@@ -13,6 +13,9 @@ func FuzzParse(f *testing.F) {
 		"PREPARE q AS UPDATE t SET a = 1 WHERE 'a' IN ('a', NULL); EXECUTE q",
 		"SELECT set_config('role', 'x', false)",
 		"DO $f$ BEGIN END $f$",
+		"DO $f$ DECLARE a int[]; BEGIN a[f(1)] := g(2); EXECUTE 'x'; DELETE FROM t; END $f$",
+		"CREATE FUNCTION f(int) RETURNS int LANGUAGE sql AS 'SELECT $1; DELETE FROM t'",
+		"CREATE FUNCTION f() RETURNS SETOF t LANGUAGE plpgsql AS $$ BEGIN RETURN QUERY SELECT * FROM t; END $$",
 		"DELETE FROM t WHERE NOT (1 IS DISTINCT FROM '1'::int4) AND true IS NOT FALSE",
 		"CREATE TABLE a AS SELECT 1 INTO b",
 	} {

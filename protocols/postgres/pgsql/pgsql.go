@@ -112,6 +112,14 @@ type Statement struct {
 	// Executes are the prepared statements the statement runs, sorted:
 	// EXECUTE name, also inside EXPLAIN ANALYZE or CREATE TABLE … AS.
 	Executes []string
+	// Inner are the statements in the code of a DO block, or of a function
+	// or procedure being created (SQL or PL/pgSQL, its expressions read as
+	// SELECTs), each summarised as a statement of its own.
+	Inner []Statement
+	// Unchecked says why the code of a DO block or of a function or
+	// procedure being created cannot be checked: dynamic SQL, another
+	// language, compiled code.
+	Unchecked string
 }
 
 // Copy direction values of Statement.CopyDirection.
@@ -136,6 +144,11 @@ func (e *SyntaxError) Error() string {
 // (";;", comments only) are skipped: an empty string yields no statements.
 // A string that does not parse returns a *SyntaxError and no statements.
 func Parse(sql string) ([]Statement, error) {
+	return parse(sql, 0)
+}
+
+// parse is Parse for code nested depth bodies deep.
+func parse(sql string, depth int) ([]Statement, error) {
 	tree, err := pg_query.Parse(sql)
 	if err != nil {
 		var pe *parser.Error
@@ -151,6 +164,7 @@ func Parse(sql string) ([]Statement, error) {
 		}
 		s := summarise(raw.GetStmt())
 		s.Text = stmtText(sql, raw)
+		body(raw.GetStmt(), s.Text, &s, depth)
 		fp, err := pg_query.Fingerprint(s.Text)
 		if err != nil {
 			return nil, fmt.Errorf("pgsql: fingerprint %q: %w", s.Text, err)

@@ -1,0 +1,224 @@
+package pgsql
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+)
+
+// maxBodyDepth bounds how deeply code bodies nest (a DO block whose body
+// runs another DO, …); deeper ones are not checked.
+const maxBodyDepth = 4
+
+// body finds the statements the code of a DO block or of a function or
+// procedure being created runs, into s.Inner, or says in s.Unchecked why
+// it cannot. A body in SQL is parsed as SQL; one in PL/pgSQL with
+// PostgreSQL's own PL/pgSQL parser, then every SQL statement and
+// expression in it as SQL. Dynamic SQL (EXECUTE of a string) and other
+// languages cannot be checked. A function written with a SQL-standard body
+// (BEGIN ATOMIC … END, RETURN …) needs none of this: its statements are in
+// the parse tree already.
+func body(n *pg_query.Node, text string, s *Statement, depth int) {
+	var lang, code string
+	var opts []*pg_query.Node
+	var create bool
+	switch x := inner(n).(type) {
+	case *pg_query.DoStmt:
+		opts, lang = x.GetArgs(), "plpgsql"
+	case *pg_query.CreateFunctionStmt:
+		if x.GetSqlBody() != nil {
+			return
+		}
+		opts, lang, create = x.GetOptions(), "sql", true
+	default:
+		return
+	}
+	for _, o := range opts {
+		d := o.GetDefElem()
+		switch d.GetDefname() {
+		case "language":
+			// As PostgreSQL looks it up: exactly (an unquoted name is
+			// already lower case).
+			lang = d.GetArg().GetString_().GetSval()
+		case "as":
+			switch a := d.GetArg(); {
+			case a.GetString_() != nil:
+				code = a.GetString_().GetSval()
+			case a.GetList() != nil:
+				items := a.GetList().GetItems()
+				if len(items) != 1 {
+					// AS 'object file', 'symbol': C code.
+					s.Unchecked = "it is compiled code, which cannot be checked"
+					return
+				}
+				code = items[0].GetString_().GetSval()
+			}
+		}
+	}
+	if code == "" || strings.IndexByte(text, 0) >= 0 {
+		// No code (the server refuses a function without a body), or
+		// text the C parser would cut short. The PL/pgSQL parser must never
+		// see a function without a body: it aborts the process.
+		if code != "" {
+			s.Unchecked = "its text holds a NUL byte"
+		}
+		return
+	}
+	if depth >= maxBodyDepth {
+		s.Unchecked = "its code nests too deeply to be checked"
+		return
+	}
+	switch lang {
+	case "sql":
+		stmts, err := parse(code, depth+1)
+		if err != nil {
+			s.Unchecked = "its SQL body does not parse: " + err.Error()
+			return
+		}
+		s.Inner = stmts
+	case "plpgsql":
+		fn := text
+		if !create {
+			fn = "CREATE FUNCTION bastion_do() RETURNS void LANGUAGE plpgsql AS " + dollarQuote(code)
+		}
+		s.Inner, s.Unchecked = plpgsql(fn, depth+1)
+	default:
+		s.Unchecked = fmt.Sprintf("its language %s cannot be checked", lang)
+	}
+}
+
+// dollarQuote quotes code as a dollar-quoted string constant, with a tag
+// code does not contain.
+func dollarQuote(code string) string {
+	tag := "$bastion$"
+	for i := 0; strings.Contains(code, tag); i++ {
+		tag = "$bastion" + strconv.Itoa(i) + "$"
+	}
+	return tag + code + tag
+}
+
+// PL/pgSQL expression parse modes (PostgreSQL's RawParseMode), which say
+// how the text of an expression reads as SQL.
+const (
+	modeDefault = 0 // a whole statement
+	modeExpr    = 2 // an expression: SELECT expr
+	modeAssign1 = 3 // var := expr
+	modeAssign3 = 5 // var.field.field := expr
+)
+
+// plpgsql parses a CREATE FUNCTION statement in PL/pgSQL and returns the
+// SQL its body runs, or why it cannot be checked.
+func plpgsql(fn string, depth int) ([]Statement, string) {
+	out, err := pg_query.ParsePlPgSqlToJSON(fn)
+	if err != nil {
+		return nil, "its PL/pgSQL does not parse: " + err.Error()
+	}
+	var tree any
+	if err := json.Unmarshal([]byte(out), &tree); err != nil {
+		return nil, "its PL/pgSQL parse cannot be read: " + err.Error()
+	}
+	var stmts []Statement
+	why := ""
+	var visit func(v any)
+	visit = func(v any) {
+		switch x := v.(type) {
+		case []any:
+			for _, e := range x {
+				visit(e)
+			}
+		case map[string]any:
+			for _, k := range slices.Sorted(maps.Keys(x)) { // deterministic
+				e := x[k]
+				switch k {
+				case "PLpgSQL_stmt_dynexecute", "PLpgSQL_stmt_dynfors":
+					why = "it runs dynamic SQL (EXECUTE of a string), which cannot be checked"
+				case "dynquery":
+					why = "it opens a cursor or returns a query on dynamic SQL, which cannot be checked"
+				case "PLpgSQL_expr":
+					q, _ := e.(map[string]any)
+					texts, err := exprSQL(q)
+					for _, sql := range texts {
+						var in []Statement
+						if in, err = parse(sql, depth); err != nil {
+							break
+						}
+						stmts = append(stmts, in...)
+					}
+					if err != nil && why == "" {
+						why = "a statement in it does not parse: " + err.Error()
+					}
+					continue
+				}
+				visit(e)
+			}
+		}
+	}
+	visit(tree)
+	return stmts, why
+}
+
+// exprSQL is the SQL text of a PL/pgSQL expression (a PLpgSQL_expr
+// object): a statement as it is, an expression as a SELECT of it, an
+// assignment as a SELECT of its right-hand side and one of each subscript
+// of its target (a[f(x)] := …).
+func exprSQL(e map[string]any) ([]string, error) {
+	q, _ := e["query"].(string)
+	mode, _ := e["parseMode"].(float64)
+	switch m := int(mode); {
+	case m == modeDefault:
+		return []string{q}, nil
+	case m == modeExpr:
+		return []string{"SELECT " + q}, nil
+	case m >= modeAssign1 && m <= modeAssign3:
+		rhs, subscripts := assignment(q)
+		if rhs < 0 {
+			return nil, fmt.Errorf("assignment %q", q)
+		}
+		out := []string{"SELECT " + q[rhs:]}
+		for _, sub := range subscripts {
+			out = append(out, "SELECT "+sub)
+		}
+		return out, nil
+	default:
+		return nil, fmt.Errorf("expression of parse mode %d", m)
+	}
+}
+
+// assignment returns where the right-hand side of a PL/pgSQL assignment
+// (target := expr, or target = expr) begins, or -1, and the subscripts of
+// its target (a variable, with fields and subscripts).
+func assignment(q string) (int, []string) {
+	depth, open := 0, 0
+	var subscripts []string
+	for i := 0; i < len(q); i++ {
+		switch c := q[i]; {
+		case c == '"':
+			j := strings.IndexByte(q[i+1:], '"')
+			if j < 0 {
+				return -1, nil
+			}
+			i += j + 1
+		case c == '[':
+			if depth == 0 {
+				open = i + 1
+			}
+			depth++
+		case c == ']':
+			depth--
+			if depth == 0 {
+				subscripts = append(subscripts, q[open:i])
+			}
+		case depth > 0:
+		case c == ':' && i+1 < len(q) && q[i+1] == '=':
+			return i + 2, subscripts
+		case c == '=':
+			return i + 1, subscripts
+		}
+	}
+	return -1, nil
+}

@@ -1,0 +1,110 @@
+package pgsql
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestBodies checks what Parse finds in the code of DO blocks and of
+// functions and procedures being created: every statement and expression
+// as SQL of its own, or why the code cannot be checked.
+func TestBodies(t *testing.T) {
+	tests := []struct {
+		name string
+		sql  string
+		// want lists the inner statements as "KIND COMMAND tables=… functions=… unbounded".
+		want      []string
+		unchecked string // a substring of Unchecked; "" for none
+	}{
+		{name: "do delete", sql: "DO $$ BEGIN DELETE FROM public.secrets; END $$",
+			want: []string{"write DELETE tables=public.secrets unbounded"}},
+		{name: "do language clause", sql: "DO LANGUAGE plpgsql 'BEGIN PERFORM pg_read_file(''/etc/passwd''); END'",
+			want: []string{"read SELECT functions=pg_read_file"}},
+		{name: "do expressions and assignments", sql: `DO $body$
+DECLARE x text; a int[]; r record;
+BEGIN
+  x := pg_read_file('/etc/passwd');
+  a[1 + length(x)] = lo_import('/tmp/f');
+  IF (SELECT count(*) FROM orders) > 1 THEN RAISE NOTICE '%', upper(x); END IF;
+  FOR r IN SELECT * FROM "Mixed" LOOP NULL; END LOOP;
+  UPDATE orders SET total = 0 WHERE id = 1;
+END $body$`,
+			want: []string{
+				"read SELECT functions=pg_read_file",
+				"read SELECT functions=lo_import",
+				"read SELECT functions=length",
+				"read SELECT tables=orders functions=count",
+				"read SELECT functions=upper",
+				"read SELECT tables=Mixed",
+				"write UPDATE tables=orders",
+			}},
+		{name: "do dynamic sql", sql: "DO $$ BEGIN EXECUTE 'DROP TABLE ' || 'orders'; END $$",
+			want: []string{"read SELECT"}, unchecked: "dynamic SQL"},
+		{name: "do dynamic for", sql: "DO $$ DECLARE r record; BEGIN FOR r IN EXECUTE 'SELECT 1' LOOP END LOOP; END $$",
+			want: []string{"read SELECT"}, unchecked: "dynamic SQL"},
+		{name: "do dynamic cursor", sql: "DO $$ DECLARE c refcursor; BEGIN OPEN c FOR EXECUTE 'SELECT 1'; END $$",
+			want: []string{"read SELECT"}, unchecked: "dynamic SQL"},
+		{name: "do nested do", sql: "DO $a$ BEGIN DO $b$ BEGIN TRUNCATE orders; END $b$; END $a$",
+			want: []string{"utility DO"}},
+		{name: "do other language", sql: "DO LANGUAGE plpython3u $$ import os $$", unchecked: "language plpython3u"},
+		{name: "do body with the quoting tag", sql: "DO $x$ BEGIN RAISE NOTICE '%', '$bastion$'; END $x$",
+			want: []string{"read SELECT"}},
+		{name: "do that does not parse", sql: "DO $$ BEGIN SELEC 1; END $$", unchecked: "does not parse"},
+		{name: "sql function", sql: "CREATE FUNCTION rf(text) RETURNS text LANGUAGE sql AS $$ SELECT pg_read_file($1) $$",
+			want: []string{"read SELECT functions=pg_read_file"}},
+		{name: "sql function with several statements", sql: "CREATE OR REPLACE FUNCTION wipe() RETURNS void LANGUAGE sql AS 'DELETE FROM secrets; SELECT 1'",
+			want: []string{"write DELETE tables=secrets unbounded", "read SELECT"}},
+		{name: "plpgsql function returning a query", sql: `CREATE FUNCTION leak() RETURNS SETOF secrets LANGUAGE plpgsql AS $$
+BEGIN RETURN QUERY SELECT * FROM public.secrets; END $$`,
+			want: []string{"read SELECT tables=public.secrets"}},
+		{name: "plpgsql procedure", sql: "CREATE PROCEDURE p(n int) LANGUAGE plpgsql AS $$ BEGIN DELETE FROM orders WHERE id = n; END $$",
+			want: []string{"write DELETE tables=orders"}},
+		{name: "c function", sql: "CREATE FUNCTION rd(text) RETURNS text AS 'pg_read_file_v2' LANGUAGE internal", unchecked: "language internal"},
+		{name: "object file", sql: "CREATE FUNCTION f() RETURNS int AS '/tmp/evil.so', 'f' LANGUAGE c", unchecked: "compiled code"},
+		{name: "sql standard body is in the tree", sql: "CREATE FUNCTION g() RETURNS bigint LANGUAGE sql BEGIN ATOMIC SELECT count(*) FROM secrets; END"},
+		// PostgreSQL refuses these; the PL/pgSQL parser must not see them
+		// (it aborts the process on a function without a body).
+		{name: "plpgsql function without a body", sql: "CREATE FUNCTION f() RETURNS SETOF t LANGUAGE plpgsql"},
+		{name: "do without a body", sql: "DO LANGUAGE plpgsql"},
+		{name: "language given as another case", sql: "CREATE FUNCTION f() RETURNS int LANGUAGE 'PLpgSQL' AS 'BEGIN RETURN 1; END'", unchecked: "language PLpgSQL"},
+		{name: "string that looks like a body", sql: "SELECT 'DO $$ BEGIN DELETE FROM secrets; END $$'"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stmts, err := Parse(tt.sql)
+			if err != nil || len(stmts) != 1 {
+				t.Fatalf("Parse(%q) = %d statements, %v", tt.sql, len(stmts), err)
+			}
+			s := stmts[0]
+			var got []string
+			for _, in := range s.Inner {
+				got = append(got, describe(in))
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("inner statements:\n got %q\nwant %q", got, tt.want)
+			}
+			if tt.unchecked == "" && s.Unchecked != "" || !strings.Contains(s.Unchecked, tt.unchecked) {
+				t.Errorf("Unchecked = %q, want it to say %q", s.Unchecked, tt.unchecked)
+			}
+		})
+	}
+}
+
+func describe(s Statement) string {
+	d := string(s.Kind) + " " + s.Command
+	var tables []string
+	for _, t := range s.Tables {
+		tables = append(tables, t.String())
+	}
+	if len(tables) > 0 {
+		d += " tables=" + strings.Join(tables, ",")
+	}
+	if len(s.Functions) > 0 {
+		d += " functions=" + strings.Join(s.Functions, ",")
+	}
+	if s.Unbounded {
+		d += " unbounded"
+	}
+	return d
+}
