@@ -298,6 +298,10 @@ var ruleCases = []struct {
 	{"CREATE FUNCTION rf(text) RETURNS text LANGUAGE sql AS $$ SELECT pg_read_file($1) $$", "no-dangerous-functions"},
 	{"DO $$ BEGIN EXECUTE 'DROP ' || 'TABLE orders'; END $$", "(cannot be checked)"},
 	{"DO LANGUAGE plperlu $$ system('id') $$", "(cannot be checked)"},
+	{"SELECT query_to_xml('SELECT * FROM secrets', true, false, '')", "no-secrets"},
+	{"SELECT table_to_xml('secrets', true, false, '')", "no-secrets"},
+	{"SELECT query_to_xml('SELECT count(*) FROM orders', true, false, '')", ""},
+	{"SELECT database_to_xml(true, false, '')", "(reads every table)"},
 }
 
 func testRules(t *testing.T, p *pgBastion, tok dbToken) {

@@ -92,6 +92,26 @@ func body(n *pg_query.Node, text string, s *Statement, depth int) {
 	}
 }
 
+// runs adds to s.Inner the SQL that functions s calls run
+// (query_to_xml('SELECT …'), table_to_xml('name')).
+func runs(s *Statement, depth int) {
+	for _, sql := range s.sqlArgs {
+		if depth >= maxBodyDepth {
+			s.Unchecked = "the SQL its functions run nests too deeply to be checked"
+			break
+		}
+		in, err := parse(sql, depth+1)
+		if err != nil {
+			if s.Unchecked == "" {
+				s.Unchecked = "the SQL a function in it runs does not parse: " + err.Error()
+			}
+			continue
+		}
+		s.Inner = append(s.Inner, in...)
+	}
+	s.sqlArgs = nil
+}
+
 // dollarQuote quotes code as a dollar-quoted string constant, with a tag
 // code does not contain.
 func dollarQuote(code string) string {

@@ -13,7 +13,8 @@ func TestBodies(t *testing.T) {
 	tests := []struct {
 		name string
 		sql  string
-		// want lists the inner statements as "KIND COMMAND tables=… functions=… unbounded".
+		// want lists the inner statements, depth first, as "KIND COMMAND
+		// tables=… functions=… unbounded".
 		want      []string
 		unchecked string // a substring of Unchecked; "" for none
 	}{
@@ -46,7 +47,7 @@ END $body$`,
 		{name: "do dynamic cursor", sql: "DO $$ DECLARE c refcursor; BEGIN OPEN c FOR EXECUTE 'SELECT 1'; END $$",
 			want: []string{"read SELECT"}, unchecked: "dynamic SQL"},
 		{name: "do nested do", sql: "DO $a$ BEGIN DO $b$ BEGIN TRUNCATE orders; END $b$; END $a$",
-			want: []string{"utility DO"}},
+			want: []string{"utility DO", "ddl TRUNCATE tables=orders"}},
 		{name: "do other language", sql: "DO LANGUAGE plpython3u $$ import os $$", unchecked: "language plpython3u"},
 		{name: "do body with the quoting tag", sql: "DO $x$ BEGIN RAISE NOTICE '%', '$bastion$'; END $x$",
 			want: []string{"read SELECT"}},
@@ -63,6 +64,21 @@ BEGIN RETURN QUERY SELECT * FROM public.secrets; END $$`,
 		{name: "c function", sql: "CREATE FUNCTION rd(text) RETURNS text AS 'pg_read_file_v2' LANGUAGE internal", unchecked: "language internal"},
 		{name: "object file", sql: "CREATE FUNCTION f() RETURNS int AS '/tmp/evil.so', 'f' LANGUAGE c", unchecked: "compiled code"},
 		{name: "sql standard body is in the tree", sql: "CREATE FUNCTION g() RETURNS bigint LANGUAGE sql BEGIN ATOMIC SELECT count(*) FROM secrets; END"},
+		// Built-in functions that run SQL given as text, or read a table
+		// given by name.
+		{name: "query_to_xml", sql: "SELECT query_to_xml('SELECT * FROM secrets', true, false, '')",
+			want: []string{"read SELECT tables=secrets"}},
+		{name: "query_to_xml by name", sql: "SELECT pg_catalog.query_to_xml(tableforest => true, query => 'DELETE FROM orders RETURNING *', nulls => false, targetns => '')",
+			want: []string{"write DELETE tables=orders unbounded"}},
+		{name: "ts_stat", sql: "SELECT * FROM ts_stat('SELECT to_tsvector(value) FROM public.secrets')",
+			want: []string{"read SELECT tables=public.secrets functions=to_tsvector"}},
+		{name: "table_to_xml", sql: `SELECT table_to_xml('public."Mixed"'::regclass, true, false, '')`,
+			want: []string{"read SELECT tables=public.Mixed"}},
+		{name: "query_to_xml of a value", sql: "SELECT query_to_xml(q, true, false, '') FROM (SELECT 'SELECT 1' AS q) s",
+			unchecked: "not a constant"},
+		{name: "database_to_xml", sql: "SELECT database_to_xml(true, false, '')", unchecked: "every table"},
+		{name: "query_to_xml in a function body", sql: "CREATE FUNCTION x() RETURNS xml LANGUAGE sql AS $$ SELECT query_to_xml('TABLE secrets', true, false, '') $$",
+			want: []string{"read SELECT functions=query_to_xml", "read SELECT tables=secrets"}},
 		// PostgreSQL refuses these; the PL/pgSQL parser must not see them
 		// (it aborts the process on a function without a body).
 		{name: "plpgsql function without a body", sql: "CREATE FUNCTION f() RETURNS SETOF t LANGUAGE plpgsql"},
@@ -78,9 +94,14 @@ BEGIN RETURN QUERY SELECT * FROM public.secrets; END $$`,
 			}
 			s := stmts[0]
 			var got []string
-			for _, in := range s.Inner {
-				got = append(got, describe(in))
+			var flatten func(ss []Statement)
+			flatten = func(ss []Statement) {
+				for _, in := range ss {
+					got = append(got, describe(in))
+					flatten(in.Inner)
+				}
 			}
+			flatten(s.Inner)
 			if !slices.Equal(got, tt.want) {
 				t.Errorf("inner statements:\n got %q\nwant %q", got, tt.want)
 			}

@@ -18,6 +18,8 @@ func summarise(n *pg_query.Node) Statement {
 		WritesInCTE: f.writesInCTE,
 		Roles:       f.roles,
 		Executes:    sortedKeys(f.executes),
+		Unchecked:   f.unchecked,
+		sqlArgs:     f.sqlArgs,
 	}
 	if p, ok := inner(n).(*pg_query.PrepareStmt); ok {
 		s.Prepares = p.GetName()

@@ -118,8 +118,10 @@ type Statement struct {
 	Inner []Statement
 	// Unchecked says why the code of a DO block or of a function or
 	// procedure being created cannot be checked: dynamic SQL, another
-	// language, compiled code.
+	// language, compiled code; or why SQL a function runs cannot be.
 	Unchecked string
+
+	sqlArgs []string // SQL that functions called run, parsed into Inner
 }
 
 // Copy direction values of Statement.CopyDirection.
@@ -165,6 +167,7 @@ func parse(sql string, depth int) ([]Statement, error) {
 		s := summarise(raw.GetStmt())
 		s.Text = stmtText(sql, raw)
 		body(raw.GetStmt(), s.Text, &s, depth)
+		runs(&s, depth)
 		fp, err := pg_query.Fingerprint(s.Text)
 		if err != nil {
 			return nil, fmt.Errorf("pgsql: fingerprint %q: %w", s.Text, err)

@@ -20,6 +20,11 @@ type facts struct {
 	writesInCTE bool
 	roles       bool
 	executes    map[string]struct{} // prepared statements run (EXECUTE name)
+	// sqlArgs is SQL given to functions that run it (query_to_xml('…'),
+	// and TABLE name for table_to_xml('name')); unchecked says why some
+	// such call cannot be checked.
+	sqlArgs   []string
+	unchecked string
 }
 
 // writes reports whether the walked tree changes data even if its top
@@ -173,6 +178,20 @@ func (f *facts) funcCall(fc *pg_query.FuncCall) {
 	if len(parts) > 1 {
 		f.functions[strings.Join(parts, ".")] = struct{}{}
 	}
+	if r, ok := sqlRunners[bare]; ok {
+		s, ok := constString(argument(fc, r.pos, r.name))
+		switch {
+		case !ok:
+			f.unchecked = bare + " runs SQL that is not a constant string"
+		case r.table:
+			f.sqlArgs = append(f.sqlArgs, "TABLE "+s)
+		default:
+			f.sqlArgs = append(f.sqlArgs, s)
+		}
+	}
+	if readsAll[bare] {
+		f.unchecked = bare + " reads every table of a schema or database"
+	}
 	if bare == "set_config" {
 		args := fc.GetArgs()
 		if len(args) == 0 {
@@ -183,6 +202,60 @@ func (f *facts) funcCall(fc *pg_query.FuncCall) {
 			f.roles = true
 		}
 	}
+}
+
+// sqlRunners are the built-in functions that run SQL given as text, and
+// those that read a table given by name (table), with the position and
+// name of that argument.
+var sqlRunners = map[string]struct {
+	pos   int
+	name  string
+	table bool
+}{
+	"query_to_xml":               {0, "query", false},
+	"query_to_xmlschema":         {0, "query", false},
+	"query_to_xml_and_xmlschema": {0, "query", false},
+	"ts_stat":                    {0, "query", false},
+	"table_to_xml":               {0, "tbl", true},
+	"table_to_xmlschema":         {0, "tbl", true},
+	"table_to_xml_and_xmlschema": {0, "tbl", true},
+}
+
+// readsAll are the built-in functions that read every table of a schema or
+// of the database, which no table rule can follow.
+var readsAll = map[string]bool{
+	"schema_to_xml": true, "schema_to_xmlschema": true, "schema_to_xml_and_xmlschema": true,
+	"database_to_xml": true, "database_to_xmlschema": true, "database_to_xml_and_xmlschema": true,
+}
+
+// argument returns fc's argument at position pos, or the one passed by
+// name (name => …), or nil.
+func argument(fc *pg_query.FuncCall, pos int, name string) *pg_query.Node {
+	i := 0
+	for _, a := range fc.GetArgs() {
+		if na := a.GetNamedArgExpr(); na != nil {
+			if strings.EqualFold(na.GetName(), name) {
+				return na.GetArg()
+			}
+			continue
+		}
+		if i == pos {
+			return a
+		}
+		i++
+	}
+	return nil
+}
+
+// constString returns the string constant n is, cast or not.
+func constString(n *pg_query.Node) (string, bool) {
+	if tc := n.GetTypeCast(); tc != nil {
+		n = tc.GetArg()
+	}
+	if c := n.GetAConst(); c != nil && c.GetSval() != nil {
+		return c.GetSval().GetSval(), true
+	}
+	return "", false
 }
 
 // isRoleSetting reports whether a setting's name is one that changes the
