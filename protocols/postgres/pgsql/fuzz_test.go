@@ -15,6 +15,7 @@ func FuzzParse(f *testing.F) {
 		"DO $f$ BEGIN END $f$",
 		"DO $f$ DECLARE a int[]; BEGIN a[f(1)] := g(2); EXECUTE 'x'; DELETE FROM t; END $f$",
 		"CREATE FUNCTION f(int) RETURNS int LANGUAGE sql AS 'SELECT $1; DELETE FROM t'",
+		`SELECT query_to_xml(query => 'SELECT query_to_xml(''TABLE t'', true, false, '''')', tableforest => true)`,
 		"CREATE FUNCTION f() RETURNS SETOF t LANGUAGE plpgsql AS $$ BEGIN RETURN QUERY SELECT * FROM t; END $$",
 		"DELETE FROM t WHERE NOT (1 IS DISTINCT FROM '1'::int4) AND true IS NOT FALSE",
 		"CREATE TABLE a AS SELECT 1 INTO b",
