@@ -302,6 +302,7 @@ var ruleCases = []struct {
 	{"SELECT table_to_xml('secrets', true, false, '')", "no-secrets"},
 	{"SELECT query_to_xml('SELECT count(*) FROM orders', true, false, '')", ""},
 	{"SELECT database_to_xml(true, false, '')", "(reads every table)"},
+	{"CREATE OPERATOR ===> (FUNCTION = pg_read_file, RIGHTARG = text)", "no-dangerous-functions"},
 }
 
 func testRules(t *testing.T, p *pgBastion, tok dbToken) {

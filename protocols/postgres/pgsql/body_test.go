@@ -129,3 +129,30 @@ func describe(s Statement) string {
 	}
 	return d
 }
+
+// TestBoundFunctions: DDL that makes PostgreSQL call a function later,
+// implicitly, reports that function as called, so that rules on functions
+// see it.
+func TestBoundFunctions(t *testing.T) {
+	for _, tt := range []struct{ sql, want string }{
+		{"CREATE CAST (text AS mytype) WITH FUNCTION pg_read_file(text)", "pg_read_file"},
+		{"CREATE OPERATOR ===> (FUNCTION = pg_catalog.pg_read_file, RIGHTARG = text)", "pg_catalog.pg_read_file"},
+		{"CREATE OPERATOR ===> (PROCEDURE = pg_read_file, RIGHTARG = text)", "pg_read_file"},
+		{"CREATE AGGREGATE agg(text) (SFUNC = lo_import, STYPE = oid)", "lo_import"},
+		{"CREATE TRIGGER t BEFORE INSERT ON orders FOR EACH ROW EXECUTE FUNCTION evil()", "evil"},
+		{"CREATE EVENT TRIGGER e ON ddl_command_start EXECUTE FUNCTION evil()", "evil"},
+		{"ALTER OPERATOR === (text, text) SET (RESTRICT = evil)", "evil"},
+		{"CREATE TYPE box2 (INPUT = evil_in, OUTPUT = evil_out)", "evil_out"},
+	} {
+		stmts, err := Parse(tt.sql)
+		if err != nil || len(stmts) != 1 {
+			t.Fatalf("Parse(%q) = %d statements, %v", tt.sql, len(stmts), err)
+		}
+		if !slices.Contains(stmts[0].Functions, tt.want) {
+			t.Errorf("Parse(%q): functions %q, want %q among them", tt.sql, stmts[0].Functions, tt.want)
+		}
+		if slices.Contains(stmts[0].Functions, "text") || slices.Contains(stmts[0].Functions, "oid") {
+			t.Errorf("Parse(%q): functions %q name a type", tt.sql, stmts[0].Functions)
+		}
+	}
+}

@@ -72,6 +72,10 @@ func (f *facts) visit(m proto.Message) {
 		}
 	case *pg_query.FuncCall:
 		f.funcCall(x)
+	case *pg_query.CreateCastStmt, *pg_query.CreateTransformStmt, *pg_query.CreateTrigStmt,
+		*pg_query.CreateEventTrigStmt, *pg_query.CreateOpClassItem, *pg_query.DefineStmt,
+		*pg_query.AlterOperatorStmt, *pg_query.AlterTypeStmt:
+		f.boundFunctions(x)
 	case *pg_query.InsertStmt, *pg_query.MergeStmt:
 		f.modifies = true
 	case *pg_query.UpdateStmt:
@@ -165,10 +169,12 @@ func stringList(items []*pg_query.Node) []string {
 	return out
 }
 
-func (f *facts) funcCall(fc *pg_query.FuncCall) {
-	parts := stringList(fc.GetFuncname())
+// addFunction records a function the statement calls or makes something
+// call, named by parts (schema-qualified or not), and returns its bare
+// name in lower case ("" for none).
+func (f *facts) addFunction(parts []string) string {
 	if len(parts) == 0 {
-		return
+		return ""
 	}
 	for i := range parts {
 		parts[i] = strings.ToLower(parts[i])
@@ -177,6 +183,66 @@ func (f *facts) funcCall(fc *pg_query.FuncCall) {
 	f.functions[bare] = struct{}{}
 	if len(parts) > 1 {
 		f.functions[strings.Join(parts, ".")] = struct{}{}
+	}
+	return bare
+}
+
+// boundFunctions records the functions a DDL statement binds to be called
+// later, implicitly: a cast's, a trigger's, an operator's or an
+// aggregate's, … ; otherwise CREATE OPERATOR ===> (FUNCTION = pg_read_file,
+// RIGHTARG = text) would call pg_read_file under another name.
+func (f *facts) boundFunctions(m proto.Message) {
+	switch x := m.(type) {
+	case *pg_query.CreateCastStmt:
+		f.addFunction(stringList(x.GetFunc().GetObjname()))
+	case *pg_query.CreateTransformStmt:
+		f.addFunction(stringList(x.GetFromsql().GetObjname()))
+		f.addFunction(stringList(x.GetTosql().GetObjname()))
+	case *pg_query.CreateTrigStmt:
+		f.addFunction(stringList(x.GetFuncname()))
+	case *pg_query.CreateEventTrigStmt:
+		f.addFunction(stringList(x.GetFuncname()))
+	case *pg_query.CreateOpClassItem:
+		f.addFunction(stringList(x.GetName().GetObjname()))
+	case *pg_query.DefineStmt:
+		f.definedFunctions(x.GetDefinition())
+	case *pg_query.AlterOperatorStmt:
+		f.definedFunctions(x.GetOptions())
+	case *pg_query.AlterTypeStmt:
+		f.definedFunctions(x.GetOptions())
+	}
+}
+
+// functionOptions are the options of CREATE OPERATOR, AGGREGATE, TYPE,
+// TEXT SEARCH PARSER/TEMPLATE (and their ALTER forms) that name a function.
+var functionOptions = map[string]bool{
+	"function": true, "procedure": true, "restrict": true, "join": true,
+	"sfunc": true, "finalfunc": true, "combinefunc": true, "serialfunc": true, "deserialfunc": true,
+	"msfunc": true, "minvfunc": true, "mfinalfunc": true,
+	"input": true, "output": true, "receive": true, "send": true, "typmod_in": true, "typmod_out": true,
+	"analyze": true, "subscript": true, "canonical": true, "subtype_diff": true,
+	"start": true, "gettoken": true, "end": true, "headline": true, "lextypes": true, "init": true, "lexize": true,
+}
+
+// definedFunctions records the functions named in such options.
+func (f *facts) definedFunctions(opts []*pg_query.Node) {
+	for _, o := range opts {
+		if !functionOptions[strings.ToLower(o.GetDefElem().GetDefname())] {
+			continue
+		}
+		switch a := o.GetDefElem().GetArg(); {
+		case a.GetTypeName() != nil:
+			f.addFunction(stringList(a.GetTypeName().GetNames()))
+		case a.GetList() != nil:
+			f.addFunction(stringList(a.GetList().GetItems()))
+		}
+	}
+}
+
+func (f *facts) funcCall(fc *pg_query.FuncCall) {
+	bare := f.addFunction(stringList(fc.GetFuncname()))
+	if bare == "" {
+		return
 	}
 	if r, ok := sqlRunners[bare]; ok {
 		s, ok := constString(argument(fc, r.pos, r.name))
