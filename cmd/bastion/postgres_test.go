@@ -280,10 +280,16 @@ var ruleCases = []struct {
 	{"COPY secrets TO STDOUT", "no-secrets"},
 	{"COPY orders TO '/tmp/orders.csv'", "no-server-files"},
 	{"COPY orders FROM PROGRAM 'id'", "no-server-files"},
-	{"SELECT pg_read_file('/etc/passwd')", "no-dangerous-functions"},
-	{"SELECT pg_catalog.pg_read_file('/etc/passwd')", "no-dangerous-functions"},
-	{"SELECT lo_import('/etc/passwd')", "no-dangerous-functions"},
-	{"SELECT count(*) FROM orders WHERE customer = (SELECT pg_read_file('/etc/hostname'))", "no-dangerous-functions"},
+	// Functions that reach the server's files are file access, whatever
+	// the function rules name (no-server-files comes first).
+	{"SELECT pg_read_file('/etc/passwd')", "no-server-files"},
+	{"SELECT pg_catalog.pg_read_file('/etc/passwd')", "no-server-files"},
+	{"SELECT lo_import('/etc/passwd')", "no-server-files"},
+	{"SELECT lo_export(1, '/tmp/out')", "no-server-files"},
+	{"SELECT count(*) FROM orders WHERE customer = (SELECT pg_read_file('/etc/hostname'))", "no-server-files"},
+	{"CREATE FOREIGN TABLE passwd (line text) SERVER files OPTIONS (filename '/etc/passwd')", "no-server-files"},
+	{"SELECT pg_terminate_backend(pg_backend_pid() + 100000)", "no-dangerous-functions"},
+	{"SELECT lo_get(1)", "no-dangerous-functions"},
 	{"SET ROLE pg_read_server_files", "no-role-change"},
 	{"SET SESSION AUTHORIZATION postgres", "no-role-change"},
 	{"SELECT set_config('role', 'pg_read_server_files', false)", "no-role-change"},
@@ -292,17 +298,19 @@ var ruleCases = []struct {
 	// statement by statement; code that cannot be is denied.
 	{"DO $$ BEGIN RAISE NOTICE 'fine'; END $$", ""},
 	{"DO $$ BEGIN DELETE FROM public.secrets WHERE id = 1; END $$", "no-secrets"},
-	{"DO $$ DECLARE x text; BEGIN x := pg_read_file('/etc/hostname'); END $$", "no-dangerous-functions"},
+	{"DO $$ DECLARE x text; BEGIN x := pg_read_file('/etc/hostname'); END $$", "no-server-files"},
+	{"DO $$ DECLARE x text; BEGIN x := lo_get(1); END $$", "no-dangerous-functions"},
 	{"DO $$ BEGIN UPDATE orders SET total = 0; END $$", "no-unbounded-writes"},
 	{"DO $x$ BEGIN DO $y$ BEGIN DROP TABLE orders; END $y$; END $x$", "no-drop"},
-	{"CREATE FUNCTION rf(text) RETURNS text LANGUAGE sql AS $$ SELECT pg_read_file($1) $$", "no-dangerous-functions"},
+	{"CREATE FUNCTION rf(text) RETURNS text LANGUAGE sql AS $$ SELECT pg_read_file($1) $$", "no-server-files"},
+	{"CREATE FUNCTION rt(int) RETURNS bool LANGUAGE sql AS $$ SELECT pg_terminate_backend($1) $$", "no-dangerous-functions"},
 	{"DO $$ BEGIN EXECUTE 'DROP ' || 'TABLE orders'; END $$", "(cannot be checked)"},
 	{"DO LANGUAGE plperlu $$ system('id') $$", "(cannot be checked)"},
 	{"SELECT query_to_xml('SELECT * FROM secrets', true, false, '')", "no-secrets"},
 	{"SELECT table_to_xml('secrets', true, false, '')", "no-secrets"},
 	{"SELECT query_to_xml('SELECT count(*) FROM orders', true, false, '')", ""},
 	{"SELECT database_to_xml(true, false, '')", "(reads every table)"},
-	{"CREATE OPERATOR ===> (FUNCTION = pg_read_file, RIGHTARG = text)", "no-dangerous-functions"},
+	{"CREATE OPERATOR ===> (FUNCTION = pg_terminate_backend, RIGHTARG = int)", "no-dangerous-functions"},
 }
 
 func testRules(t *testing.T, p *pgBastion, tok dbToken) {

@@ -153,7 +153,7 @@ func policyStatement(s *pgsql.Statement) policy.Statement {
 	return policy.Statement{
 		Text: s.Text, Kind: policy.StatementKind(s.Kind), Command: s.Command, Tables: tables,
 		Functions: s.Functions, Unbounded: s.Unbounded, WritesInCTE: s.WritesInCTE,
-		ExplainAnalyze: s.ExplainAnalyze, FileAccess: s.CopyProgram || s.CopyFile, RoleChange: s.Roles,
+		ExplainAnalyze: s.ExplainAnalyze, FileAccess: s.CopyProgram || s.CopyFile || s.ServerFiles, RoleChange: s.Roles,
 		Prepares: s.Prepares, Executes: s.Executes,
 	}
 }

@@ -156,3 +156,31 @@ func TestBoundFunctions(t *testing.T) {
 		}
 	}
 }
+
+// TestServerFiles: what reaches the database server's files, besides COPY.
+func TestServerFiles(t *testing.T) {
+	for _, tt := range []struct {
+		sql  string
+		want bool
+	}{
+		{"SELECT pg_read_file('/etc/passwd')", true},
+		{"SELECT lo_export(16384, '/tmp/out')", true},
+		{"SELECT pg_catalog.pg_ls_dir('.')", true},
+		{"SELECT * FROM pg_stat_file('postgresql.conf')", true},
+		{"CREATE FOREIGN TABLE f (line text) SERVER files OPTIONS (filename '/etc/passwd')", true},
+		{"CREATE FOREIGN TABLE f (line text) SERVER files OPTIONS (program 'id')", true},
+		{"ALTER FOREIGN TABLE f OPTIONS (SET filename '/etc/shadow')", true},
+		{"CREATE SERVER files FOREIGN DATA WRAPPER file_fdw", false},
+		{"CREATE FOREIGN TABLE f (line text) SERVER remote OPTIONS (table_name 'orders')", false},
+		{"SELECT lo_get(16384)", false},
+		{"SELECT 'pg_read_file'", false},
+	} {
+		stmts, err := Parse(tt.sql)
+		if err != nil || len(stmts) != 1 {
+			t.Fatalf("Parse(%q) = %d statements, %v", tt.sql, len(stmts), err)
+		}
+		if got := stmts[0].ServerFiles; got != tt.want {
+			t.Errorf("Parse(%q).ServerFiles = %v, want %v", tt.sql, got, tt.want)
+		}
+	}
+}

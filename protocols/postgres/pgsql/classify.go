@@ -19,6 +19,7 @@ func summarise(n *pg_query.Node) Statement {
 		Roles:       f.roles,
 		Executes:    sortedKeys(f.executes),
 		Unchecked:   f.unchecked,
+		ServerFiles: f.serverFiles,
 		sqlArgs:     f.sqlArgs,
 	}
 	if p, ok := inner(n).(*pg_query.PrepareStmt); ok {

@@ -98,6 +98,11 @@ type Statement struct {
 	CopyDirection string
 	// CopyProgram is set for COPY … FROM/TO PROGRAM.
 	CopyProgram bool
+	// ServerFiles is set when the statement calls a function that reads or
+	// writes the server's files (pg_read_file, lo_import, lo_export, …),
+	// or gives a foreign table or server a file to read or a program to
+	// run (file_fdw's filename and program options).
+	ServerFiles bool
 	// CopyFile is set for COPY … FROM/TO 'file': a file on the server
 	// (STDIN and STDOUT are the client's).
 	CopyFile bool

@@ -25,6 +25,9 @@ type facts struct {
 	// such call cannot be checked.
 	sqlArgs   []string
 	unchecked string
+	// serverFiles: a function that reads or writes the server's files, or
+	// a foreign table or server reading a file or running a program.
+	serverFiles bool
 }
 
 // writes reports whether the walked tree changes data even if its top
@@ -123,6 +126,15 @@ func (f *facts) visit(m proto.Message) {
 			f.executes = map[string]struct{}{}
 		}
 		f.executes[x.GetName()] = struct{}{}
+	case *pg_query.CreateForeignTableStmt:
+		f.serverFiles = f.serverFiles || fileOptions(x.GetOptions())
+	case *pg_query.CreateForeignServerStmt:
+		f.serverFiles = f.serverFiles || fileOptions(x.GetOptions())
+	case *pg_query.AlterFdwStmt, *pg_query.AlterForeignServerStmt, *pg_query.AlterTableCmd, *pg_query.CreateUserMappingStmt, *pg_query.AlterUserMappingStmt:
+		// ALTER … OPTIONS (SET filename '…'), on a table, column or server.
+		if fileOptionsOf(x) {
+			f.serverFiles = true
+		}
 	case *pg_query.DiscardStmt:
 		if x.GetTarget() == pg_query.DiscardMode_DISCARD_ALL {
 			f.roles = true
@@ -244,6 +256,9 @@ func (f *facts) funcCall(fc *pg_query.FuncCall) {
 	if bare == "" {
 		return
 	}
+	if fileFunctions[bare] {
+		f.serverFiles = true
+	}
 	if r, ok := sqlRunners[bare]; ok {
 		s, ok := constString(argument(fc, r.pos, r.name))
 		switch {
@@ -268,6 +283,48 @@ func (f *facts) funcCall(fc *pg_query.FuncCall) {
 			f.roles = true
 		}
 	}
+}
+
+// fileFunctions are the functions that read or write files on the database
+// server or list its directories (core, and adminpack's).
+var fileFunctions = map[string]bool{
+	"pg_read_file": true, "pg_read_binary_file": true, "pg_stat_file": true, "pg_ls_dir": true,
+	"pg_ls_logdir": true, "pg_ls_waldir": true, "pg_ls_tmpdir": true, "pg_ls_archive_statusdir": true,
+	"pg_ls_logicalsnapdir": true, "pg_ls_logicalmapdir": true, "pg_ls_replslotdir": true,
+	"lo_import": true, "lo_export": true,
+	"pg_file_write": true, "pg_file_rename": true, "pg_file_unlink": true, "pg_file_sync": true, "pg_logdir_ls": true,
+}
+
+// fileOptions reports whether foreign-data options name a server file or a
+// program (file_fdw's filename and program).
+func fileOptions(opts []*pg_query.Node) bool {
+	for _, o := range opts {
+		switch strings.ToLower(o.GetDefElem().GetDefname()) {
+		case "filename", "program":
+			return true
+		}
+	}
+	return false
+}
+
+// fileOptionsOf reports whether an ALTER of foreign-data options names a
+// server file or a program.
+func fileOptionsOf(m proto.Message) bool {
+	switch x := m.(type) {
+	case *pg_query.AlterFdwStmt:
+		return fileOptions(x.GetOptions())
+	case *pg_query.AlterForeignServerStmt:
+		return fileOptions(x.GetOptions())
+	case *pg_query.CreateUserMappingStmt:
+		return fileOptions(x.GetOptions())
+	case *pg_query.AlterUserMappingStmt:
+		return fileOptions(x.GetOptions())
+	case *pg_query.AlterTableCmd:
+		if l := x.GetDef().GetList(); l != nil {
+			return fileOptions(l.GetItems())
+		}
+	}
+	return false
 }
 
 // sqlRunners are the built-in functions that run SQL given as text, and
