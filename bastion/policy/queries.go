@@ -52,7 +52,8 @@ type Statement struct {
 	ExplainAnalyze bool
 	// FileAccess is set when the statement reads or writes files on the
 	// database server or runs a program there: COPY … PROGRAM or to/from a
-	// server file, SELECT … INTO OUTFILE/DUMPFILE, LOAD DATA, LOAD_FILE().
+	// server file, pg_read_file(), lo_import(), file_fdw's options,
+	// SELECT … INTO OUTFILE/DUMPFILE, LOAD DATA, LOAD_FILE().
 	FileAccess bool
 	// RoleChange is set when the statement may change the current role or
 	// session authorization (SET ROLE, SET SESSION AUTHORIZATION,
