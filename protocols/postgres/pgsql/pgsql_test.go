@@ -314,7 +314,7 @@ func TestParseSingle(t *testing.T) {
 		{name: "lock", sql: "LOCK TABLE orders IN ACCESS EXCLUSIVE MODE",
 			want: Statement{Kind: KindUtility, Command: "LOCK TABLE", Tables: tables("orders")}},
 		{name: "checkpoint", sql: "CHECKPOINT", want: Statement{Kind: KindUtility, Command: "CHECKPOINT"}},
-		{name: "load", sql: "LOAD 'evil.so'", want: Statement{Kind: KindUtility, Command: "LOAD"}},
+		{name: "load", sql: "LOAD 'evil.so'", want: Statement{Kind: KindUtility, Command: "LOAD", ServerFiles: true}},
 
 		// PREPARE and cursors keep the inner statement's kind.
 		{name: "prepare select", sql: "PREPARE q(int) AS SELECT * FROM public.secrets WHERE id = $1",
@@ -354,7 +354,7 @@ func TestParseSingle(t *testing.T) {
 		{name: "set_config cast", sql: "SELECT set_config('role'::text, 'postgres', false)",
 			want: Statement{Kind: KindRead, Command: "SELECT", Functions: funcs("set_config"), Roles: true}},
 		{name: "set_config dynamic", sql: "SELECT set_config(name, 'x', false) FROM settings",
-			want: Statement{Kind: KindRead, Command: "SELECT", Tables: tables("settings"), Functions: funcs("set_config"), Roles: true}},
+			want: Statement{Kind: KindRead, Command: "SELECT", Tables: tables("settings"), Functions: funcs("set_config"), Roles: true, ServerFiles: true}},
 		{name: "set_config other setting", sql: "SELECT set_config('work_mem', '64MB', false)",
 			want: Statement{Kind: KindRead, Command: "SELECT", Functions: funcs("set_config")}},
 		{name: "alter role set role", sql: "ALTER ROLE alice SET role = postgres",

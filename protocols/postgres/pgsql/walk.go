@@ -121,6 +121,11 @@ func (f *facts) visit(m proto.Message) {
 		if isRoleSetting(x.GetName()) {
 			f.roles = true
 		}
+		if isFileSetting(x.GetName()) {
+			f.serverFiles = true
+		}
+	case *pg_query.LoadStmt:
+		f.serverFiles = true // loads a library from the server's files
 	case *pg_query.ExecuteStmt:
 		if f.executes == nil {
 			f.executes = map[string]struct{}{}
@@ -282,6 +287,9 @@ func (f *facts) funcCall(fc *pg_query.FuncCall) {
 		if v.kind != valString || isRoleSetting(v.s) {
 			f.roles = true
 		}
+		if v.kind != valString || isFileSetting(v.s) {
+			f.serverFiles = true
+		}
 	}
 }
 
@@ -379,6 +387,18 @@ func constString(n *pg_query.Node) (string, bool) {
 		return c.GetSval().GetSval(), true
 	}
 	return "", false
+}
+
+// isFileSetting reports whether a setting's name is one that makes the
+// server run a program or load a library from its files (set with SET,
+// ALTER SYSTEM, ALTER ROLE/DATABASE … SET or set_config).
+func isFileSetting(name string) bool {
+	name = strings.ToLower(strings.TrimSpace(name))
+	switch name {
+	case "shared_preload_libraries", "session_preload_libraries", "local_preload_libraries", "dynamic_library_path":
+		return true
+	}
+	return strings.HasSuffix(name, "_command") // archive_command, restore_command, ssl_passphrase_command, …
 }
 
 // isRoleSetting reports whether a setting's name is one that changes the
