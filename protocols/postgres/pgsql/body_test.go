@@ -180,6 +180,7 @@ func TestServerFiles(t *testing.T) {
 		{"SELECT set_config('restore_command', 'id', false)", true},
 		{"SELECT set_config(name, 'x', false) FROM settings", true},
 		{"SET work_mem = '64MB'", false},
+		{"SET myapp.last_command = 'x'", false},
 		{"SELECT set_config('application_name', 'x', false)", false},
 		{"SELECT 'pg_read_file'", false},
 	} {

@@ -398,7 +398,9 @@ func isFileSetting(name string) bool {
 	case "shared_preload_libraries", "session_preload_libraries", "local_preload_libraries", "dynamic_library_path":
 		return true
 	}
-	return strings.HasSuffix(name, "_command") // archive_command, restore_command, ssl_passphrase_command, …
+	// archive_command, restore_command, ssl_passphrase_command, …; not a
+	// custom setting (app.last_command), which has a dot.
+	return strings.HasSuffix(name, "_command") && !strings.Contains(name, ".")
 }
 
 // isRoleSetting reports whether a setting's name is one that changes the
