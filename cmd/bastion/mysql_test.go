@@ -34,6 +34,7 @@ CREATE TABLE secrets (id int PRIMARY KEY, value text);
 INSERT INTO secrets VALUES (1, 'the launch codes');
 CREATE TABLE big (n int, pad varchar(100));
 INSERT INTO big SELECT seq, repeat('x', 100) FROM seq_1_to_200000;
+CREATE TABLE refunds (id int AUTO_INCREMENT PRIMARY KEY, note varchar(100) NOT NULL);
 `
 
 func testMariaDB(t *testing.T) *harness.MariaDB {
@@ -66,6 +67,7 @@ roles:
       - {name: no-dangerous-functions, action: deny, targets: [shop], functions: [sys_exec, sys_eval], reason: this function is off limits}
       - {name: no-role-change, action: deny, targets: [shop], role_change: true, reason: the role is fixed}
       - {name: ddl-needs-lead, action: require-approval, targets: [shop], kinds: [ddl], approvers: [lead], reason: schema changes need a lead}
+      - {name: refunds-need-lead, action: require-approval, targets: [shop], kinds: [write], tables: [shop.refunds], approvers: [lead], reason: refunds need a lead}
   lead:
     request:
       - targets: [shop]
@@ -585,5 +587,21 @@ func testMySQLHeldExecutes(t *testing.T, m *myBastion, tok dbToken) {
 	}
 	if _, err := conn.ExecContext(ctx, "DEALLOCATE PREPARE mk"); err != nil {
 		t.Fatalf("the connection after the refusals: %v", err)
+	}
+
+	// The binary protocol (COM_STMT_EXECUTE, which go-sql-driver uses for
+	// arguments): the approver sees the parameters as SQL literals.
+	done = make(chan error, 1)
+	go func() {
+		_, err := conn.ExecContext(ctx, "INSERT INTO refunds (note) VALUES (?)", `it's \ one`)
+		done <- err
+	}()
+	id3, command := pendingCommand(t, m.testBastion, "alice")
+	if want := `INSERT INTO refunds (note) VALUES (?)` + "\n-- parameters: 1 = 'it''s \\\\ one'"; command != want {
+		t.Fatalf("the approver of an execution sees %q, want %q", command, want)
+	}
+	m.mustRun("bob", "approve", fmt.Sprint(id3))
+	if err := <-done; err != nil {
+		t.Fatalf("approved execution: %v", err)
 	}
 }

@@ -69,6 +69,11 @@ func FuzzDecodeParams(f *testing.F) {
 			return
 		}
 		vals, types, ok := decodeParams(data, n, nil, nil)
+		for _, v := range vals {
+			if v.lit == "" && ok {
+				t.Fatalf("parameter %q has no literal", v.v)
+			}
+		}
 		if ok && (len(vals) != n || len(types) != 2*n) {
 			t.Fatalf("%d values, %d type bytes for %d parameters", len(vals), len(types), n)
 		}

@@ -275,13 +275,14 @@ func (c *clientConn) execute(p []byte, seq byte) error {
 		}
 		return c.relayResponse(func(result) {})
 	}
+	ps := st.decode(p)
 	if st.v.approval != nil {
-		if refusal := c.approve(st.v, st.v.approval, joinTexts(st.v.stmts)); refusal != "" {
+		if refusal := c.approve(st.v, st.v.approval, st.v.text+c.shown(ps)); refusal != "" {
 			c.refuse(seq, st.v, refusal)
 			return nil
 		}
 	}
-	params := c.params(st, p)
+	params := c.recorded(ps)
 	start := time.Now()
 	if err := c.forward(seq, p); err != nil {
 		return err
