@@ -561,10 +561,16 @@ func testProtocol(t *testing.T, p *pgBastion, tok dbToken) {
 			if wantLen := map[string]int{"3.0": 4, "3.2": 32}[proto]; len(key) != wantLen {
 				t.Fatalf("cancel key of %d bytes, want %d", len(key), wantLen)
 			}
-			sleeping := func() bool {
-				out, _, _ := runCmd(t, nil, "psql", "-X", "-A", "-t", p.pg.DSN("postgres"), "-c",
-					"SELECT count(*) FROM pg_stat_activity WHERE application_name = '"+app+"' AND state = 'active'")
-				return strings.TrimSpace(out) == "1"
+			// sleeping reports whether the target runs sql for this
+			// connection. Each step runs its own text: the backend shows the
+			// statement before as active for a moment after it ends, and a
+			// cancel request sent then would find nothing to cancel.
+			sleeping := func(sql string) func() bool {
+				return func() bool {
+					out, _, _ := runCmd(t, nil, "psql", "-X", "-A", "-t", p.pg.DSN("postgres"), "-c",
+						"SELECT count(*) FROM pg_stat_activity WHERE application_name = '"+app+"' AND state = 'active' AND query = '"+sql+"'")
+					return strings.TrimSpace(out) == "1"
+				}
 			}
 			// A cancel request on its own connection, with the key Bastion
 			// made up: the target cancels the statement.
@@ -573,7 +579,7 @@ func testProtocol(t *testing.T, p *pgBastion, tok dbToken) {
 				_, err := conn.Exec(context.Background(), "SELECT pg_sleep(60)")
 				done <- err
 			}()
-			waitFor(t, 10*time.Second, sleeping)
+			waitFor(t, 10*time.Second, sleeping("SELECT pg_sleep(60)"))
 			if err := conn.PgConn().CancelRequest(t.Context()); err != nil {
 				t.Fatal(err)
 			}
@@ -583,15 +589,15 @@ func testProtocol(t *testing.T, p *pgBastion, tok dbToken) {
 			// Cancelling the context: pgx sends the cancel request itself.
 			ctx, cancel := context.WithCancel(t.Context())
 			go func() {
-				_, err := conn.Exec(ctx, "SELECT pg_sleep(60)")
+				_, err := conn.Exec(ctx, "SELECT pg_sleep(61)")
 				done <- err
 			}()
-			waitFor(t, 10*time.Second, sleeping)
+			waitFor(t, 10*time.Second, sleeping("SELECT pg_sleep(61)"))
 			cancel()
 			if err := <-done; !errors.Is(err, context.Canceled) {
 				t.Fatalf("statement whose context was cancelled: %v", err)
 			}
-			waitFor(t, 10*time.Second, func() bool { return !sleeping() })
+			waitFor(t, 10*time.Second, func() bool { return !sleeping("SELECT pg_sleep(61)")() })
 		})
 	}
 }
