@@ -70,7 +70,7 @@ func FuzzDecodeParams(f *testing.F) {
 		}
 		vals, types, ok := decodeParams(data, n, nil, nil)
 		for _, v := range vals {
-			if v.lit == "" && ok {
+			if v.literal() == "" {
 				t.Fatalf("parameter %q has no literal", v.v)
 			}
 		}

@@ -31,9 +31,19 @@ const (
 )
 
 // param is a decoded parameter of a COM_STMT_EXECUTE: its value as the
-// recording shows it, and as an SQL literal for an approver.
+// recording shows it, and whether that reads as an SQL literal as it is
+// (NULL, a number, 0x… hex) rather than one to quote.
 type param struct {
-	v, lit string
+	v    string
+	bare bool
+}
+
+// literal is p as an SQL literal, for an approver.
+func (p param) literal() string {
+	if p.bare {
+		return p.v
+	}
+	return quoteLiteral(p.v)
 }
 
 // decode decodes the parameters of a COM_STMT_EXECUTE of st; nil when there
@@ -75,7 +85,7 @@ func (c *clientConn) shown(ps []param) string {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		lit := p.lit
+		lit := p.literal()
 		switch {
 		case c.rec != nil && c.rec.redact:
 			lit = "<redacted>"
@@ -122,20 +132,17 @@ func decodeParams(p []byte, n int, types []byte, long map[int]bool) ([]param, []
 	for i := range n {
 		switch {
 		case nulls[i/8]&(1<<(i%8)) != 0:
-			out[i] = param{"NULL", "NULL"}
+			out[i] = param{"NULL", true}
 			continue
 		case long[i]:
-			out[i] = param{"<long data>", "<long data>"}
+			out[i] = param{"<long data>", true}
 			continue
 		}
 		v, size, bare, ok := decodeValue(types[2*i], types[2*i+1]&0x80 != 0, b)
 		if !ok {
 			return nil, nil, false
 		}
-		out[i], b = param{v, v}, b[size:]
-		if !bare {
-			out[i].lit = quoteLiteral(v)
-		}
+		out[i], b = param{v, bare}, b[size:]
 	}
 	return out, types, true
 }

@@ -22,7 +22,7 @@ func TestParamLiterals(t *testing.T) {
 	if !ok {
 		t.Fatal("decodeParams failed")
 	}
-	want := []param{
+	want := []struct{ v, lit string }{
 		{"7", "7"},
 		{`it's \ x!`, `'it''s \\ x!'`},
 		{"NULL", "NULL"},
@@ -33,9 +33,9 @@ func TestParamLiterals(t *testing.T) {
 	if len(got) != len(want) {
 		t.Fatalf("%d parameters, want %d", len(got), len(want))
 	}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Errorf("parameter %d = %+v, want %+v", i+1, got[i], want[i])
+	for i, w := range want {
+		if got[i].v != w.v || got[i].literal() != w.lit {
+			t.Errorf("parameter %d = %q, literal %q; want %q, %q", i+1, got[i].v, got[i].literal(), w.v, w.lit)
 		}
 	}
 }
