@@ -762,10 +762,61 @@ func testHeldExecutions(t *testing.T, p *pgBastion, tok dbToken) {
 	}
 	refunds("one approved and one denied execution", "first refund")
 
+	// A Close that the target skips (it skips everything after an error up
+	// to Sync) leaves the held statement there: it is still held after.
+	fe := conn.PgConn().Frontend()
+	// batch sends msgs and a Sync as they are, and returns what comes back
+	// up to ReadyForQuery.
+	batch := func(msgs ...pgproto3.FrontendMessage) (got []pgproto3.BackendMessage) {
+		t.Helper()
+		for _, m := range append(msgs, &pgproto3.Sync{}) {
+			fe.Send(m)
+		}
+		if err := fe.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			msg, err := fe.Receive()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := msg.(*pgproto3.ReadyForQuery); ok {
+				return got
+			}
+			got = append(got, msg)
+		}
+	}
+	for _, msg := range batch(&pgproto3.Parse{Query: "SELEC 1"}, &pgproto3.Close{ObjectType: 'S', Name: "refund"}) {
+		if _, ok := msg.(*pgproto3.CloseComplete); ok {
+			t.Fatal("the target ran the Close after an error")
+		}
+	}
+	done = run("refund", "after a skipped close")
+	id6, _ := pending()
+	p.mustRun("bob", "deny", fmt.Sprint(id6), "--reason", "still held")
+	if pe := pgError(t, <-done); pe.Code != "42501" || !strings.Contains(pe.Message, "still held") {
+		t.Fatalf("execution after a skipped Close: %s %s", pe.Code, pe.Message)
+	}
+	refunds("an execution after a skipped Close", "first refund")
+
+	// A portal bound to a held statement and not executed may still be
+	// there when the client binds it again (if the target skipped that
+	// Bind): the next execution of the portal is held, showing both.
+	batch(&pgproto3.Bind{PreparedStatement: "refund", Parameters: [][]byte{[]byte("phantom")}})
+	done = run("refund", "rebound")
+	id7, command := pending()
+	if !strings.Contains(command, "$1 = 'rebound'") || !strings.Contains(command, "earlier binding: INSERT INTO refunds (note) VALUES ($1)\n-- parameters: $1 = 'phantom'") {
+		t.Fatalf("the approver of a rebound portal sees %q", command)
+	}
+	p.mustRun("bob", "deny", fmt.Sprint(id7), "--reason", "no")
+	if pe := pgError(t, <-done); pe.Code != "42501" {
+		t.Fatalf("denied rebound portal: %s %s", pe.Code, pe.Message)
+	}
+
 	// A named statement that needs approval cannot be swapped for another
 	// text under its name: the target would keep the first.
 	_, err := conn.Prepare(ctx, "refund", "SELECT 1")
-	if pe := pgError(t, err); pe.Code != "42501" || !strings.Contains(pe.Message, "Close it") {
+	if pe := pgError(t, err); pe.Code != "42501" || !strings.Contains(pe.Message, "another name") {
 		t.Fatalf("re-prepare under a held name: %s %s", pe.Code, pe.Message)
 	}
 

@@ -67,7 +67,8 @@ func (c *conn) approve(d policy.QueryDecision, sql string) policy.QueryDecision 
 // the relay must know which statement every portal runs: it refuses a
 // held statement it could not track, and a named statement that would
 // replace a tracked one of another text where either is held (the target
-// keeps the first unless it was deallocated, which the relay cannot see).
+// keeps the first unless a Close or DEALLOCATE took effect, which the
+// relay cannot tell from one the target skipped).
 func (c *conn) parseDecision(m parseMsg, d policy.QueryDecision) policy.QueryDecision {
 	if d.Action == policy.CommandDeny || m.Name == "" {
 		return d
@@ -84,7 +85,7 @@ func (c *conn) parseDecision(m parseMsg, d policy.QueryDecision) policy.QueryDec
 			rule = old.hold.Rule
 		}
 		return policy.QueryDecision{Action: policy.CommandDeny, Rule: rule,
-			Reason: fmt.Sprintf("prepared statement %q exists and needs approval to run; Close it before preparing another under its name", m.Name)}
+			Reason: fmt.Sprintf("prepared statement %q needs approval to run, so its name stays with it for this session; prepare this one under another name", m.Name)}
 	}
 	return d
 }

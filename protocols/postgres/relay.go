@@ -343,10 +343,19 @@ func (c *conn) clientMessage(typ byte, msg []byte) error {
 			c.ext.portals = map[string]portal{}
 		}
 		st := c.ext.stmts[m.Statement]
-		if _, ok := c.ext.portals[m.Portal]; ok || len(c.ext.portals) < maxTracked || m.Portal == "" {
+		if old, ok := c.ext.portals[m.Portal]; ok || len(c.ext.portals) < maxTracked || m.Portal == "" {
 			p := portal{prepared: st, params: c.rec.params(m)}
 			if st.hold != nil {
 				p.shown = heldText(st.shown, m, c.rec.redact)
+			}
+			if old.hold != nil && !old.approved {
+				// The target may skip this Bind (after an error, up to
+				// Sync) and keep the portal that waits for approval: its
+				// execution stays held, and the approver sees both.
+				if p.hold == nil {
+					p.hold, p.shown = old.hold, st.text
+				}
+				p.shown += "\n-- or, if the portal still holds an earlier binding: " + old.shown
 			}
 			c.ext.portals[m.Portal] = p
 		} else if st.hold != nil {
@@ -382,9 +391,14 @@ func (c *conn) clientMessage(typ byte, msg []byte) error {
 		if err != nil {
 			return err
 		}
+		// A Close the target skips (after an error, up to Sync) leaves the
+		// statement or portal there: one that needs approval stays
+		// tracked, so that it is still held.
 		if kind == 'S' {
-			delete(c.ext.stmts, name)
-		} else {
+			if c.ext.stmts[name].hold == nil {
+				delete(c.ext.stmts, name)
+			}
+		} else if p := c.ext.portals[name]; p.hold == nil || p.approved {
 			delete(c.ext.portals, name)
 		}
 	case msgFunctionCall:
