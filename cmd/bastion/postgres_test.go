@@ -813,6 +813,44 @@ func testHeldExecutions(t *testing.T, p *pgBastion, tok dbToken) {
 		t.Fatalf("denied rebound portal: %s %s", pe.Code, pe.Message)
 	}
 
+	// The unnamed statement: a Parse after a failed message of its batch is
+	// skipped and the held statement stays, so its execution stays held.
+	batch(&pgproto3.Parse{Query: "INSERT INTO refunds (note) VALUES ($1)"})
+	batch(&pgproto3.Parse{Name: "bad", Query: "SELEC 1"}, &pgproto3.Parse{Query: "SELECT $1::text"})
+	fe.Send(&pgproto3.Bind{Parameters: [][]byte{[]byte("unnamed")}})
+	fe.Send(&pgproto3.Execute{})
+	fe.Send(&pgproto3.Sync{})
+	if err := fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	denied := make(chan string, 1)
+	go func() {
+		code := ""
+		for {
+			msg, err := fe.Receive()
+			if err != nil {
+				denied <- err.Error()
+				return
+			}
+			switch m := msg.(type) {
+			case *pgproto3.ErrorResponse:
+				code = m.Code
+			case *pgproto3.ReadyForQuery:
+				denied <- code
+				return
+			}
+		}
+	}()
+	id8, command := pending()
+	if !strings.Contains(command, "-- or, if the target kept an earlier statement: INSERT INTO refunds (note) VALUES ($1)") {
+		t.Fatalf("the approver of the unnamed statement sees %q", command)
+	}
+	p.mustRun("bob", "deny", fmt.Sprint(id8), "--reason", "no")
+	if code := <-denied; code != "42501" {
+		t.Fatalf("execution of the unnamed statement after a skipped Parse: %q, want 42501", code)
+	}
+	refunds("an execution after a skipped Parse", "first refund")
+
 	// A named statement that needs approval cannot be swapped for another
 	// text under its name: the target would keep the first.
 	_, err := conn.Prepare(ctx, "refund", "SELECT 1")

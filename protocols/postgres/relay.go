@@ -152,6 +152,10 @@ type extendedState struct {
 	// sqlHolds are the statements prepared with SQL PREPARE that need
 	// approval, by name: each EXECUTE of one is held.
 	sqlHolds map[string]sqlHold
+	// inBatch is set once an extended-protocol message has gone to the
+	// target since the last Sync (or Query): if one of them fails, the
+	// target skips the rest up to Sync.
+	inBatch bool
 }
 
 // sqlHold is a statement prepared with SQL PREPARE that needs approval.
@@ -277,6 +281,7 @@ func (c *conn) clientToTarget() error {
 				return err
 			}
 		}
+		c.ext.inBatch = typ != msgSync && typ != msgQuery && typ != msgFunctionCall
 	}
 }
 
@@ -317,6 +322,16 @@ func (c *conn) clientMessage(typ byte, msg []byte) error {
 		v := c.dec.decide(m.Query)
 		d, shown := c.sqlPrepared(v, m.Query)
 		d = c.parseDecision(m, d)
+		if old := c.ext.stmts[""]; m.Name == "" && c.inBatchHeld(old, m.Query) && d.Action != policy.CommandDeny {
+			// The target skips this Parse if an earlier message of the
+			// batch failed, and keeps the unnamed statement that needs
+			// approval: its executions stay held, showing both. (A Parse
+			// first in its batch always replaces the unnamed statement.)
+			if d.Action != policy.CommandRequireApproval {
+				d, shown = *old.hold, m.Query
+			}
+			shown += "\n-- or, if the target kept an earlier statement: " + old.shown
+		}
 		if d.Action == policy.CommandDeny {
 			c.deny(d, m.Query)
 			c.pending.push(entry{kind: entryPoison, denial: denial(d)})
@@ -413,6 +428,13 @@ func (c *conn) clientMessage(typ byte, msg []byte) error {
 	}
 	_, err := c.ubw.Write(msg)
 	return err
+}
+
+// inBatchHeld reports whether a Parse of text into the unnamed statement
+// may be skipped while old, which needs approval, stays: it comes after
+// other messages of its batch, and old is another statement.
+func (c *conn) inBatchHeld(old prepared, text string) bool {
+	return c.ext.inBatch && old.hold != nil && old.text != text
 }
 
 // denial is the error a denied statement gets.
