@@ -713,14 +713,50 @@ func testHeldExecutions(t *testing.T, p *pgBastion, tok dbToken) {
 	if _, err := conn.Prepare(pctx, "refund", "INSERT INTO refunds (note) VALUES ($1)"); err != nil {
 		t.Fatalf("prepare a held statement: %v", err)
 	}
-	pending := func() (int64, string) { t.Helper(); return pendingCommand(t, p.testBastion, "alice") }
 	// run execs sql with args in the background.
 	run := func(sql string, args ...any) chan error {
 		done := make(chan error, 1)
 		go func() { _, err := conn.Exec(ctx, sql, args...); done <- err }()
 		return done
 	}
-	// refunds checks the notes stored so far.
+	// decide waits for the execution done waits on to be held (as a new
+	// request), checks what its approver sees, and has bob approve it (it
+	// must then run) or deny it (it must then fail with 42501 naming the
+	// rule and the reason).
+	held := map[int64]bool{}
+	decide := func(done chan error, approve bool, shows func(command string) bool) {
+		t.Helper()
+		id, command := pendingCommand(t, p.testBastion, "alice")
+		if held[id] {
+			t.Fatalf("request %d held a second execution", id)
+		}
+		held[id] = true
+		if !shows(command) {
+			t.Fatalf("the approver of request %d sees %q", id, command)
+		}
+		if approve {
+			p.mustRun("bob", "approve", fmt.Sprint(id))
+			if err := <-done; err != nil {
+				t.Fatalf("approved execution of %q: %v", command, err)
+			}
+			return
+		}
+		p.mustRun("bob", "deny", fmt.Sprint(id), "--reason", "not this one")
+		if pe := pgError(t, <-done); pe.Code != "42501" || !strings.Contains(pe.Message, "refunds-need-lead") || !strings.Contains(pe.Message, "not this one") {
+			t.Fatalf("denied execution of %q: %s %s", command, pe.Code, pe.Message)
+		}
+	}
+	is := func(want string) func(string) bool { return func(got string) bool { return got == want } }
+	has := func(parts ...string) func(string) bool {
+		return func(got string) bool {
+			for _, part := range parts {
+				if !strings.Contains(got, part) {
+					return false
+				}
+			}
+			return true
+		}
+	}
 	// refunds checks the notes this test stored so far (after those of an
 	// earlier run on the same database).
 	var before int64
@@ -738,36 +774,18 @@ func testHeldExecutions(t *testing.T, p *pgBastion, tok dbToken) {
 		}
 	}
 
-	done := run("refund", "first refund")
-	id, command := pending()
-	if want := "INSERT INTO refunds (note) VALUES ($1)\n-- parameters: $1 = 'first refund'"; command != want {
-		t.Fatalf("the approver sees %q, want %q", command, want)
-	}
-	p.mustRun("bob", "approve", fmt.Sprint(id))
-	if err := <-done; err != nil {
-		t.Fatalf("approved execution: %v", err)
-	}
-
+	decide(run("refund", "first refund"), true, is("INSERT INTO refunds (note) VALUES ($1)\n-- parameters: $1 = 'first refund'"))
 	// The same prepared statement again: held again, with its own
 	// parameters; denied, it runs nothing and the connection goes on.
-	done = run("refund", "second refund")
-	id2, command := pending()
-	if id2 == id || !strings.Contains(command, "$1 = 'second refund'") {
-		t.Fatalf("second execution: request %d (first %d), approver sees %q", id2, id, command)
-	}
-	p.mustRun("bob", "deny", fmt.Sprint(id2), "--reason", "not this one")
-	pe := pgError(t, <-done)
-	if pe.Code != "42501" || !strings.Contains(pe.Message, "refunds-need-lead") || !strings.Contains(pe.Message, "not this one") {
-		t.Fatalf("denied execution: %s %s", pe.Code, pe.Message)
-	}
+	decide(run("refund", "second refund"), false, has("$1 = 'second refund'"))
 	refunds("one approved and one denied execution", "first refund")
 
 	// A Close that the target skips (it skips everything after an error up
 	// to Sync) leaves the held statement there: it is still held after.
 	fe := conn.PgConn().Frontend()
-	// batch sends msgs and a Sync as they are, and returns what comes back
-	// up to ReadyForQuery.
-	batch := func(msgs ...pgproto3.FrontendMessage) (got []pgproto3.BackendMessage) {
+	// send sends msgs and a Sync as they are; receive returns what comes
+	// back up to ReadyForQuery.
+	send := func(msgs ...pgproto3.FrontendMessage) {
 		t.Helper()
 		for _, m := range append(msgs, &pgproto3.Sync{}) {
 			fe.Send(m)
@@ -775,80 +793,59 @@ func testHeldExecutions(t *testing.T, p *pgBastion, tok dbToken) {
 		if err := fe.Flush(); err != nil {
 			t.Fatal(err)
 		}
+	}
+	receive := func() (got []pgproto3.BackendMessage, err error) {
 		for {
 			msg, err := fe.Receive()
 			if err != nil {
-				t.Fatal(err)
+				return got, err
 			}
 			if _, ok := msg.(*pgproto3.ReadyForQuery); ok {
-				return got
+				return got, nil
 			}
 			got = append(got, msg)
 		}
+	}
+	batch := func(msgs ...pgproto3.FrontendMessage) []pgproto3.BackendMessage {
+		t.Helper()
+		send(msgs...)
+		got, err := receive()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
 	}
 	for _, msg := range batch(&pgproto3.Parse{Query: "SELEC 1"}, &pgproto3.Close{ObjectType: 'S', Name: "refund"}) {
 		if _, ok := msg.(*pgproto3.CloseComplete); ok {
 			t.Fatal("the target ran the Close after an error")
 		}
 	}
-	done = run("refund", "after a skipped close")
-	id6, _ := pending()
-	p.mustRun("bob", "deny", fmt.Sprint(id6), "--reason", "still held")
-	if pe := pgError(t, <-done); pe.Code != "42501" || !strings.Contains(pe.Message, "still held") {
-		t.Fatalf("execution after a skipped Close: %s %s", pe.Code, pe.Message)
-	}
+	decide(run("refund", "after a skipped close"), false, has("$1 = 'after a skipped close'"))
 	refunds("an execution after a skipped Close", "first refund")
 
 	// A portal bound to a held statement and not executed may still be
 	// there when the client binds it again (if the target skipped that
 	// Bind): the next execution of the portal is held, showing both.
 	batch(&pgproto3.Bind{PreparedStatement: "refund", Parameters: [][]byte{[]byte("phantom")}})
-	done = run("refund", "rebound")
-	id7, command := pending()
-	if !strings.Contains(command, "$1 = 'rebound'") || !strings.Contains(command, "earlier binding: INSERT INTO refunds (note) VALUES ($1)\n-- parameters: $1 = 'phantom'") {
-		t.Fatalf("the approver of a rebound portal sees %q", command)
-	}
-	p.mustRun("bob", "deny", fmt.Sprint(id7), "--reason", "no")
-	if pe := pgError(t, <-done); pe.Code != "42501" {
-		t.Fatalf("denied rebound portal: %s %s", pe.Code, pe.Message)
-	}
+	decide(run("refund", "rebound"), false,
+		has("$1 = 'rebound'", "earlier binding: INSERT INTO refunds (note) VALUES ($1)\n-- parameters: $1 = 'phantom'"))
 
 	// The unnamed statement: a Parse after a failed message of its batch is
 	// skipped and the held statement stays, so its execution stays held.
 	batch(&pgproto3.Parse{Query: "INSERT INTO refunds (note) VALUES ($1)"})
 	batch(&pgproto3.Parse{Name: "bad", Query: "SELEC 1"}, &pgproto3.Parse{Query: "SELECT $1::text"})
-	fe.Send(&pgproto3.Bind{Parameters: [][]byte{[]byte("unnamed")}})
-	fe.Send(&pgproto3.Execute{})
-	fe.Send(&pgproto3.Sync{})
-	if err := fe.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	denied := make(chan string, 1)
+	send(&pgproto3.Bind{Parameters: [][]byte{[]byte("unnamed")}}, &pgproto3.Execute{})
+	done := make(chan error, 1)
 	go func() {
-		code := ""
-		for {
-			msg, err := fe.Receive()
-			if err != nil {
-				denied <- err.Error()
-				return
-			}
-			switch m := msg.(type) {
-			case *pgproto3.ErrorResponse:
-				code = m.Code
-			case *pgproto3.ReadyForQuery:
-				denied <- code
-				return
+		got, err := receive()
+		for _, msg := range got {
+			if e, ok := msg.(*pgproto3.ErrorResponse); ok && err == nil {
+				err = pgconn.ErrorResponseToPgError(e)
 			}
 		}
+		done <- err
 	}()
-	id8, command := pending()
-	if !strings.Contains(command, "-- or, if the target kept an earlier statement: INSERT INTO refunds (note) VALUES ($1)") {
-		t.Fatalf("the approver of the unnamed statement sees %q", command)
-	}
-	p.mustRun("bob", "deny", fmt.Sprint(id8), "--reason", "no")
-	if code := <-denied; code != "42501" {
-		t.Fatalf("execution of the unnamed statement after a skipped Parse: %q, want 42501", code)
-	}
+	decide(done, false, has("-- or, if the target kept an earlier statement: INSERT INTO refunds (note) VALUES ($1)"))
 	refunds("an execution after a skipped Parse", "first refund")
 
 	// A named statement that needs approval cannot be swapped for another
@@ -864,31 +861,12 @@ func testHeldExecutions(t *testing.T, p *pgBastion, tok dbToken) {
 	if _, err := conn.Exec(pctx, "PREPARE sqlrefund(text) AS INSERT INTO refunds (note) VALUES ($1)"); err != nil {
 		t.Fatalf("SQL PREPARE of a held statement: %v", err)
 	}
-	done = run("EXECUTE sqlrefund('third refund')")
-	id3, command := pending()
-	if want := "EXECUTE sqlrefund('third refund')\n-- sqlrefund was prepared as: PREPARE sqlrefund(text) AS INSERT INTO refunds (note) VALUES ($1)"; command != want {
-		t.Fatalf("the approver of an EXECUTE sees %q, want %q", command, want)
-	}
-	p.mustRun("bob", "approve", fmt.Sprint(id3))
-	if err := <-done; err != nil {
-		t.Fatalf("approved EXECUTE: %v", err)
-	}
-	done = run("EXPLAIN ANALYZE EXECUTE sqlrefund('fourth refund')")
-	id4, _ := pending()
-	p.mustRun("bob", "deny", fmt.Sprint(id4), "--reason", "not this one either")
-	if pe := pgError(t, <-done); pe.Code != "42501" || !strings.Contains(pe.Message, "not this one either") {
-		t.Fatalf("denied EXECUTE: %s %s", pe.Code, pe.Message)
-	}
+	decide(run("EXECUTE sqlrefund('third refund')"), true,
+		is("EXECUTE sqlrefund('third refund')\n-- sqlrefund was prepared as: PREPARE sqlrefund(text) AS INSERT INTO refunds (note) VALUES ($1)"))
+	decide(run("EXPLAIN ANALYZE EXECUTE sqlrefund('fourth refund')"), false, has("-- sqlrefund was prepared as:"))
 	// A PREPARE and its EXECUTE in one query string: held as a whole.
-	done = run("PREPARE together(text) AS INSERT INTO refunds (note) VALUES ($1); EXECUTE together('fifth refund')")
-	id5, command := pending()
-	if !strings.Contains(command, "-- together was prepared as: PREPARE together(text)") {
-		t.Fatalf("the approver of PREPARE; EXECUTE sees %q", command)
-	}
-	p.mustRun("bob", "deny", fmt.Sprint(id5), "--reason", "no")
-	if pe := pgError(t, <-done); pe.Code != "42501" {
-		t.Fatalf("denied PREPARE; EXECUTE: %s %s", pe.Code, pe.Message)
-	}
+	decide(run("PREPARE together(text) AS INSERT INTO refunds (note) VALUES ($1); EXECUTE together('fifth refund')"), false,
+		has("-- together was prepared as: PREPARE together(text)"))
 	refunds("SQL EXECUTEs", "first refund", "third refund")
 	_, err = conn.Exec(ctx, "DEALLOCATE sqlrefund; PREPARE sqlrefund AS SELECT 1")
 	if pe := pgError(t, err); pe.Code != "42501" || !strings.Contains(pe.Message, "another name") {
