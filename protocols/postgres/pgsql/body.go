@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/proto"
 )
 
 // maxBodyDepth bounds how deeply code bodies nest (a DO block whose body
@@ -156,9 +157,16 @@ func plpgsql(fn string, depth int) ([]Statement, string) {
 				e := x[k]
 				switch k {
 				case "PLpgSQL_stmt_dynexecute", "PLpgSQL_stmt_dynfors":
-					why = "it runs dynamic SQL (EXECUTE of a string), which cannot be checked"
+					// EXECUTE of a string constant runs that SQL, which is
+					// checked like the rest; of anything else, cannot be.
+					stmt, _ := e.(map[string]any)
+					if !dynamic(stmt["query"], depth, &stmts, &why) && why == "" {
+						why = "it runs dynamic SQL (EXECUTE of a string that is not a constant), which cannot be checked"
+					}
 				case "dynquery":
-					why = "it opens a cursor or returns a query on dynamic SQL, which cannot be checked"
+					if !dynamic(e, depth, &stmts, &why) && why == "" {
+						why = "it opens a cursor or returns a query on dynamic SQL (EXECUTE of a string that is not a constant), which cannot be checked"
+					}
 				case "PLpgSQL_expr":
 					q, _ := e.(map[string]any)
 					texts, err := exprSQL(q)
@@ -180,6 +188,56 @@ func plpgsql(fn string, depth int) ([]Statement, string) {
 	}
 	visit(tree)
 	return stmts, why
+}
+
+// dynamic adds to *stmts the statements of the SQL a PL/pgSQL EXECUTE runs
+// when expr (a PLpgSQL_expr object) is a string constant, and reports
+// whether it was; SQL that does not parse sets *why. The expression itself
+// is decided too, as any other (it is visited as one).
+func dynamic(expr any, depth int, stmts *[]Statement, why *string) bool {
+	e, _ := expr.(map[string]any)
+	q, _ := e["PLpgSQL_expr"].(map[string]any)
+	text, _ := q["query"].(string)
+	if mode, _ := q["parseMode"].(float64); int(mode) != modeExpr {
+		return false
+	}
+	sql, ok := constantExpr(text)
+	if !ok {
+		return false
+	}
+	in, err := parse(sql, depth)
+	if err != nil {
+		if *why == "" {
+			*why = "the SQL it runs with EXECUTE does not parse: " + err.Error()
+		}
+		return true
+	}
+	*stmts = append(*stmts, in...)
+	return true
+}
+
+// constantExpr returns the string an expression is when it is nothing but
+// a string constant ('…', E'…', $$…$$, cast or not).
+func constantExpr(expr string) (string, bool) {
+	if strings.IndexByte(expr, 0) >= 0 {
+		return "", false
+	}
+	tree, err := pg_query.Parse("SELECT " + expr)
+	if err != nil || len(tree.GetStmts()) != 1 {
+		return "", false
+	}
+	sel := tree.GetStmts()[0].GetStmt().GetSelectStmt()
+	if sel == nil || len(sel.GetTargetList()) != 1 {
+		return "", false
+	}
+	rt := sel.GetTargetList()[0].GetResTarget()
+	sql, ok := constString(rt.GetVal())
+	// Nothing else in the SELECT: no FROM, WHERE, set operation, … that
+	// would make the value something other than the constant.
+	rest := proto.Clone(sel).(*pg_query.SelectStmt)
+	rest.TargetList = nil
+	bare := &pg_query.SelectStmt{Op: pg_query.SetOperation_SETOP_NONE, LimitOption: pg_query.LimitOption_LIMIT_OPTION_DEFAULT}
+	return sql, ok && rt.GetName() == "" && proto.Equal(rest, bare)
 }
 
 // exprSQL is the SQL text of a PL/pgSQL expression (a PLpgSQL_expr

@@ -19,6 +19,21 @@ func FuzzParse(f *testing.F) {
 		"CREATE FUNCTION f() RETURNS SETOF t LANGUAGE plpgsql AS $$ BEGIN RETURN QUERY SELECT * FROM t; END $$",
 		"DELETE FROM t WHERE NOT (1 IS DISTINCT FROM '1'::int4) AND true IS NOT FALSE",
 		"CREATE TABLE a AS SELECT 1 INTO b",
+		// PL/pgSQL constructs: libpg_query's PL/pgSQL parser is C code that
+		// aborts the process on some inputs, so the fuzzer starts from many
+		// of its statement kinds.
+		`DO $$ <<l>> DECLARE c CURSOR (k int) FOR SELECT * FROM t WHERE a = k; r record; n int := 0;
+BEGIN OPEN c(1); LOOP FETCH c INTO r; EXIT l WHEN NOT FOUND; n := n + 1; END LOOP; CLOSE c;
+FOREACH n IN ARRAY ARRAY[1,2] LOOP PERFORM f(n); END LOOP;
+CASE n WHEN 1 THEN RAISE NOTICE 'x %', n; ELSE RAISE EXCEPTION USING MESSAGE = 'y'; END CASE;
+GET DIAGNOSTICS n = ROW_COUNT; ASSERT n > 0, 'z';
+EXCEPTION WHEN division_by_zero OR SQLSTATE '22012' THEN GET STACKED DIAGNOSTICS n = PG_EXCEPTION_DETAIL; END $$`,
+		`CREATE PROCEDURE p(INOUT a int) LANGUAGE plpgsql AS $$ BEGIN FOR i IN REVERSE 10..1 BY 2 LOOP a := a + i; COMMIT; END LOOP;
+WHILE a < 100 LOOP a := a * 2; CONTINUE WHEN a = 8; END LOOP; CALL q(a); RETURN; END $$`,
+		`CREATE FUNCTION g() RETURNS SETOF int LANGUAGE plpgsql AS $$ DECLARE r t%ROWTYPE; BEGIN
+FOR r IN SELECT * FROM t LOOP RETURN NEXT r.a; END LOOP; RETURN QUERY EXECUTE 'SELECT 1' USING 2;
+UPDATE t SET a = 1 WHERE a = 2 RETURNING a INTO STRICT r.a; END $$`,
+		"DO LANGUAGE plpgsql $$ DECLARE x CONSTANT int NOT NULL DEFAULT 1; y alias for $1; BEGIN NULL; END $$",
 	} {
 		f.Add(s)
 	}
