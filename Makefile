@@ -30,7 +30,7 @@ test: lint ## lint, then every test with the race detector (real sshd, PostgreSQ
 fuzz: ## run every fuzz target for FUZZTIME each (default 30s)
 	@set -e; for pkg in $$($(GO) list ./...); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
-	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 3s $$pkg; \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -timeout 0 -fuzzminimizetime 3s $$pkg; \
 	  done; done
 
 bench: build ## run the benchmarks in bench/ (results go to BENCHMARKS.md by hand)

@@ -339,6 +339,7 @@ roles:
       - {name: no-secrets, action: deny, tables: [secrets], reason: the secrets table is off limits}
       - {name: no-server-files, action: deny, file_access: true, reason: no reading or writing files on the database server}
       - {name: no-file-functions, action: deny, functions: [pg_read_file, pg_read_binary_file, pg_ls_dir, lo_import, lo_export, load_file], reason: no reading files on the database server}
+      - {name: no-dangerous-functions, action: deny, functions: ["dblink*", pg_terminate_backend, pg_cancel_backend, pg_reload_conf, pg_promote, sys_exec, sys_eval], reason: "these functions reach past this session: other connections, other servers, the server itself"}
       - {name: no-role-change, action: deny, role_change: true, reason: stay the user Bastion logs in as}
   lead:
     request:

@@ -1,0 +1,95 @@
+package demo
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"net"
+	"path/filepath"
+	"testing"
+
+	"github.com/bastionhq/bastion/bastion/config"
+	"github.com/bastionhq/bastion/bastion/policy"
+	"github.com/bastionhq/bastion/internal/harness"
+	"github.com/bastionhq/bastion/internal/server"
+	"golang.org/x/crypto/ssh"
+)
+
+// TestConfig renders the demo's configuration, loads it as Bastion does,
+// and checks the query rules the README and the cheat sheet promise on
+// orders and shop.
+func TestConfig(t *testing.T) {
+	listen := func() net.Listener {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		return l
+	}
+	ls := &server.Listeners{SSH: listen(), HTTP: listen(), Databases: map[policy.Kind]net.Listener{
+		policy.KindPostgres: listen(), policy.KindMySQL: listen(),
+	}}
+	keys := map[string]string{}
+	for _, u := range Users {
+		pub, _, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sp, err := ssh.NewPublicKey(pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys[u.Name] = string(ssh.MarshalAuthorizedKey(sp))
+	}
+	hostPub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostKey, err := ssh.NewPublicKey(hostPub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	targets := &targetSet{
+		web01:  &harness.SSHD{Addr: "127.0.0.1:1022", HostPublicKey: hostKey},
+		orders: &harness.Postgres{Addr: "127.0.0.1:15432", User: "postgres", Password: "pw"},
+		shop:   &harness.MariaDB{Addr: "127.0.0.1:13306", User: "bastion", Password: "pw"},
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "bastion.yaml")
+	if err := writeConfig(path, filepath.Join(dir, "data"), ls, keys, targets); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatalf("the demo's configuration does not load: %v", err)
+	}
+
+	read := func(tables, functions []string) policy.Statement {
+		return policy.Statement{Kind: policy.StatementRead, Command: "SELECT", Tables: tables, Functions: functions}
+	}
+	tests := []struct {
+		target string
+		stmt   policy.Statement
+		rule   string // "" for allowed
+	}{
+		{"orders", read([]string{"orders"}, []string{"count"}), ""},
+		{"orders", read([]string{"public.secrets"}, nil), "no-secrets"},
+		{"orders", read(nil, []string{"dblink_exec"}), "no-dangerous-functions"},
+		{"orders", read(nil, []string{"pg_terminate_backend"}), "no-dangerous-functions"},
+		{"orders", policy.Statement{Kind: policy.StatementDDL, Command: "DROP TABLE", Tables: []string{"orders"}}, "no-drop"},
+		{"orders", policy.Statement{Kind: policy.StatementWrite, Command: "DELETE", Tables: []string{"orders"}, Unbounded: true}, "bounded-writes"},
+		{"orders", read(nil, []string{"pg_read_file"}), "no-file-functions"},
+		{"orders", policy.Statement{Kind: policy.StatementUtility, Command: "COPY", FileAccess: true}, "no-server-files"},
+		{"shop", read(nil, []string{"sys_exec"}), "no-dangerous-functions"},
+		{"shop", policy.Statement{Kind: policy.StatementUtility, Command: "SET ROLE", RoleChange: true}, "no-role-change"},
+	}
+	for _, tt := range tests {
+		d := cfg.Policy.DecideQueries("alice", tt.target, []policy.Statement{tt.stmt})
+		switch {
+		case tt.rule == "" && d.Action != policy.CommandAllow:
+			t.Errorf("%s: %+v: %s by %q, want allowed", tt.target, tt.stmt, d.Action, d.Rule)
+		case tt.rule != "" && (d.Action != policy.CommandDeny || d.Rule != tt.rule):
+			t.Errorf("%s: %+v: %s by %q, want denied by %q", tt.target, tt.stmt, d.Action, d.Rule, tt.rule)
+		}
+	}
+}
