@@ -29,28 +29,23 @@ func TestConfig(t *testing.T) {
 	ls := &server.Listeners{SSH: listen(), HTTP: listen(), Databases: map[policy.Kind]net.Listener{
 		policy.KindPostgres: listen(), policy.KindMySQL: listen(),
 	}}
-	keys := map[string]string{}
-	for _, u := range Users {
+	newKey := func() ssh.PublicKey {
 		pub, _, err := ed25519.GenerateKey(rand.Reader)
 		if err != nil {
 			t.Fatal(err)
 		}
-		sp, err := ssh.NewPublicKey(pub)
+		k, err := ssh.NewPublicKey(pub)
 		if err != nil {
 			t.Fatal(err)
 		}
-		keys[u.Name] = string(ssh.MarshalAuthorizedKey(sp))
+		return k
 	}
-	hostPub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hostKey, err := ssh.NewPublicKey(hostPub)
-	if err != nil {
-		t.Fatal(err)
+	keys := map[string]string{}
+	for _, u := range Users {
+		keys[u.Name] = string(ssh.MarshalAuthorizedKey(newKey()))
 	}
 	targets := &targetSet{
-		web01:  &harness.SSHD{Addr: "127.0.0.1:1022", HostPublicKey: hostKey},
+		web01:  &harness.SSHD{Addr: "127.0.0.1:1022", HostPublicKey: newKey()},
 		orders: &harness.Postgres{Addr: "127.0.0.1:15432", User: "postgres", Password: "pw"},
 		shop:   &harness.MariaDB{Addr: "127.0.0.1:13306", User: "bastion", Password: "pw"},
 	}
