@@ -129,6 +129,23 @@ func testReuse(t *testing.T, p *pgBastion, tok dbToken) {
 		}
 	})
 
+	t.Run("a session that loaded a library closes its connection", func(t *testing.T) {
+		// DISCARD ALL does not unload a library: the next session would run
+		// with auto_explain (or worse) loaded.
+		conn := p.connect(t, tok, app)
+		pid := backend(conn)
+		if _, err := conn.Exec(ctx, "LOAD 'auto_explain'"); err != nil {
+			t.Fatal(err)
+		}
+		conn.Close(ctx)
+		gone(pid)
+		conn = p.connect(t, tok, app)
+		if got := backend(conn); got == pid {
+			t.Fatalf("backend %d, which loaded a library, served another session", pid)
+		}
+		conn.Close(ctx)
+	})
+
 	t.Run("a kept connection the target ended is not used", func(t *testing.T) {
 		conn := p.connect(t, tok, app)
 		pid := backend(conn)

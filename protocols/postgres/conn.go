@@ -54,6 +54,9 @@ type conn struct {
 	// lastStatus is the transaction status of the target's last
 	// ReadyForQuery (target-to-client loop only).
 	lastStatus byte
+	// lasting: the session ran something DISCARD ALL does not undo, so its
+	// target connection is not reused (client-to-target loop only).
+	lasting bool
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -367,7 +370,7 @@ func (c *conn) relay() {
 // statement pending, no answer half read. Otherwise it closes it.
 func (c *conn) release() {
 	up := c.up
-	if c.lastStatus != 'I' || !c.pending.empty() || c.ubr.Buffered() != 0 || c.ubw.Buffered() != 0 {
+	if c.lastStatus != 'I' || !c.pending.empty() || c.ubr.Buffered() != 0 || c.ubw.Buffered() != 0 || c.lasting {
 		up.close()
 		return
 	}

@@ -296,6 +296,7 @@ func (c *conn) clientMessage(typ byte, msg []byte) error {
 			return err
 		}
 		v := c.dec.decide(sql)
+		c.lasting = c.lasting || v.lasting
 		d, shown := c.sqlPrepared(v, sql)
 		d = c.approve(d, shown)
 		if d.Action != policy.CommandAllow {
@@ -320,6 +321,7 @@ func (c *conn) clientMessage(typ byte, msg []byte) error {
 			return err
 		}
 		v := c.dec.decide(m.Query)
+		c.lasting = c.lasting || v.lasting
 		d, shown := c.sqlPrepared(v, m.Query)
 		d = c.parseDecision(m, d)
 		if old := c.ext.stmts[""]; m.Name == "" && c.inBatchHeld(old, m.Query) && d.Action != policy.CommandDeny {

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"slices"
 	"strings"
 	"sync"
 
@@ -166,6 +167,11 @@ type verdict struct {
 	overall  policy.QueryDecision
 	each     []policy.QueryDecision
 	parseErr error
+	// lasting is set when what the string runs would outlive the session
+	// on its target connection, which DISCARD ALL does not undo (a library
+	// loaded, a dblink connection opened), or when it does not parse: such
+	// a target connection is not reused.
+	lasting bool
 }
 
 // decider decides a connection's statements, caching by text: the user,
@@ -197,7 +203,7 @@ func (d *decider) decide(sql string) *verdict {
 		return &w
 	}
 	p := d.parsed.parse(sql, key, keyed)
-	v := &verdict{stmts: p.stmts, parseErr: p.err}
+	v := &verdict{stmts: p.stmts, parseErr: p.err, lasting: p.err != nil || outlivesSession(p.all())}
 	switch {
 	case p.err != nil && d.restricted:
 		v.overall = policy.QueryDecision{Action: policy.CommandDeny,
@@ -242,6 +248,19 @@ func (d *decider) decideFunctionCall() policy.QueryDecision {
 			Reason: "function calls by the fast-path protocol are not allowed when query rules apply (use SELECT f(…))"}
 	}
 	return policy.QueryDecision{Action: policy.CommandAllow}
+}
+
+// outlivesSession reports whether a statement leaves something in the
+// server process that DISCARD ALL does not undo: a library it loads, or a
+// named dblink connection.
+func outlivesSession(stmts []policy.Statement) bool {
+	for i := range stmts {
+		s := &stmts[i]
+		if s.Command == "LOAD" || slices.Contains(s.Functions, "dblink_connect") || slices.Contains(s.Functions, "dblink_connect_u") {
+			return true
+		}
+	}
+	return false
 }
 
 // changesLexing reports whether a statement may change how the server

@@ -142,3 +142,24 @@ func FuzzLiteralKey(f *testing.F) {
 		}
 	})
 }
+
+// TestLasting: a string that loads a library (wherever the LOAD is) or
+// opens a dblink connection, or that does not parse, marks its session's target connection as not to be
+// reused; anything else does not.
+func TestLasting(t *testing.T) {
+	d := testDecider(t)
+	for sql, want := range map[string]bool{
+		"LOAD 'auto_explain'":                                 true,
+		"SELECT 1; load '$libdir/plugins/auto_explain'":       true,
+		"DO $$ BEGIN EXECUTE 'LOAD ''auto_explain'''; END $$": true,
+		"SELEC 1":         true,
+		"SELECT 'LOAD x'": false,
+		"SET search_path = x; PREPARE p AS SELECT 1; LISTEN ch":      false,
+		"DO $$ BEGIN PERFORM pg_advisory_lock(1); END $$":            false,
+		"CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'": false,
+	} {
+		if got := d.decide(sql).lasting; got != want {
+			t.Errorf("decide(%q).lasting = %v, want %v", sql, got, want)
+		}
+	}
+}
