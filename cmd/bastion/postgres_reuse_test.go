@@ -113,38 +113,29 @@ func testReuse(t *testing.T, p *pgBastion, tok dbToken) {
 		}
 	})
 
-	t.Run("a session ended in a transaction closes its connection", func(t *testing.T) {
+	// closes runs sql in a session on the kept backend and checks that the
+	// backend is closed when the session ends, not handed on.
+	closes := func(t *testing.T, sql string) {
 		conn := p.connect(t, tok, app)
 		if got := backend(conn); got != pid {
 			t.Fatalf("session on backend %d, want the kept %d", got, pid)
 		}
-		if _, err := conn.Exec(ctx, "BEGIN"); err != nil {
+		if _, err := conn.Exec(ctx, sql); err != nil {
 			t.Fatal(err)
 		}
 		conn.Close(ctx)
 		gone(pid)
 		conn = p.connect(t, tok, app)
-		if got := backend(conn); got == pid {
-			t.Fatalf("backend %d served another session", pid)
-		}
-	})
-
-	t.Run("a session that loaded a library closes its connection", func(t *testing.T) {
-		// DISCARD ALL does not unload a library: the next session would run
-		// with auto_explain (or worse) loaded.
-		conn := p.connect(t, tok, app)
-		pid := backend(conn)
-		if _, err := conn.Exec(ctx, "LOAD 'auto_explain'"); err != nil {
-			t.Fatal(err)
+		if pid = backend(conn); pid == 0 {
+			t.Fatal("no backend")
 		}
 		conn.Close(ctx)
-		gone(pid)
-		conn = p.connect(t, tok, app)
-		if got := backend(conn); got == pid {
-			t.Fatalf("backend %d, which loaded a library, served another session", pid)
-		}
-		conn.Close(ctx)
-	})
+		kept(pid)
+	}
+	t.Run("a session ended in a transaction closes its connection", func(t *testing.T) { closes(t, "BEGIN") })
+	// DISCARD ALL does not unload a library: the next session would run
+	// with auto_explain (or worse) loaded.
+	t.Run("a session that loaded a library closes its connection", func(t *testing.T) { closes(t, "LOAD 'auto_explain'") })
 
 	t.Run("a kept connection the target ended is not used", func(t *testing.T) {
 		conn := p.connect(t, tok, app)
