@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/netip"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/bastionhq/bastion/bastion/dbauth"
 	"github.com/bastionhq/bastion/bastion/policy"
 	"github.com/bastionhq/bastion/protocols/dbrec"
+	"github.com/bastionhq/bastion/protocols/postgres/pgsql"
 	"github.com/bastionhq/bastion/recorder/querylog"
 )
 
@@ -245,6 +247,10 @@ func (c *conn) login() bool {
 	}
 	c.target = t
 	c.log = c.log.With("request", g.RequestID)
+	if enc := c.hidingEncoding(c.st.params); enc != "" {
+		c.refuseEncoding(ctx, enc)
+		return false
+	}
 	if err := c.guaranteeRecording(ctx); err != nil {
 		c.log.Error("recording cannot be guaranteed", "err", err)
 		c.srv.cfg.Access.Record(ctx, c.actor, audit.Event{Type: audit.SessionStart, Subject: g.User, Target: g.Target,
@@ -268,6 +274,12 @@ func (c *conn) login() bool {
 			tell = ue.tell
 		}
 		c.fatal(codeConnectionFailure, tell+" (the operator's log has the details)")
+		return false
+	}
+	if enc := c.hidingEncoding(up.params); enc != "" {
+		// The target's default for the database or role.
+		up.nc.Close()
+		c.refuseEncoding(ctx, enc)
 		return false
 	}
 	c.up = up
@@ -363,6 +375,28 @@ func (c *conn) relay() {
 		c.release()
 	}
 	c.finish(cause.Error())
+}
+
+// hidingEncoding returns the client_encoding among params (startup or
+// ParameterStatus values) that hides backslashes, when query rules apply
+// to the session; else "".
+func (c *conn) hidingEncoding(params map[string]string) string {
+	for k, v := range params {
+		if strings.EqualFold(k, "client_encoding") && pgsql.HidesBackslash(v) &&
+			c.srv.cfg.Policy().QueriesRestricted(c.grant.User, c.grant.Target) {
+			return v
+		}
+	}
+	return ""
+}
+
+// refuseEncoding ends a login whose client encoding hides backslashes.
+func (c *conn) refuseEncoding(ctx context.Context, enc string) {
+	why := fmt.Sprintf("client_encoding %s: %v", enc, errHidingEncoding)
+	c.log.Info("login refused", "reason", why)
+	c.srv.cfg.Access.Record(ctx, c.actor, audit.Event{Type: audit.SessionStart, Subject: c.grant.User, Target: c.grant.Target,
+		RequestID: c.grant.RequestID, Outcome: audit.OutcomeRefused, Reason: why, Details: map[string]string{"protocol": "postgres"}})
+	c.fatal(codeInsufficientPrivilege, why)
 }
 
 // release resets the target connection and keeps it for another session

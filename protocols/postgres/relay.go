@@ -490,7 +490,7 @@ func (c *conn) targetToClient() error {
 			return err
 		}
 		switch typ {
-		case msgCommandComplete, msgErrorResponse, msgReadyForQuery, msgEmptyQuery, msgPortalSuspended:
+		case msgCommandComplete, msgErrorResponse, msgReadyForQuery, msgEmptyQuery, msgPortalSuspended, msgParameterStatus:
 		default:
 			if err := forward(c.bw, c.ubr, n); err != nil {
 				return err
@@ -529,6 +529,15 @@ func (c *conn) targetToClient() error {
 			}
 			batchErr = true
 			lastDone = now
+		case msgParameterStatus:
+			if enc := c.hidingEncoding(parameterStatus(msg[headerLen:])); enc != "" {
+				// Something the rules could not see (a function already
+				// in the database) switched the encoding: the session ends
+				// before the client's next statement is read differently.
+				err := fmt.Errorf("the client encoding became %s: %w", enc, errHidingEncoding)
+				c.end(err)
+				return err
+			}
 		case msgReadyForQuery:
 			if len(msg) == headerLen+1 {
 				c.lastStatus = msg[headerLen]

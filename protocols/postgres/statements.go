@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"sync"
@@ -28,6 +29,9 @@ type parsed struct {
 	groups [][]policy.Statement
 	// unchecked says why code in the string cannot be checked.
 	unchecked string
+	// encoding: a statement, or code in one, may switch the client
+	// encoding to one that hides backslashes (pgsql.HidesBackslash).
+	encoding bool
 }
 
 // group is what the rules decide for statement i.
@@ -108,6 +112,7 @@ func parseText(sql string) *parsed {
 		p.err = err
 	} else {
 		p.stmts = make([]policy.Statement, len(stmts))
+		p.encoding = setsEncoding(stmts)
 		for i := range stmts {
 			p.stmts[i] = policyStatement(&stmts[i])
 			if len(stmts[i].Inner) == 0 && stmts[i].Unchecked == "" {
@@ -131,6 +136,17 @@ func parseText(sql string) *parsed {
 		}
 	}
 	return p
+}
+
+// setsEncoding reports whether a statement, or one in its code, may switch
+// the client encoding to one that hides backslashes.
+func setsEncoding(stmts []pgsql.Statement) bool {
+	for i := range stmts {
+		if stmts[i].Encoding || setsEncoding(stmts[i].Inner) {
+			return true
+		}
+	}
+	return false
 }
 
 // addCode appends the statements in s's code to g, at any depth, and notes
@@ -213,6 +229,8 @@ func (d *decider) decide(sql string) *verdict {
 	case d.restricted && changesLexing(p.all()):
 		v.overall = policy.QueryDecision{Action: policy.CommandDeny,
 			Reason: "standard_conforming_strings may not be changed through Bastion: the server would then read strings differently from the rules' parser"}
+	case d.restricted && p.encoding:
+		v.overall = policy.QueryDecision{Action: policy.CommandDeny, Reason: errHidingEncoding.Error()}
 	case d.restricted && p.unchecked != "":
 		v.overall = policy.QueryDecision{Action: policy.CommandDeny,
 			Reason: p.unchecked + ", and query rules apply to this target"}
@@ -262,6 +280,10 @@ func outlivesSession(stmts []policy.Statement) bool {
 	}
 	return false
 }
+
+// errHidingEncoding is why a client encoding that hides backslashes is
+// refused where query rules apply.
+var errHidingEncoding = errors.New("the client encodings in which a backslash can be part of a character (BIG5, GB18030, GBK, JOHAB, SJIS, SHIFT_JIS_2004, UHC) may not be used through Bastion where query rules apply: the server would read strings differently from the rules' parser; use UTF8")
 
 // changesLexing reports whether a statement may change how the server
 // reads string literals (standard_conforming_strings off makes a backslash

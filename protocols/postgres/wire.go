@@ -221,6 +221,20 @@ func errorFields(body []byte) (code, message string) {
 	return code, message
 }
 
+// parameterStatus reads a ParameterStatus body as a one-entry map; an
+// empty one when it is malformed.
+func parameterStatus(body []byte) map[string]string {
+	name, rest, err := cstring(body)
+	if err != nil {
+		return nil
+	}
+	value, _, err := cstring(rest)
+	if err != nil {
+		return nil
+	}
+	return map[string]string{name: value}
+}
+
 // commandRows is the row count at the end of a command tag ("SELECT 3",
 // "INSERT 0 5", "UPDATE 2"), 0 when there is none.
 func commandRows(tag string) int64 {

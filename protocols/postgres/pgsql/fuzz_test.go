@@ -34,6 +34,7 @@ WHILE a < 100 LOOP a := a * 2; CONTINUE WHEN a = 8; END LOOP; CALL q(a); RETURN;
 FOR r IN SELECT * FROM t LOOP RETURN NEXT r.a; END LOOP; RETURN QUERY EXECUTE 'SELECT 1' USING 2;
 UPDATE t SET a = 1 WHERE a = 2 RETURNING a INTO STRICT r.a; END $$`,
 		"DO LANGUAGE plpgsql $$ DECLARE x CONSTANT int NOT NULL DEFAULT 1; y alias for $1; BEGIN NULL; END $$",
+		"SET NAMES 'sjis'; SELECT set_config('client_encoding', 'x' || 'y', false), E'\xc4\x95\\' AS a",
 	} {
 		f.Add(s)
 	}

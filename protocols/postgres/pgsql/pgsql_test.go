@@ -532,3 +532,61 @@ func TestKindValid(t *testing.T) {
 		}
 	}
 }
+
+// TestEncoding: statements that may switch the client encoding to one that
+// hides backslashes (or to one not given as a constant), wherever they are.
+func TestEncoding(t *testing.T) {
+	for sql, want := range map[string]bool{
+		"SET client_encoding TO 'SJIS'":                                            true,
+		"SET client_encoding = sjis":                                               true,
+		"SET SESSION CLIENT_ENCODING TO 'Shift_JIS'":                               true,
+		"SET LOCAL client_encoding TO 'WIN950'":                                    true,
+		"SET NAMES 'gb18030'":                                                      true,
+		"SET client_encoding TO 6":                                                 true,
+		"SELECT set_config('client_encoding', 'BIG5', false)":                      true,
+		"SELECT pg_catalog.set_config('CLIENT_ENCODING', 'uhc', true)":             true,
+		"SELECT set_config('client_encoding', current_user, false)":                true,
+		"SELECT set_config(name, 'sjis', false) FROM settings":                     true,
+		"SELECT set_config(name, 'utf8', false) FROM settings":                     false,
+		"ALTER DATABASE orders SET client_encoding = 'johab'":                      true,
+		"ALTER ROLE alice SET client_encoding TO 'windows-936'":                    true,
+		"SET client_encoding TO 'UTF8'":                                            false,
+		"SET NAMES 'LATIN1'":                                                       false,
+		"SET client_encoding TO 'EUC_JP'":                                          false,
+		"SET client_encoding TO DEFAULT":                                           false,
+		"RESET client_encoding":                                                    false,
+		"RESET ALL":                                                                false,
+		"SHOW client_encoding":                                                     false,
+		"SELECT 'SET client_encoding TO sjis'":                                     false,
+		"SELECT set_config('application_name', 'sjis', false)":                     false,
+		"SELECT current_setting('client_encoding')":                                false,
+		"DO $$ BEGIN PERFORM set_config('client_encoding', 'sjis', false); END $$": true,
+		"DO $$ BEGIN EXECUTE 'SET client_encoding TO gbk'; END $$":                 true,
+	} {
+		stmts, err := Parse(sql)
+		if err != nil {
+			t.Fatalf("Parse(%q): %v", sql, err)
+		}
+		if got := anyEncoding(stmts); got != want {
+			t.Errorf("Parse(%q): Encoding %v, want %v", sql, got, want)
+		}
+	}
+	for name, want := range map[string]bool{
+		"SJIS": true, "Shift_JIS": true, "shift-jis-2004": true, "MS Kanji": true, "Windows932": true,
+		"big5": true, "GBK": true, "gb18030": true, "UHC": true, "johab": true, "win949": true,
+		"UTF8": false, "utf-8": false, "EUC_JP": false, "LATIN1": false, "SQL_ASCII": false, "": false,
+	} {
+		if got := HidesBackslash(name); got != want {
+			t.Errorf("HidesBackslash(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
+
+func anyEncoding(stmts []Statement) bool {
+	for i := range stmts {
+		if stmts[i].Encoding || anyEncoding(stmts[i].Inner) {
+			return true
+		}
+	}
+	return false
+}

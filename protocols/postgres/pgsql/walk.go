@@ -28,6 +28,9 @@ type facts struct {
 	// serverFiles: a function that reads or writes the server's files, or
 	// a foreign table or server reading a file or running a program.
 	serverFiles bool
+	// encoding: the client encoding may be set to one that hides
+	// backslashes, or to one that is not a constant.
+	encoding bool
 }
 
 // writes reports whether the walked tree changes data even if its top
@@ -123,6 +126,15 @@ func (f *facts) visit(m proto.Message) {
 		}
 		if isFileSetting(x.GetName()) {
 			f.serverFiles = true
+		}
+		// SET client_encoding and SET NAMES; DEFAULT and RESET go back to
+		// the session's first encoding, which was checked at login.
+		if strings.EqualFold(x.GetName(), "client_encoding") && x.GetKind() == pg_query.VariableSetKind_VAR_SET_VALUE {
+			for _, a := range x.GetArgs() {
+				if v := eval(a); v.kind != valString || HidesBackslash(v.s) {
+					f.encoding = true
+				}
+			}
 		}
 	case *pg_query.LoadStmt:
 		f.serverFiles = true // loads a library from the server's files
@@ -289,6 +301,13 @@ func (f *facts) funcCall(fc *pg_query.FuncCall) {
 		}
 		if v.kind != valString || isFileSetting(v.s) {
 			f.serverFiles = true
+		}
+		if v.kind != valString || strings.EqualFold(strings.TrimSpace(v.s), "client_encoding") {
+			if len(args) < 2 {
+				f.encoding = true
+			} else if e := eval(args[1]); e.kind != valString || HidesBackslash(e.s) {
+				f.encoding = true
+			}
 		}
 	}
 }
