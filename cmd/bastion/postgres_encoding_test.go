@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -17,8 +18,9 @@ import (
 const smuggle = "SELECT E'\xC4\x95\\' AS a; DELETE FROM secrets WHERE id > 0; SELECT ', ' AS b --'"
 
 // testEncodings: where query rules apply, the client encodings in which a
-// backslash can be part of a character are refused, however they are
-// chosen; a switch the rules cannot see ends the session.
+// backslash can be part of a character, and standard_conforming_strings
+// off, are refused however they come; a switch the rules cannot see ends
+// the session.
 func testEncodings(t *testing.T, p *pgBastion, orders, plain dbToken) {
 	ctx := t.Context()
 	admin, err := pgx.Connect(ctx, p.pg.DSN(orders.Database))
@@ -62,14 +64,18 @@ func testEncodings(t *testing.T, p *pgBastion, orders, plain dbToken) {
 			t.Fatal(err)
 		}
 		defer conn.Close(context.Background())
-		for sql, denied := range map[string]bool{
-			"SET client_encoding TO 'SJIS'":                            true,
-			"SET NAMES 'windows-936'":                                  true,
-			"SELECT set_config('client_encoding', 'BIG5', false)":      true,
-			"DO $$ BEGIN EXECUTE 'SET client_encoding TO uhc'; END $$": true,
-			"SET NAMES 'LATIN1'":                                       false,
-			"RESET client_encoding":                                    false,
+		for _, tt := range []struct {
+			sql    string
+			denied bool
+		}{
+			{"SET client_encoding TO 'SJIS'", true},
+			{"SET NAMES 'windows-936'", true},
+			{"SELECT set_config('client_encoding', 'BIG5', false)", true},
+			{"DO $$ BEGIN EXECUTE 'SET client_encoding TO uhc'; END $$", true},
+			{"SET NAMES 'LATIN1'", false},
+			{"RESET client_encoding", false}, // back to the session's first: UTF8
 		} {
+			sql, denied := tt.sql, tt.denied
 			_, err := conn.Exec(ctx, sql).ReadAll()
 			switch {
 			case !denied && err != nil:
@@ -87,9 +93,12 @@ func testEncodings(t *testing.T, p *pgBastion, orders, plain dbToken) {
 		}
 	})
 
-	t.Run("by a function the rules cannot see into", func(t *testing.T) {
-		if _, err := admin.Exec(ctx, `CREATE OR REPLACE FUNCTION public.to_sjis() RETURNS text LANGUAGE sql
-			AS $$ SELECT set_config('client_encoding', 'SJIS', false) $$`); err != nil {
+	// byFunction has a function already in the database (which the rules
+	// see by name only) set setting to value, and checks that the session
+	// ends with a FATAL naming want before it runs anything else.
+	byFunction := func(t *testing.T, setting, value, want, next string) {
+		if _, err := admin.Exec(ctx, fmt.Sprintf(`CREATE OR REPLACE FUNCTION public.switch_setting() RETURNS text LANGUAGE sql
+			AS $$ SELECT set_config('%s', '%s', false) $$`, setting, value)); err != nil {
 			t.Fatal(err)
 		}
 		conn, err := pgconn.Connect(ctx, orders.URL)
@@ -97,13 +106,40 @@ func testEncodings(t *testing.T, p *pgBastion, orders, plain dbToken) {
 			t.Fatal(err)
 		}
 		defer conn.Close(context.Background())
-		_, err = conn.Exec(ctx, "SELECT public.to_sjis()").ReadAll()
-		if pe := pgError(t, err); pe.Severity != "FATAL" || !strings.Contains(pe.Message, "client encoding became SJIS") {
+		_, err = conn.Exec(ctx, "SELECT public.switch_setting()").ReadAll()
+		if pe := pgError(t, err); pe.Severity != "FATAL" || !strings.Contains(pe.Message, want) {
 			t.Fatalf("after the switch: %s %s %s", pe.Severity, pe.Code, pe.Message)
 		}
-		if _, err := conn.Exec(ctx, smuggle).ReadAll(); err == nil {
-			t.Fatal("the session went on after its encoding became SJIS")
+		if _, err := conn.Exec(ctx, next).ReadAll(); err == nil {
+			t.Fatalf("the session went on after %s became %s", setting, value)
 		}
+	}
+	t.Run("by a function the rules cannot see into", func(t *testing.T) {
+		byFunction(t, "client_encoding", "SJIS", "client_encoding SJIS", smuggle)
+	})
+
+	t.Run("standard_conforming_strings off by default", func(t *testing.T) {
+		// Off, 'x\' , ' ; DELETE …' is one string to the server and a
+		// string, a comma and another string to the rules' parser.
+		if _, err := admin.Exec(ctx, "ALTER DATABASE "+orders.Database+" SET standard_conforming_strings = off"); err != nil {
+			t.Fatal(err)
+		}
+		defer admin.Exec(context.Background(), "ALTER DATABASE "+orders.Database+" RESET standard_conforming_strings")
+		// A new target connection (no kept one has these parameters)
+		// starts with the database's default.
+		conn, err := pgconn.Connect(ctx, orders.URL+"&application_name=bastion-scs-off")
+		if err == nil {
+			conn.Close(ctx)
+			t.Fatal("a session whose target reads backslashes as escapes was let in")
+		}
+		if pe := pgError(t, err); pe.Code != "42501" || !strings.Contains(pe.Message, "standard_conforming_strings is off") {
+			t.Fatalf("login: %s %s", pe.Code, pe.Message)
+		}
+	})
+
+	t.Run("standard_conforming_strings off by a function", func(t *testing.T) {
+		byFunction(t, "standard_conforming_strings", "off", "standard_conforming_strings is off",
+			`SELECT 'x\' , ' ; DELETE FROM secrets WHERE id > 0; --'`)
 	})
 
 	if got := secrets(); got != before {

@@ -247,8 +247,8 @@ func (c *conn) login() bool {
 	}
 	c.target = t
 	c.log = c.log.With("request", g.RequestID)
-	if enc := c.hidingEncoding(c.st.params); enc != "" {
-		c.refuseEncoding(ctx, enc)
+	if why := c.misreads(c.st.params); why != "" {
+		c.refuseMisread(ctx, why)
 		return false
 	}
 	if err := c.guaranteeRecording(ctx); err != nil {
@@ -276,10 +276,10 @@ func (c *conn) login() bool {
 		c.fatal(codeConnectionFailure, tell+" (the operator's log has the details)")
 		return false
 	}
-	if enc := c.hidingEncoding(up.params); enc != "" {
+	if why := c.misreads(up.params); why != "" {
 		// The target's default for the database or role.
 		up.nc.Close()
-		c.refuseEncoding(ctx, enc)
+		c.refuseMisread(ctx, why)
 		return false
 	}
 	c.up = up
@@ -377,22 +377,30 @@ func (c *conn) relay() {
 	c.finish(cause.Error())
 }
 
-// hidingEncoding returns the client_encoding among params (startup or
-// ParameterStatus values) that hides backslashes, when query rules apply
-// to the session; else "".
-func (c *conn) hidingEncoding(params map[string]string) string {
+// misreads says why the server would read statements differently from
+// the rules' parser under params (startup or ParameterStatus values), when
+// query rules apply to the session: a client_encoding that hides
+// backslashes, or standard_conforming_strings off (a database's or role's
+// default). It returns "" when neither.
+func (c *conn) misreads(params map[string]string) string {
+	why := ""
 	for k, v := range params {
-		if strings.EqualFold(k, "client_encoding") && pgsql.HidesBackslash(v) &&
-			c.srv.cfg.Policy().QueriesRestricted(c.grant.User, c.grant.Target) {
-			return v
+		switch {
+		case strings.EqualFold(k, "client_encoding") && pgsql.HidesBackslash(v):
+			why = fmt.Sprintf("client_encoding %s: %v", v, errHidingEncoding)
+		case strings.EqualFold(k, "standard_conforming_strings") && !strings.EqualFold(v, "on"):
+			why = "standard_conforming_strings is " + v + ": the server would read backslashes in strings differently from the rules' parser"
 		}
 	}
-	return ""
+	if why == "" || !c.srv.cfg.Policy().QueriesRestricted(c.grant.User, c.grant.Target) {
+		return ""
+	}
+	return why
 }
 
-// refuseEncoding ends a login whose client encoding hides backslashes.
-func (c *conn) refuseEncoding(ctx context.Context, enc string) {
-	why := fmt.Sprintf("client_encoding %s: %v", enc, errHidingEncoding)
+// refuseMisread ends a login under which the server would read statements
+// differently from the rules' parser.
+func (c *conn) refuseMisread(ctx context.Context, why string) {
 	c.log.Info("login refused", "reason", why)
 	c.srv.cfg.Access.Record(ctx, c.actor, audit.Event{Type: audit.SessionStart, Subject: c.grant.User, Target: c.grant.Target,
 		RequestID: c.grant.RequestID, Outcome: audit.OutcomeRefused, Reason: why, Details: map[string]string{"protocol": "postgres"}})

@@ -530,11 +530,12 @@ func (c *conn) targetToClient() error {
 			batchErr = true
 			lastDone = now
 		case msgParameterStatus:
-			if enc := c.hidingEncoding(parameterStatus(msg[headerLen:])); enc != "" {
+			if why := c.misreads(parameterStatus(msg[headerLen:])); why != "" {
 				// Something the rules could not see (a function already
-				// in the database) switched the encoding: the session ends
-				// before the client's next statement is read differently.
-				err := fmt.Errorf("the client encoding became %s: %w", enc, errHidingEncoding)
+				// in the database) changed how the server reads text: the
+				// session ends before the client's next statement is read
+				// differently.
+				err := errors.New("the target now reads statements differently from the rules' parser: " + why)
 				c.end(err)
 				return err
 			}
