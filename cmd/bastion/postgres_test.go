@@ -647,6 +647,14 @@ func testRecording(t *testing.T, p *pgBastion, tok dbToken) {
 	if _, err := conn.Exec(ctx, "SELECT 1/0"); err == nil {
 		t.Fatal("division by zero")
 	}
+	// Passwords in statements are redacted in the recording and the audit
+	// log, allowed or denied.
+	if _, err := conn.Exec(ctx, "CREATE ROLE bastion_redacted LOGIN PASSWORD 'hunter2-allowed'"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "ALTER ROLE bastion_redacted PASSWORD 'hunter2-denied'; DROP TABLE orders", pgx.QueryExecModeSimpleProtocol); err == nil {
+		t.Fatal("DROP TABLE ran")
+	}
 	conn.Close(ctx)
 	var sessions []struct {
 		ID        string `json:"id"`
@@ -672,15 +680,21 @@ func testRecording(t *testing.T, p *pgBastion, tok dbToken) {
 		}
 		return false
 	})
+	last = strings.NewReplacer(`\u003c`, "<", `\u003e`, ">").Replace(last) // however the JSON escapes them
 	for _, want := range []string{
 		`"type":"start"`, `"user":"alice"`, `"target":"orders"`, `"protocol":"postgres"`,
 		`"statement":"SELECT id FROM orders WHERE customer = $1","params":["customer 7"],"decision":"allow"`, `"tag":"SELECT 1","rows":1`,
 		`"statement":"DELETE FROM orders","decision":"deny","rule":"no-unbounded-writes"`,
 		`"error":"ERROR: division by zero (SQLSTATE 22012)"`, `"type":"end","reason":"client closed the connection"`,
+		`"statement":"CREATE ROLE bastion_redacted LOGIN PASSWORD '<redacted>'","decision":"allow"`,
+		`"statement":"ALTER ROLE bastion_redacted PASSWORD '<redacted>'; DROP TABLE orders","decision":"deny","rule":"no-drop"`,
 	} {
 		if !strings.Contains(last, want) {
 			t.Errorf("recording lacks %s:\n%s", want, last)
 		}
+	}
+	if audit := p.mustRun("carol", "audit", "--json"); strings.Contains(last+audit, "hunter2") || !strings.Contains(audit, "redacted") {
+		t.Errorf("a password reached the recording or the audit log:\n%s\n%s", last, audit)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/bastionhq/bastion/bastion/policy"
 	"github.com/bastionhq/bastion/bastion/store"
 	"github.com/bastionhq/bastion/protocols/dbrec"
+	"github.com/bastionhq/bastion/protocols/postgres/pgsql"
 	"github.com/bastionhq/bastion/recorder/querylog"
 )
 
@@ -227,7 +228,10 @@ func (c *conn) audit(e audit.Event) {
 	c.srv.cfg.Access.Record(context.WithoutCancel(c.ctx), c.actor, e)
 }
 
+// truncate is a statement as audit events and approvers see it: its
+// secrets redacted (pgsql.Redact), cut at maxAuditedStatement bytes.
 func truncate(s string) string {
+	s = pgsql.Redact(s)
 	if len(s) <= maxAuditedStatement {
 		return s
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/bastionhq/bastion/bastion/store"
 	"github.com/bastionhq/bastion/protocols/dbrec"
+	"github.com/bastionhq/bastion/protocols/postgres/pgsql"
 	"github.com/bastionhq/bastion/recorder"
 	"github.com/bastionhq/bastion/recorder/querylog"
 )
@@ -76,6 +77,7 @@ func (c *conn) write(e querylog.Event) {
 	if c.rec.unrecorded {
 		return
 	}
+	e.Statement = pgsql.Redact(e.Statement)
 	if err := c.rec.log.Write(e); err != nil {
 		if c.failOpen() {
 			c.rec.unrecorded = true

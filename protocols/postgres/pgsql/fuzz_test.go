@@ -1,6 +1,9 @@
 package pgsql
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{
@@ -19,6 +22,7 @@ func FuzzParse(f *testing.F) {
 		"CREATE FUNCTION f() RETURNS SETOF t LANGUAGE plpgsql AS $$ BEGIN RETURN QUERY SELECT * FROM t; END $$",
 		"DELETE FROM t WHERE NOT (1 IS DISTINCT FROM '1'::int4) AND true IS NOT FALSE",
 		"CREATE TABLE a AS SELECT 1 INTO b",
+		"ALTER ROLE a PASSWORD /* x */ E'p\\'w'; CREATE SUBSCRIPTION s CONNECTION 'postgres://u:p@h/d' PUBLICATION p",
 		// PL/pgSQL constructs: libpg_query's PL/pgSQL parser is C code that
 		// aborts the process on some inputs, so the fuzzer starts from many
 		// of its statement kinds.
@@ -39,6 +43,9 @@ UPDATE t SET a = 1 WHERE a = 2 RETURNING a INTO STRICT r.a; END $$`,
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, sql string) {
+		if r := Redact(sql); r != sql && r != unscannable && !strings.Contains(r, redacted) {
+			t.Errorf("Redact(%q) = %q: changed, but nothing redacted", sql, r)
+		}
 		stmts, err := Parse(sql)
 		if err != nil {
 			if stmts != nil {
