@@ -466,6 +466,10 @@ func testMySQLRecording(t *testing.T, m *myBastion, shop, plain dbToken) {
 	if _, err := db.ExecContext(ctx, "SELECT * FROM no_such_table"); err == nil {
 		t.Fatal("no_such_table")
 	}
+	// A password in a statement is hidden in the recording.
+	if _, err := db.ExecContext(ctx, "CREATE USER 'bastion_redacted'@'%' IDENTIFIED BY 'hunter2-mysql'"); err != nil {
+		t.Fatal(err)
+	}
 	db.Close()
 	pdb := plain.open(t, "")
 	if _, err := pdb.ExecContext(ctx, "SELECT ? + 1", 41); err != nil {
@@ -507,6 +511,9 @@ func testMySQLRecording(t *testing.T, m *myBastion, shop, plain dbToken) {
 		if !strings.Contains(shopLog, want) {
 			t.Errorf("shop recording lacks %s:\n%s", want, shopLog)
 		}
+	}
+	if strings.Contains(shopLog, "hunter2") || !strings.Contains(shopLog, `"statement":"create user {bastion_redacted@% password = ***}","decision":"allow"`) {
+		t.Errorf("shop recording does not hide the password of CREATE USER:\n%s", shopLog)
 	}
 	if out := m.mustRun("carol", "replay", shopID, "--idle-limit", "10ms"); !strings.Contains(out, "DELETE FROM orders") {
 		t.Errorf("replay of %s lacks the denied DELETE:\n%s", shopID, out)

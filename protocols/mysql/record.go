@@ -8,6 +8,7 @@ import (
 
 	"github.com/bastionhq/bastion/bastion/store"
 	"github.com/bastionhq/bastion/protocols/dbrec"
+	"github.com/bastionhq/bastion/protocols/mysql/mysqlsql"
 	"github.com/bastionhq/bastion/recorder"
 	"github.com/bastionhq/bastion/recorder/querylog"
 )
@@ -57,6 +58,7 @@ func (c *clientConn) record(e querylog.Event) {
 		return
 	}
 	e.Type = querylog.TypeQuery
+	e.Statement = mysqlsql.Redact(e.Statement)
 	if err := c.rec.log.Write(e); err != nil {
 		if c.failOpen() {
 			c.rec.log.Close()

@@ -252,7 +252,10 @@ func joinTexts(stmts []mysqlsql.Statement) string {
 	return b.String()
 }
 
+// truncate is a statement as audit events and approvers see it: its
+// passwords hidden (mysqlsql.Redact), cut at n bytes.
 func truncate(s string, n int) string {
+	s = mysqlsql.Redact(s)
 	if len(s) <= n {
 		return s
 	}

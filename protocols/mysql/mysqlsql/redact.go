@@ -1,0 +1,54 @@
+package mysqlsql
+
+import (
+	"strings"
+
+	"github.com/pingcap/tidb/pkg/parser"
+	"github.com/pingcap/tidb/pkg/parser/ast"
+)
+
+// unreadable replaces text that may hold a password but does not parse,
+// so that its secret cannot be told from the rest.
+const unreadable = "<statement not shown: it may hold a password and cannot be read>"
+
+// Redact returns sql with its passwords hidden, for recordings, audit
+// events and approvers; the server gets the statement unchanged. A
+// statement that sets one (CREATE or ALTER USER … IDENTIFIED BY, SET
+// PASSWORD, GRANT … IDENTIFIED BY) is shown as the parser prints it with
+// the password masked; text that may hold one and does not parse is not
+// shown at all.
+func Redact(sql string) string {
+	if !containsFold(sql, "password") && !containsFold(sql, "identified") {
+		return sql // the common case, without a parse
+	}
+	p := parsers.Get().(*parser.Parser)
+	defer parsers.Put(p)
+	nodes, _, err := p.Parse(exposeCode(sql), "", "")
+	if err != nil {
+		return unreadable
+	}
+	parts := make([]string, len(nodes))
+	masked := false
+	for i, n := range nodes {
+		if s, ok := n.(ast.SensitiveStmtNode); ok {
+			parts[i], masked = s.SecureText(), true
+		} else {
+			parts[i] = strings.TrimRight(strings.TrimSpace(n.Text()), ";")
+		}
+	}
+	if !masked {
+		return sql
+	}
+	return strings.Join(parts, "; ")
+}
+
+// containsFold reports whether s contains the lower-case ASCII word w in
+// any case.
+func containsFold(s, w string) bool {
+	for i := 0; i+len(w) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(w)], w) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,30 @@
+package mysqlsql
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestRedact(t *testing.T) {
+	for _, tt := range []struct {
+		in      string
+		secret  string // must not be in the output; "" when the text is kept
+		showing string // must be in the output
+	}{
+		{"CREATE USER 'app'@'%' IDENTIFIED BY 'hunter2'", "hunter2", "create user"},
+		{"alter user app identified by 'hunter2' ; SELECT 1", "hunter2", "SELECT 1"},
+		{"SET PASSWORD FOR 'app'@'%' = 'hunter2'", "hunter2", "PASSWORD"},
+		{"GRANT SELECT ON shop.* TO app IDENTIFIED BY 'hunter2'", "hunter2", "GRANT"},
+		{"CREATE USER app IDENTIFIED VIA ed25519 USING PASSWORD('hunter2')", "hunter2", "not shown"},
+		{"SELECT * FROM users WHERE password_hash = ?", "", "SELECT * FROM users WHERE password_hash = ?"},
+		{"SELECT 1", "", "SELECT 1"},
+	} {
+		got := Redact(tt.in)
+		if tt.secret == "" && got != tt.in {
+			t.Errorf("Redact(%q) = %q, want it unchanged", tt.in, got)
+		}
+		if tt.secret != "" && strings.Contains(got, tt.secret) || !strings.Contains(strings.ToLower(got), strings.ToLower(tt.showing)) {
+			t.Errorf("Redact(%q) = %q: want %q gone and %q shown", tt.in, got, tt.secret, tt.showing)
+		}
+	}
+}
