@@ -154,3 +154,31 @@ func testEncodings(t *testing.T, p *pgBastion, orders, plain dbToken) {
 		conn.Close(ctx)
 	})
 }
+
+// testTooDeep: a statement nested deep enough to overflow libpg_query's C
+// stack (which killed Bastion, every session with it) is refused like any
+// statement that cannot be parsed, and the session goes on.
+func testTooDeep(t *testing.T, orders, plain dbToken) {
+	ctx := t.Context()
+	deep := "SELECT 1" + strings.Repeat("+1", 50000)
+	for _, tok := range []dbToken{orders, plain} {
+		conn, err := pgconn.Connect(ctx, tok.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = conn.Exec(ctx, deep).ReadAll()
+		if tok.Database == orders.Database {
+			// Where rules apply, what cannot be parsed is refused.
+			if pe := pgError(t, err); pe.Code != "42501" || !strings.Contains(pe.Message, "nests too deeply") {
+				t.Errorf("%s: %s %s", tok.Database, pe.Code, pe.Message)
+			}
+		} else if err == nil {
+			// Without rules it goes to the server, whose own parser refuses it.
+			t.Errorf("%s: the server ran a statement %d levels deep", tok.Database, 50000)
+		}
+		if _, err := conn.Exec(ctx, "SELECT 1").ReadAll(); err != nil {
+			t.Fatalf("%s: the session did not go on: %v", tok.Database, err)
+		}
+		conn.Close(ctx)
+	}
+}
