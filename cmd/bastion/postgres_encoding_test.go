@@ -156,11 +156,29 @@ func testEncodings(t *testing.T, p *pgBastion, orders, plain dbToken) {
 }
 
 // testTooDeep: a statement nested deep enough to overflow libpg_query's C
-// stack (which killed Bastion, every session with it) is refused like any
-// statement that cannot be parsed, and the session goes on.
+// stack (which killed Bastion, every session with it), or too large to
+// parse at a bounded cost, is refused like any statement that cannot be
+// parsed, and the session goes on.
 func testTooDeep(t *testing.T, orders, plain dbToken) {
 	ctx := t.Context()
 	deep := "SELECT 1" + strings.Repeat("+1", 50000)
+	large := "SELECT count(*) FROM (VALUES (1)) v(x) WHERE x IN (" + strings.Repeat("1, ", 400000) + "1)"
+	for _, tok := range []dbToken{orders, plain} {
+		conn, err := pgconn.Connect(ctx, tok.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = conn.Exec(ctx, large).ReadAll()
+		switch {
+		case tok.Database == orders.Database:
+			if pe := pgError(t, err); pe.Code != "42501" || !strings.Contains(pe.Message, "larger than Bastion parses") {
+				t.Errorf("%s: %s %s", tok.Database, pe.Code, pe.Message)
+			}
+		case err != nil:
+			t.Errorf("%s: a large statement without rules: %v", tok.Database, err)
+		}
+		conn.Close(ctx)
+	}
 	for _, tok := range []dbToken{orders, plain} {
 		conn, err := pgconn.Connect(ctx, tok.URL)
 		if err != nil {

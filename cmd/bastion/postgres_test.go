@@ -148,7 +148,7 @@ func TestPostgres(t *testing.T) {
 	t.Run("direct TLS", func(t *testing.T) { testDirectTLS(t, p, orders) })
 	t.Run("rules", func(t *testing.T) { testRules(t, p, orders) })
 	t.Run("encodings and string syntax", func(t *testing.T) { testEncodings(t, p, orders, plain) })
-	t.Run("statements too deep to parse", func(t *testing.T) { testTooDeep(t, orders, plain) })
+	t.Run("statements too deep or large to parse", func(t *testing.T) { testTooDeep(t, orders, plain) })
 	t.Run("protocol", func(t *testing.T) { testProtocol(t, p, orders) })
 	t.Run("approval", func(t *testing.T) {
 		cfg, err := pgx.ParseConfig(orders.URL)

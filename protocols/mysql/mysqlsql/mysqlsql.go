@@ -93,10 +93,22 @@ var noBackslashEscapes = func() mysql.SQLMode {
 	return m | mysql.ModeNoBackslashEscapes
 }()
 
+// MaxText bounds the text Bastion parses: parsing costs CPU and memory in
+// proportion (about 130 MB allocated per MiB of SQL), which must not be
+// anyone's to ask for at will. Bulk data goes through LOAD DATA LOCAL,
+// which is not parsed.
+const MaxText = 1 << 20
+
+// ErrTooLarge is returned for a text longer than MaxText.
+var ErrTooLarge = errors.New("the statement is larger than Bastion parses (1 MiB)")
+
 // Parse splits sql into statements and summarises each. Empty statements
 // are skipped: an empty string yields none. A string that does not parse
 // returns a *SyntaxError and no statements.
 func Parse(sql string) ([]Statement, error) {
+	if len(sql) > MaxText {
+		return nil, ErrTooLarge
+	}
 	code := exposeCode(sql)
 	stmts, err := parse(sql, code, false)
 	if err != nil {

@@ -21,6 +21,9 @@ func Redact(sql string) string {
 	if !containsFold(sql, "password") && !containsFold(sql, "identified") {
 		return sql // the common case, without a parse
 	}
+	if len(sql) > MaxText {
+		return unreadable
+	}
 	p := parsers.Get().(*parser.Parser)
 	defer parsers.Put(p)
 	nodes, _, err := p.Parse(exposeCode(sql), "", "")

@@ -28,3 +28,14 @@ func TestRedact(t *testing.T) {
 		}
 	}
 }
+
+// TestTooLarge: text over MaxText is not parsed, nor parsed to redact.
+func TestTooLarge(t *testing.T) {
+	big := "SELECT 1" + strings.Repeat(", 1", MaxText/3)
+	if _, err := Parse(big); err != ErrTooLarge {
+		t.Errorf("Parse of %d bytes: err = %v, want ErrTooLarge", len(big), err)
+	}
+	if got := Redact("SET PASSWORD = 'x'; " + big); got != unreadable {
+		t.Errorf("Redact of %d bytes mentioning a password = %.40q…, want it not shown", len(big), got)
+	}
+}

@@ -219,7 +219,7 @@ func dynamic(expr any, depth int, stmts *[]Statement, why *string) bool {
 // constantExpr returns the string an expression is when it is nothing but
 // a string constant ('…', E'…', $$…$$, cast or not).
 func constantExpr(expr string) (string, bool) {
-	if strings.IndexByte(expr, 0) >= 0 || checkNesting(expr) != nil {
+	if strings.IndexByte(expr, 0) >= 0 || checkSize(expr) != nil || checkNesting(expr) != nil {
 		return "", false
 	}
 	tree, err := pg_query.Parse("SELECT " + expr)

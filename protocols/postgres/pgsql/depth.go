@@ -25,9 +25,26 @@ const (
 	shallowText = 2 * maxNesting
 )
 
+// MaxText bounds the text Bastion parses: parsing costs about a second of
+// CPU and 150 MB of memory per MiB of SQL (libpg_query's tree, its
+// protobuf, the summary), which must not be anyone's to ask for at will.
+// Bulk data goes through COPY, which is not parsed.
+const MaxText = 1 << 20
+
 // ErrTooDeep is returned for a statement whose parse tree could nest
 // deeper than Bastion parses.
 var ErrTooDeep = errors.New("the statement nests too deeply to be parsed safely")
+
+// ErrTooLarge is returned for a text longer than MaxText.
+var ErrTooLarge = errors.New("the statement is larger than Bastion parses (1 MiB; send bulk data with COPY)")
+
+// checkSize returns ErrTooLarge when sql is longer than MaxText.
+func checkSize(sql string) error {
+	if len(sql) > MaxText {
+		return fmt.Errorf("pgsql: %w: %d bytes", ErrTooLarge, len(sql))
+	}
+	return nil
+}
 
 // checkNesting returns ErrTooDeep when sql could nest deeper than
 // maxNesting. It bounds the depth from sql's tokens, as PostgreSQL's own

@@ -45,3 +45,19 @@ func TestNesting(t *testing.T) {
 		}
 	}
 }
+
+// TestTooLarge: text over MaxText is not parsed, nor scanned to redact.
+func TestTooLarge(t *testing.T) {
+	big := "SELECT 1" + strings.Repeat(", 1", MaxText/3)
+	if _, err := Parse(big); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("Parse of %d bytes: err = %v, want ErrTooLarge", len(big), err)
+	}
+	fits := "SELECT 1" + strings.Repeat(", 1", (MaxText-8)/3)
+	fits += strings.Repeat(" ", MaxText-len(fits))
+	if _, err := Parse(fits); err != nil {
+		t.Errorf("Parse of %d bytes: %v", len(fits), err)
+	}
+	if got := Redact("ALTER ROLE a PASSWORD 'x'; " + big); got != unscannable {
+		t.Errorf("Redact of %d bytes mentioning a password = %.40q…, want it not shown", len(big), got)
+	}
+}

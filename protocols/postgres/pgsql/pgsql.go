@@ -162,6 +162,9 @@ func Parse(sql string) ([]Statement, error) {
 
 // parse is Parse for code nested depth bodies deep.
 func parse(sql string, depth int) ([]Statement, error) {
+	if err := checkSize(sql); err != nil {
+		return nil, err
+	}
 	if err := checkNesting(sql); err != nil {
 		return nil, err
 	}

@@ -29,6 +29,9 @@ func Redact(sql string) string {
 	if !containsFold(sql, "password") && !strings.Contains(sql, "://") {
 		return sql // the common case, without a scan
 	}
+	if checkSize(sql) != nil {
+		return unscannable
+	}
 	res, err := pg_query.Scan(sql)
 	if err != nil {
 		return unscannable
