@@ -15,9 +15,10 @@ import (
 // libpg_query at all.
 const (
 	// maxNesting bounds the depth of a statement's parse tree that Bastion
-	// parses: below where the C code overflows an 8 MiB thread stack
-	// (about 30,000 levels), and at twice where Go's protobuf decoding of
-	// the tree gives up anyway.
+	// parses: at most where the C code was measured not to overflow an
+	// 8 MiB thread stack, glibc's default (it did at 40,000 levels, not at
+	// 20,000), and twice where Go's protobuf decoding of the tree gives up
+	// anyway.
 	maxNesting = 20000
 	// shallowText is the length below which a statement cannot nest
 	// maxNesting deep: every level of a tree costs at least two bytes
