@@ -15,14 +15,16 @@ import (
 // libpg_query at all.
 const (
 	// maxNesting bounds the depth of a statement's parse tree that Bastion
-	// parses: at most where the C code was measured not to overflow an
-	// 8 MiB thread stack, glibc's default (it did at 40,000 levels, not at
-	// 20,000), and twice where Go's protobuf decoding of the tree gives up
-	// anyway.
+	// hands to libpg_query: the C code was measured to survive 20,000
+	// levels on an 8 MiB thread stack, glibc's default, and to overflow it
+	// at 40,000. (Go's protobuf decoding gives up at 10,000 nested
+	// messages, about 5,000 levels, so deeper statements fail to parse
+	// anyway, but cleanly.)
 	maxNesting = 20000
 	// shallowText is the length below which a statement cannot nest
-	// maxNesting deep: every level of a tree costs at least two bytes
-	// (an operator and an operand, or a pair of parentheses).
+	// maxNesting deep: every level of a tree costs at least two bytes (an
+	// operator and an operand, a prefix operator and a space, a pair of
+	// parentheses).
 	shallowText = 2 * maxNesting
 )
 

@@ -25,6 +25,8 @@ func TestNesting(t *testing.T) {
 		{"cast chain", "SELECT 1" + strings.Repeat("::int", 40000), true},
 		{"concatenation in parentheses", "SELECT length((" + strings.Repeat("'a'||", 40000) + "'a'))", true},
 		{"chains on both sides of a group", "SELECT 1" + strings.Repeat("+1", 12000) + "+(" + strings.Repeat("1+", 12000) + "1)", true},
+		{"right-recursive chain", "SELECT " + strings.Repeat("NOT ", 30000) + "true", true},
+		{"a chain that parses, in a text long enough to be scanned", "SELECT 1" + strings.Repeat("+1", 4000) + strings.Repeat(" ", 40000), false},
 		{"chain in a DO block's EXECUTE", "DO $$ BEGIN EXECUTE 'SELECT 1'" + strings.Repeat("||' '", 40000) + "; END $$", false},
 		{"many rows", "INSERT INTO t (a, b, c) VALUES " + strings.Join(rows, ", "), false},
 		{"long IN list", "SELECT * FROM t WHERE id IN (" + strings.Repeat("1, ", 50000) + "1)", false},
