@@ -45,6 +45,7 @@ import (
 	"sync"
 
 	"github.com/pingcap/tidb/pkg/parser"
+	"github.com/pingcap/tidb/pkg/parser/ast"
 	"github.com/pingcap/tidb/pkg/parser/mysql"
 	_ "github.com/pingcap/tidb/pkg/parser/test_driver" // value expressions for the parser
 
@@ -130,16 +131,36 @@ func Parse(sql string) ([]Statement, error) {
 	return stmts, nil
 }
 
-func parse(orig, code string, nbe bool) ([]Statement, error) {
+// parseNodes parses code with a parser from the pool, under sql_mode
+// NO_BACKSLASH_ESCAPES when nbe is set. TiDB's parser panics on some input
+// (its literal driver, on a decimal of more than 81 digits): that is text
+// Bastion cannot read, a *SyntaxError, and the parser is not reused.
+func parseNodes(code string, nbe bool) (nodes []ast.StmtNode, err error) {
 	p := parsers.Get().(*parser.Parser)
-	defer parsers.Put(p)
+	defer func() {
+		if r := recover(); r != nil {
+			nodes, err = nil, &SyntaxError{Message: "the parser failed on it: " + firstLine(fmt.Sprint(r))}
+			return
+		}
+		if nbe {
+			p.Reset()
+		}
+		parsers.Put(p)
+	}()
 	if nbe {
 		p.SetSQLMode(noBackslashEscapes)
-		defer p.Reset()
 	}
-	nodes, _, err := p.Parse(code, "", "")
+	nodes, _, err = p.Parse(code, "", "")
 	if err != nil {
 		return nil, &SyntaxError{Message: firstLine(err.Error())}
+	}
+	return nodes, nil
+}
+
+func parse(orig, code string, nbe bool) ([]Statement, error) {
+	nodes, err := parseNodes(code, nbe)
+	if err != nil {
+		return nil, err
 	}
 	out := make([]Statement, 0, len(nodes))
 	var inner []Statement

@@ -3,7 +3,6 @@ package mysqlsql
 import (
 	"strings"
 
-	"github.com/pingcap/tidb/pkg/parser"
 	"github.com/pingcap/tidb/pkg/parser/ast"
 )
 
@@ -24,9 +23,7 @@ func Redact(sql string) string {
 	if len(sql) > MaxText {
 		return unreadable
 	}
-	p := parsers.Get().(*parser.Parser)
-	defer parsers.Put(p)
-	nodes, _, err := p.Parse(exposeCode(sql), "", "")
+	nodes, err := parseNodes(exposeCode(sql), false)
 	if err != nil {
 		return unreadable
 	}

@@ -39,3 +39,20 @@ func TestTooLarge(t *testing.T) {
 		t.Errorf("Redact of %d bytes mentioning a password = %.40q…, want it not shown", len(big), got)
 	}
 }
+
+// TestParserPanic: input on which TiDB's parser panics is a syntax error,
+// for Parse and for Redact, and the parsers in the pool still work after.
+func TestParserPanic(t *testing.T) {
+	digits := "SELECT 0000000000000000000000000000000000000000000000000000000000000020000000000000000000"
+	for range 3 {
+		if _, err := Parse(digits); err == nil || !strings.Contains(err.Error(), "the parser failed on it") {
+			t.Fatalf("Parse(%q): err = %v", digits, err)
+		}
+		if got := Redact(digits + " -- password"); got != unreadable {
+			t.Fatalf("Redact = %q", got)
+		}
+		if _, err := Parse("SELECT 1"); err != nil {
+			t.Fatalf("Parse after a panic: %v", err)
+		}
+	}
+}
