@@ -3,7 +3,6 @@ package postgres
 import (
 	"errors"
 	"slices"
-	"strings"
 	"sync"
 
 	"github.com/bastionhq/bastion/bastion/policy"
@@ -29,9 +28,10 @@ type parsed struct {
 	groups [][]policy.Statement
 	// unchecked says why code in the string cannot be checked.
 	unchecked string
-	// encoding: a statement, or code in one, may switch the client
-	// encoding to one that hides backslashes (pgsql.HidesBackslash).
-	encoding bool
+	// misreads says why the server may read what follows differently from
+	// the rules' parser after a statement, or code in one
+	// (pgsql.Statement.Misreads).
+	misreads string
 }
 
 // group is what the rules decide for statement i.
@@ -112,7 +112,7 @@ func parseText(sql string) *parsed {
 		p.err = err
 	} else {
 		p.stmts = make([]policy.Statement, len(stmts))
-		p.encoding = setsEncoding(stmts)
+		p.misreads = misreads(stmts)
 		for i := range stmts {
 			p.stmts[i] = policyStatement(&stmts[i])
 			if len(stmts[i].Inner) == 0 && stmts[i].Unchecked == "" {
@@ -138,15 +138,18 @@ func parseText(sql string) *parsed {
 	return p
 }
 
-// setsEncoding reports whether a statement, or one in its code, may switch
-// the client encoding to one that hides backslashes.
-func setsEncoding(stmts []pgsql.Statement) bool {
+// misreads is the first reason a statement, or one in its code, gives the
+// server to read what follows differently from the rules' parser.
+func misreads(stmts []pgsql.Statement) string {
 	for i := range stmts {
-		if stmts[i].Encoding || setsEncoding(stmts[i].Inner) {
-			return true
+		if why := stmts[i].Misreads; why != "" {
+			return why
+		}
+		if why := misreads(stmts[i].Inner); why != "" {
+			return why
 		}
 	}
-	return false
+	return ""
 }
 
 // addCode appends the statements in s's code to g, at any depth, and notes
@@ -226,11 +229,9 @@ func (d *decider) decide(sql string) *verdict {
 			Reason: "the statement cannot be parsed, and query rules apply to this target: " + p.err.Error()}
 	case p.err != nil:
 		v.overall = policy.QueryDecision{Action: policy.CommandAllow}
-	case d.restricted && changesLexing(p.all()):
+	case d.restricted && p.misreads != "":
 		v.overall = policy.QueryDecision{Action: policy.CommandDeny,
-			Reason: "standard_conforming_strings may not be changed through Bastion: the server would then read strings differently from the rules' parser"}
-	case d.restricted && p.encoding:
-		v.overall = policy.QueryDecision{Action: policy.CommandDeny, Reason: errHidingEncoding.Error()}
+			Reason: p.misreads + ", after which the server would read statements differently from the rules' parser; where query rules apply, keep UTF8 (or another encoding without that trait) and standard_conforming_strings on"}
 	case d.restricted && p.unchecked != "":
 		v.overall = policy.QueryDecision{Action: policy.CommandDeny,
 			Reason: p.unchecked + ", and query rules apply to this target"}
@@ -284,16 +285,3 @@ func outlivesSession(stmts []policy.Statement) bool {
 // errHidingEncoding is why a client encoding that hides backslashes is
 // refused where query rules apply.
 var errHidingEncoding = errors.New("the client encodings in which a backslash can be part of a character (BIG5, GB18030, GBK, JOHAB, SJIS, SHIFT_JIS_2004, UHC) may not be used through Bastion where query rules apply: the server would read strings differently from the rules' parser; use UTF8")
-
-// changesLexing reports whether a statement may change how the server
-// reads string literals (standard_conforming_strings off makes a backslash
-// an escape, which the rules' parser does not assume): SET, set_config,
-// ALTER … SET of the setting. Reading it (SHOW) is fine.
-func changesLexing(stmts []policy.Statement) bool {
-	for i := range stmts {
-		if stmts[i].Command != "SHOW" && strings.Contains(strings.ToLower(stmts[i].Text), "standard_conforming_strings") {
-			return true
-		}
-	}
-	return false
-}

@@ -3,6 +3,7 @@ package mysqlsql
 import (
 	"strings"
 
+	"github.com/bastionhq/bastion/internal/ascii"
 	"github.com/pingcap/tidb/pkg/parser/ast"
 )
 
@@ -17,7 +18,7 @@ const unreadable = "<statement not shown: it may hold a password and cannot be r
 // the password masked; text that may hold one and does not parse is not
 // shown at all.
 func Redact(sql string) string {
-	if !containsFold(sql, "password") && !containsFold(sql, "identified") {
+	if !ascii.ContainsFold(sql, "password") && !ascii.ContainsFold(sql, "identified") {
 		return sql // the common case, without a parse
 	}
 	if len(sql) > MaxText {
@@ -40,15 +41,4 @@ func Redact(sql string) string {
 		return sql
 	}
 	return strings.Join(parts, "; ")
-}
-
-// containsFold reports whether s contains the lower-case ASCII word w in
-// any case.
-func containsFold(s, w string) bool {
-	for i := 0; i+len(w) <= len(s); i++ {
-		if strings.EqualFold(s[i:i+len(w)], w) {
-			return true
-		}
-	}
-	return false
 }

@@ -20,7 +20,7 @@ func summarise(n *pg_query.Node) Statement {
 		Executes:    sortedKeys(f.executes),
 		Unchecked:   f.unchecked,
 		ServerFiles: f.serverFiles,
-		Encoding:    f.encoding,
+		Misreads:    f.misreads,
 		sqlArgs:     f.sqlArgs,
 	}
 	if p, ok := inner(n).(*pg_query.PrepareStmt); ok {

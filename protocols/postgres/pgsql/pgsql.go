@@ -112,12 +112,13 @@ type Statement struct {
 	// call of set_config whose setting is 'role' or 'session_authorization'
 	// or is not a constant.
 	Roles bool
-	// Encoding is set when the statement may switch the client encoding
-	// to one in which a backslash can be part of a character (see
-	// HidesBackslash), or to one it does not give as a constant: SET
-	// client_encoding, SET NAMES, set_config('client_encoding', …), or
-	// set_config of a setting that is not a constant.
-	Encoding bool
+	// Misreads says why, after this statement, the server may read text
+	// differently from this parser: it may set client_encoding to one in
+	// which a backslash can be part of a character (see HidesBackslash), or
+	// turn standard_conforming_strings off, by SET, SET NAMES, ALTER … SET
+	// or set_config, with a value or a setting name that is not a constant
+	// taken at its worst. "" when it may not.
+	Misreads string
 	// Prepares is the name a PREPARE statement defines.
 	Prepares string
 	// Executes are the prepared statements the statement runs, sorted:

@@ -354,7 +354,8 @@ func TestParseSingle(t *testing.T) {
 		{name: "set_config cast", sql: "SELECT set_config('role'::text, 'postgres', false)",
 			want: Statement{Kind: KindRead, Command: "SELECT", Functions: funcs("set_config"), Roles: true}},
 		{name: "set_config dynamic", sql: "SELECT set_config(name, 'x', false) FROM settings",
-			want: Statement{Kind: KindRead, Command: "SELECT", Tables: tables("settings"), Functions: funcs("set_config"), Roles: true, ServerFiles: true}},
+			want: Statement{Kind: KindRead, Command: "SELECT", Tables: tables("settings"), Functions: funcs("set_config"), Roles: true, ServerFiles: true,
+				Misreads: "it may turn standard_conforming_strings off"}},
 		{name: "set_config other setting", sql: "SELECT set_config('work_mem', '64MB', false)",
 			want: Statement{Kind: KindRead, Command: "SELECT", Functions: funcs("set_config")}},
 		{name: "alter role set role", sql: "ALTER ROLE alice SET role = postgres",
@@ -533,9 +534,11 @@ func TestKindValid(t *testing.T) {
 	}
 }
 
-// TestEncoding: statements that may switch the client encoding to one that
-// hides backslashes (or to one not given as a constant), wherever they are.
-func TestEncoding(t *testing.T) {
+// TestMisreads: statements after which the server may read text
+// differently from the parser (a client encoding that hides backslashes,
+// standard_conforming_strings off, or either set to what is not a
+// constant), wherever they are.
+func TestMisreads(t *testing.T) {
 	for sql, want := range map[string]bool{
 		"SET client_encoding TO 'SJIS'":                                            true,
 		"SET client_encoding = sjis":                                               true,
@@ -547,7 +550,7 @@ func TestEncoding(t *testing.T) {
 		"SELECT pg_catalog.set_config('CLIENT_ENCODING', 'uhc', true)":             true,
 		"SELECT set_config('client_encoding', current_user, false)":                true,
 		"SELECT set_config(name, 'sjis', false) FROM settings":                     true,
-		"SELECT set_config(name, 'utf8', false) FROM settings":                     false,
+		"SELECT set_config(name, 'on', false) FROM settings":                       false,
 		"ALTER DATABASE orders SET client_encoding = 'johab'":                      true,
 		"ALTER ROLE alice SET client_encoding TO 'windows-936'":                    true,
 		"SET client_encoding TO 'UTF8'":                                            false,
@@ -561,14 +564,25 @@ func TestEncoding(t *testing.T) {
 		"SELECT set_config('application_name', 'sjis', false)":                     false,
 		"SELECT current_setting('client_encoding')":                                false,
 		"DO $$ BEGIN PERFORM set_config('client_encoding', 'sjis', false); END $$": true,
+		"SET standard_conforming_strings = off":                                    true,
+		"SET standard_conforming_strings TO 'F'":                                   true,
+		"SET standard_conforming_strings = 0":                                      true,
+		"SELECT set_config('standard_' || 'conforming_strings', 'of', false)":      true,
+		"ALTER ROLE alice SET standard_conforming_strings = false":                 true,
+		"SELECT set_config(name, 'utf8', false) FROM settings":                     true,
+		"SET standard_conforming_strings = on":                                     false,
+		"SET standard_conforming_strings TO 'Yes'":                                 false,
+		"SET standard_conforming_strings TO DEFAULT":                               false,
+		"SHOW standard_conforming_strings":                                         false,
+		"SELECT current_setting('standard_conforming_strings')":                    false,
 		"DO $$ BEGIN EXECUTE 'SET client_encoding TO gbk'; END $$":                 true,
 	} {
 		stmts, err := Parse(sql)
 		if err != nil {
 			t.Fatalf("Parse(%q): %v", sql, err)
 		}
-		if got := anyEncoding(stmts); got != want {
-			t.Errorf("Parse(%q): Encoding %v, want %v", sql, got, want)
+		if got := anyMisreads(stmts); got != want {
+			t.Errorf("Parse(%q): Misreads %v, want %v", sql, got, want)
 		}
 	}
 	for name, want := range map[string]bool{
@@ -582,9 +596,9 @@ func TestEncoding(t *testing.T) {
 	}
 }
 
-func anyEncoding(stmts []Statement) bool {
+func anyMisreads(stmts []Statement) bool {
 	for i := range stmts {
-		if stmts[i].Encoding || anyEncoding(stmts[i].Inner) {
+		if stmts[i].Misreads != "" || anyMisreads(stmts[i].Inner) {
 			return true
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/bastionhq/bastion/internal/ascii"
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 )
 
@@ -26,7 +27,7 @@ var conninfoSecret = regexp.MustCompile(`(?i)\bpassword\s*=|[a-z][a-z0-9+.-]*://
 // dblink_connect('…')). The statement itself reaches the server
 // unchanged; only what is kept of it is redacted.
 func Redact(sql string) string {
-	if !containsFold(sql, "password") && !strings.Contains(sql, "://") {
+	if !ascii.ContainsFold(sql, "password") && !strings.Contains(sql, "://") {
 		return sql // the common case, without a scan
 	}
 	if checkSize(sql) != nil {
@@ -62,15 +63,4 @@ func Redact(sql string) string {
 	}
 	b.WriteString(sql[last:])
 	return b.String()
-}
-
-// containsFold reports whether s contains the lower-case ASCII word w in
-// any case.
-func containsFold(s, w string) bool {
-	for i := 0; i+len(w) <= len(s); i++ {
-		if strings.EqualFold(s[i:i+len(w)], w) {
-			return true
-		}
-	}
-	return false
 }

@@ -28,9 +28,9 @@ type facts struct {
 	// serverFiles: a function that reads or writes the server's files, or
 	// a foreign table or server reading a file or running a program.
 	serverFiles bool
-	// encoding: the client encoding may be set to one that hides
-	// backslashes, or to one that is not a constant.
-	encoding bool
+	// misreads says why the server may read later text differently from
+	// this parser (see settingMisreads).
+	misreads string
 }
 
 // writes reports whether the walked tree changes data even if its top
@@ -127,13 +127,11 @@ func (f *facts) visit(m proto.Message) {
 		if isFileSetting(x.GetName()) {
 			f.serverFiles = true
 		}
-		// SET client_encoding and SET NAMES; DEFAULT and RESET go back to
-		// the session's first encoding, which was checked at login.
-		if strings.EqualFold(x.GetName(), "client_encoding") && x.GetKind() == pg_query.VariableSetKind_VAR_SET_VALUE {
+		// SET (NAMES is client_encoding); DEFAULT and RESET go back to the
+		// session's first value, which was checked at login.
+		if x.GetKind() == pg_query.VariableSetKind_VAR_SET_VALUE {
 			for _, a := range x.GetArgs() {
-				if v := eval(a); v.kind != valString || HidesBackslash(v.s) {
-					f.encoding = true
-				}
+				f.setting(value{kind: valString, s: x.GetName()}, eval(a))
 			}
 		}
 	case *pg_query.LoadStmt:
@@ -302,14 +300,37 @@ func (f *facts) funcCall(fc *pg_query.FuncCall) {
 		if v.kind != valString || isFileSetting(v.s) {
 			f.serverFiles = true
 		}
-		if v.kind != valString || strings.EqualFold(strings.TrimSpace(v.s), "client_encoding") {
-			if len(args) < 2 {
-				f.encoding = true
-			} else if e := eval(args[1]); e.kind != valString || HidesBackslash(e.s) {
-				f.encoding = true
-			}
+		to := value{} // unknown
+		if len(args) > 1 {
+			to = eval(args[1])
 		}
+		f.setting(v, to)
 	}
+}
+
+// setting notes in f.misreads when setting name to v would make the server
+// read the text that follows differently from this parser: a client
+// encoding in which a backslash can be part of a character (PostgreSQL
+// converts the client's text before reading it), or
+// standard_conforming_strings off (a backslash in '…' escapes). A name or
+// value that is not a constant string is taken at its worst.
+func (f *facts) setting(name, v value) {
+	known := name.kind == valString
+	is := func(s string) bool { return !known || strings.EqualFold(strings.TrimSpace(name.s), s) }
+	switch {
+	case f.misreads != "":
+	case is("client_encoding") && (v.kind != valString || HidesBackslash(v.s)):
+		f.misreads = "it may set client_encoding to one in which a backslash can be part of a character"
+	case is("standard_conforming_strings") && (v.kind != valString || !isOn(v.s)):
+		f.misreads = "it may turn standard_conforming_strings off"
+	}
+}
+
+// isOn reports whether PostgreSQL reads s as a true boolean setting: on,
+// 1, or true or yes or a prefix of them, in any case.
+func isOn(s string) bool {
+	s = strings.ToLower(strings.TrimSpace(s))
+	return s == "on" || s == "1" || s != "" && (strings.HasPrefix("true", s) || strings.HasPrefix("yes", s))
 }
 
 // fileFunctions are the functions that read or write files on the database
