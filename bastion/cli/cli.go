@@ -69,7 +69,19 @@ type Config struct {
 	// Databases says where clients reach the database front ends (for
 	// `token`); optional.
 	Databases func() Databases
-	Logger    *slog.Logger
+	// Process reports the process's file descriptors against its limits
+	// (for `status`); optional: nil leaves them out.
+	Process func() ProcessStatus
+	Logger  *slog.Logger
+}
+
+// ProcessStatus is the process's use of file descriptors, as `status` shows
+// it: a gateway near its soft limit refuses connections (accept fails with
+// EMFILE) long before anything else runs out.
+type ProcessStatus struct {
+	OpenFiles int `json:"open_files"`    // descriptors open now; -1 when unknown
+	SoftLimit int `json:"fd_soft_limit"` // RLIMIT_NOFILE soft limit: where accept starts failing
+	HardLimit int `json:"fd_hard_limit"` // RLIMIT_NOFILE hard limit: how far the soft one could be raised
 }
 
 // Databases is where clients reach Bastion's database front ends: the host
@@ -89,13 +101,14 @@ type CLI struct {
 	policy     func() *policy.Policy
 	ca         func() CAInfo
 	databases  func() Databases
+	process    func() ProcessStatus
 	log        *slog.Logger
 }
 
 // New returns a CLI.
 func New(cfg Config) *CLI {
 	c := &CLI{access: cfg.Access, audit: cfg.Audit, sessionLog: cfg.Sessions, recordings: cfg.Recordings,
-		policy: cfg.Policy, ca: cfg.CA, databases: cfg.Databases, log: cfg.Logger}
+		policy: cfg.Policy, ca: cfg.CA, databases: cfg.Databases, process: cfg.Process, log: cfg.Logger}
 	if c.log == nil {
 		c.log = slog.Default()
 	}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -35,7 +36,7 @@ func init() {
 	commands["verify"] = &command{usage: "ID",
 		summary: "prove a session's recording complete and unaltered (signed manifest); offline: bastion verify --dir DIR --pubkey FILE",
 		run:     (*run).verify}
-	commands["status"] = &command{summary: "recording storage and uploads: errors, spool, upload lag (audit permission)", run: (*run).status}
+	commands["status"] = &command{summary: "open files and their limits, recording storage and uploads: errors, spool, upload lag (audit permission)", run: (*run).status}
 }
 
 // verifyView is the --json output of verify.
@@ -112,11 +113,17 @@ func (r *run) status() error {
 	if !r.auditor() {
 		return &policy.Refusal{Reason: "status needs the audit permission"}
 	}
+	var proc *ProcessStatus
+	if r.process != nil {
+		p := r.process()
+		proc = &p
+	}
 	st, ok := r.recordings.(RecordingStatus)
 	if !ok {
 		if r.json {
-			r.printJSON(map[string]any{"recordings": "directory", "storage_ok": true})
+			r.printJSON(withProcess(map[string]any{"recordings": "directory", "storage_ok": true}, proc))
 		} else {
+			r.printProcess(proc)
 			r.printf("recordings: local directory\n")
 		}
 		return nil
@@ -127,9 +134,10 @@ func (r *run) status() error {
 		key = string(ssh.MarshalAuthorizedKey(v.PublicKey()))
 	}
 	if r.json {
-		r.printJSON(map[string]any{"recordings": "s3", "storage": s, "recording_key": key})
+		r.printJSON(withProcess(map[string]any{"recordings": "s3", "storage": s, "recording_key": key}, proc))
 		return nil
 	}
+	r.printProcess(proc)
 	state := "ok"
 	if !s.StorageOK {
 		state = fmt.Sprintf("UNREACHABLE since %s: %s", s.DownSince.UTC().Format(time.RFC3339), s.StorageError)
@@ -146,6 +154,28 @@ func (r *run) status() error {
 	}
 	r.printf("recording key:  %s", key)
 	return nil
+}
+
+// withProcess adds the process's status to status's --json output, when
+// it is known.
+func withProcess(out map[string]any, p *ProcessStatus) map[string]any {
+	if p != nil {
+		out["process"] = p
+	}
+	return out
+}
+
+// printProcess prints the first line of status: open files against the
+// limits.
+func (r *run) printProcess(p *ProcessStatus) {
+	if p == nil {
+		return
+	}
+	open := "unknown"
+	if p.OpenFiles >= 0 {
+		open = strconv.Itoa(p.OpenFiles)
+	}
+	r.printf("open files:     %s of %d (hard limit %d)\n", open, p.SoftLimit, p.HardLimit)
 }
 
 // VerifyOffline runs `bastion verify --dir DIR --pubkey FILE [--json]`: it
