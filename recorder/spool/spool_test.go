@@ -166,6 +166,15 @@ func TestStreams(t *testing.T) {
 	if got := content(t, st, "ssh/s1.cast"); got != want.String() {
 		t.Errorf("after sealing, Open gives %q, want %q", got, want.String())
 	}
+	// The spool removes the directory after the manifest is in the bucket,
+	// so a verified manifest does not yet mean an empty spool: Drain
+	// returns once the spool has forgotten every closed recording, which
+	// it does only after removing its directory.
+	dctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	defer cancel()
+	if err := st.Drain(dctx); err != nil {
+		t.Fatal(err)
+	}
 	left, err := os.ReadDir(e.cfg.Dir)
 	if err != nil {
 		t.Fatal(err)
