@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"sort"
 	"strings"
 
 	"github.com/bastionhq/bastion/bastion/access"
@@ -103,12 +102,14 @@ type CLI struct {
 	databases  func() Databases
 	process    func() ProcessStatus
 	log        *slog.Logger
+	commands   []*command // commandTable()
 }
 
 // New returns a CLI.
 func New(cfg Config) *CLI {
 	c := &CLI{access: cfg.Access, audit: cfg.Audit, sessionLog: cfg.Sessions, recordings: cfg.Recordings,
-		policy: cfg.Policy, ca: cfg.CA, databases: cfg.Databases, process: cfg.Process, log: cfg.Logger}
+		policy: cfg.Policy, ca: cfg.CA, databases: cfg.Databases, process: cfg.Process, log: cfg.Logger,
+		commands: commandTable()}
 	if c.log == nil {
 		c.log = slog.Default()
 	}
@@ -135,30 +136,70 @@ type run struct {
 
 // command is one self-service command.
 type command struct {
+	name    string
 	usage   string // after the command name
 	summary string
 	flags   flagSpec
 	run     func(r *run) error
 }
 
-var commands map[string]*command
-
-func init() {
-	commands = map[string]*command{
-		"help":     {usage: "[COMMAND]", summary: "show the commands, or one command's usage", run: (*run).help},
-		"whoami":   {summary: "show who you are, your roles and your live grants", run: (*run).whoami},
-		"targets":  {summary: "list the targets you can use now or could request", run: (*run).targets},
-		"request":  {usage: "TARGET... [--login LOGIN]... --for DURATION --reason TEXT", summary: "request access to targets", flags: flagSpec{"login": listFlag, "for": stringFlag, "reason": textFlag}, run: (*run).request},
-		"requests": {usage: "[--state STATE]... [--user USER] [--limit N]", summary: "list requests: yours, those you may approve, or all for auditors", flags: flagSpec{"state": listFlag, "user": stringFlag, "limit": stringFlag}, run: (*run).requests},
-		"show":     {usage: "ID", summary: "show one request", run: (*run).show},
-		"approve":  {usage: "ID [--comment TEXT]", summary: "approve a request", flags: flagSpec{"comment": textFlag}, run: (*run).approve},
-		"deny":     {usage: "ID --reason TEXT", summary: "deny a pending request", flags: flagSpec{"reason": textFlag}, run: (*run).deny},
-		"revoke":   {usage: "ID [--reason TEXT]", summary: "withdraw or release your request, or revoke one you approve", flags: flagSpec{"reason": textFlag}, run: (*run).revoke},
-		"wait":     {usage: "ID", summary: "wait until a request is decided; print the certificate when it is yours and approved", run: (*run).wait},
-		"cert":     {usage: "ID", summary: "print an SSH certificate for your key from an approved request", run: (*run).cert},
-		"audit":    {usage: "[verify] [--user USER] [--since DURATION|TIME] [--type TYPE] [--request ID] [--limit N]", summary: "show (or verify) the audit log", flags: flagSpec{"user": stringFlag, "since": stringFlag, "type": stringFlag, "request": stringFlag, "limit": stringFlag}, run: (*run).auditCmd},
-		"ca":       {usage: "[--tls]", summary: "print Bastion's CA keys and the lines that trust them", flags: flagSpec{"tls": boolFlag}, run: (*run).caCmd},
+// commandTable lists every command, in the order help shows them (by
+// name). It is the one place a command is added: nothing registers itself.
+func commandTable() []*command {
+	return []*command{
+		{name: "approve", usage: "ID [--comment TEXT]", summary: "approve a request",
+			flags: flagSpec{"comment": textFlag}, run: (*run).approve},
+		{name: "audit", usage: "[verify] [--user USER] [--since DURATION|TIME] [--type TYPE] [--request ID] [--limit N]",
+			summary: "show (or verify) the audit log",
+			flags:   flagSpec{"user": stringFlag, "since": stringFlag, "type": stringFlag, "request": stringFlag, "limit": stringFlag},
+			run:     (*run).auditCmd},
+		{name: "ca", usage: "[--tls]", summary: "print Bastion's CA keys and the lines that trust them",
+			flags: flagSpec{"tls": boolFlag}, run: (*run).caCmd},
+		{name: "cert", usage: "ID", summary: "print an SSH certificate for your key from an approved request", run: (*run).cert},
+		{name: "deny", usage: "ID --reason TEXT", summary: "deny a pending request",
+			flags: flagSpec{"reason": textFlag}, run: (*run).deny},
+		{name: "export", usage: "ID", summary: "print a session's recording (.cast or .jsonl) as stored", run: (*run).export},
+		{name: "help", usage: "[COMMAND]", summary: "show the commands, or one command's usage", run: (*run).help},
+		{name: "hold", usage: "ID --reason TEXT | ID --release [--reason TEXT]",
+			summary: "place or lift a legal hold on a session's recording: held recordings are never deleted by retention (audit permission)",
+			flags:   flagSpec{"reason": textFlag, "release": boolFlag}, run: (*run).hold},
+		{name: "replay", usage: "ID [--speed X] [--idle-limit D]", summary: "replay a recorded session with its timing",
+			flags: flagSpec{"speed": stringFlag, "idle-limit": stringFlag}, run: (*run).replay},
+		{name: "request", usage: "TARGET... [--login LOGIN]... --for DURATION --reason TEXT", summary: "request access to targets",
+			flags: flagSpec{"login": listFlag, "for": stringFlag, "reason": textFlag}, run: (*run).request},
+		{name: "requests", usage: "[--state STATE]... [--user USER] [--limit N]",
+			summary: "list requests: yours, those you may approve, or all for auditors",
+			flags:   flagSpec{"state": listFlag, "user": stringFlag, "limit": stringFlag}, run: (*run).requests},
+		{name: "revoke", usage: "ID [--reason TEXT]", summary: "withdraw or release your request, or revoke one you approve",
+			flags: flagSpec{"reason": textFlag}, run: (*run).revoke},
+		{name: "sessions", usage: "[--user U] [--target T] [--since 24h|TIME] [--live] [--limit N]",
+			summary: "list recorded sessions (yours, or all with the audit permission)",
+			flags:   flagSpec{"user": stringFlag, "target": stringFlag, "since": stringFlag, "live": boolFlag, "limit": stringFlag},
+			run:     (*run).sessions},
+		{name: "show", usage: "ID", summary: "show one request", run: (*run).show},
+		{name: "status", summary: "open files and their limits, recording storage and uploads: errors, spool, upload lag (audit permission)",
+			run: (*run).status},
+		{name: "targets", summary: "list the targets you can use now or could request", run: (*run).targets},
+		{name: "token", usage: "ID [--target NAME]", summary: "print a fresh database secret and connection URL from an approved request",
+			flags: flagSpec{"target": stringFlag}, run: (*run).token},
+		{name: "verify", usage: "ID",
+			summary: "prove a session's recording complete and unaltered (signed manifest); offline: bastion verify --dir DIR --pubkey FILE",
+			run:     (*run).verify},
+		{name: "wait", usage: "ID", summary: "wait until a request is decided; print the certificate when it is yours and approved",
+			run: (*run).wait},
+		{name: "watch", usage: "ID", summary: "watch a live session, read-only", run: (*run).watch},
+		{name: "whoami", summary: "show who you are, your roles and your live grants", run: (*run).whoami},
 	}
+}
+
+// command returns the command called name, or nil.
+func (c *CLI) command(name string) *command {
+	for _, cmd := range c.commands {
+		if cmd.name == name {
+			return cmd
+		}
+	}
+	return nil
 }
 
 // usageError is a wrong command line (exit 2).
@@ -199,7 +240,7 @@ func (c *CLI) run(ctx context.Context, actor access.Actor, operator bool, stdio 
 	}
 	name, rest := words[0], words[1:]
 	r := &run{CLI: c, ctx: ctx, actor: actor, operator: operator, io: stdio}
-	cmd := commands[name]
+	cmd := c.command(name)
 	var err error
 	if cmd == nil {
 		err = usagef("unknown command %q (try `help`)", truncate(name, 40))
@@ -210,7 +251,7 @@ func (c *CLI) run(ctx context.Context, actor access.Actor, operator bool, stdio 
 		r.json = r.args.bools["json"]
 		if r.args.bools["help"] || r.args.bools["h"] {
 			r.args.pos = []string{name}
-			cmd = commands["help"]
+			cmd = c.command("help")
 		}
 		err = cmd.run(r)
 	} else {
@@ -291,7 +332,7 @@ func (r *run) help() error {
 	}
 	if len(r.args.pos) == 1 {
 		name := r.args.pos[0]
-		cmd := commands[name]
+		cmd := r.command(name)
 		if cmd == nil {
 			return usagef("unknown command %q", truncate(name, 40))
 		}
@@ -302,22 +343,17 @@ func (r *run) help() error {
 		r.printf("usage: %s %s\n  %s\n  Every command takes --json.\n", name, cmd.usage, cmd.summary)
 		return nil
 	}
-	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
-	}
-	sort.Strings(names)
 	if r.json {
-		out := make([]map[string]string, 0, len(names))
-		for _, n := range names {
-			out = append(out, map[string]string{"command": n, "usage": strings.TrimSpace(n + " " + commands[n].usage), "summary": commands[n].summary})
+		out := make([]map[string]string, 0, len(r.commands))
+		for _, cmd := range r.commands {
+			out = append(out, map[string]string{"command": cmd.name, "usage": strings.TrimSpace(cmd.name + " " + cmd.usage), "summary": cmd.summary})
 		}
 		r.printJSON(out)
 		return nil
 	}
 	r.printf("Bastion self-service commands (every command takes --json):\n")
-	for _, n := range names {
-		r.printf("  %-9s %s\n", n, commands[n].summary)
+	for _, cmd := range r.commands {
+		r.printf("  %-9s %s\n", cmd.name, cmd.summary)
 	}
 	r.printf("\nExample: request web01 --login root --for 30m --reason INC-1 disk full\n")
 	return nil

@@ -164,7 +164,7 @@ func union(a, b []string) []string {
 
 func (r *run) request() error {
 	if len(r.args.pos) == 0 {
-		return usagef("request: name a target (usage: request %s)", commands["request"].usage)
+		return usagef("request: name a target (usage: request %s)", r.command("request").usage)
 	}
 	forFlag := r.args.str("for")
 	if forFlag == "" {

@@ -18,12 +18,6 @@ type LegalHolds interface {
 	LegalHold(ctx context.Context, sessionID string) (bool, error)
 }
 
-func init() {
-	commands["hold"] = &command{usage: "ID --reason TEXT | ID --release [--reason TEXT]",
-		summary: "place or lift a legal hold on a session's recording: held recordings are never deleted by retention (audit permission)",
-		flags:   flagSpec{"reason": textFlag, "release": boolFlag}, run: (*run).hold}
-}
-
 func (r *run) hold() error {
 	if err := r.positional(1, 1); err != nil {
 		return err

@@ -26,17 +26,6 @@ type SessionLog interface {
 // followPoll is how often watch looks for more of a live recording.
 const followPoll = 200 * time.Millisecond
 
-func init() {
-	commands["sessions"] = &command{usage: "[--user U] [--target T] [--since 24h|TIME] [--live] [--limit N]",
-		summary: "list recorded sessions (yours, or all with the audit permission)",
-		flags:   flagSpec{"user": stringFlag, "target": stringFlag, "since": stringFlag, "live": boolFlag, "limit": stringFlag},
-		run:     (*run).sessions}
-	commands["replay"] = &command{usage: "ID [--speed X] [--idle-limit D]", summary: "replay a recorded session with its timing",
-		flags: flagSpec{"speed": stringFlag, "idle-limit": stringFlag}, run: (*run).replay}
-	commands["export"] = &command{usage: "ID", summary: "print a session's recording (.cast or .jsonl) as stored", run: (*run).export}
-	commands["watch"] = &command{usage: "ID", summary: "watch a live session, read-only", run: (*run).watch}
-}
-
 // sessionFor loads a session the actor may see: their own, or any with the
 // audit permission. Others are "not found", like requests.
 func (r *run) sessionFor(id string) (*store.Session, error) {

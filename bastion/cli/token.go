@@ -12,12 +12,6 @@ import (
 	"github.com/bastionhq/bastion/bastion/policy"
 )
 
-func init() {
-	commands["token"] = &command{usage: "ID [--target NAME]",
-		summary: "print a fresh database secret and connection URL from an approved request",
-		flags:   flagSpec{"target": stringFlag}, run: (*run).token}
-}
-
 // dbConnection is one way into a database target, as `token` prints it.
 type dbConnection struct {
 	URL       string    `json:"url"`

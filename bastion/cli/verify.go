@@ -32,13 +32,6 @@ type RecordingStatus interface {
 	Status() spool.Status
 }
 
-func init() {
-	commands["verify"] = &command{usage: "ID",
-		summary: "prove a session's recording complete and unaltered (signed manifest); offline: bastion verify --dir DIR --pubkey FILE",
-		run:     (*run).verify}
-	commands["status"] = &command{summary: "open files and their limits, recording storage and uploads: errors, spool, upload lag (audit permission)", run: (*run).status}
-}
-
 // verifyView is the --json output of verify.
 type verifyView struct {
 	OK        bool              `json:"ok"`
