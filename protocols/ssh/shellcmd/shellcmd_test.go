@@ -403,33 +403,59 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
-// Lines built to be expensive stay cheap: each of these took from seconds
-// to minutes before the limits that now bound them.
+// Lines built to be expensive stay cheap (each took from seconds to
+// minutes before the limits that now bound them), and are still read
+// right: each gives exactly the commands it would run, or is refused by
+// the limit it exceeds. A hang fails the test by the test binary's
+// timeout; speed itself is not asserted (timing checks do not belong in
+// the test suite).
 func TestParseAdversarial(t *testing.T) {
 	const n = shellcmd.MaxInput
+	braceProduct := strings.Repeat("{a,b}", n/6)
+	sequences := strings.Repeat("{1..1}", n/7)
+	arithmetic := "$((" + strings.Repeat("(", n/3) + "1" + strings.Repeat(")", n/3) + "))"
+	words := strings.TrimSpace(strings.Repeat("a ", n/2-4))
+	const tooMany = "shellcmd: more than 1024 commands"
 	tests := []struct {
 		name string
 		line string
+		want []string // the commands found, as show renders them
+		err  string   // else the error: a limit, never ErrIncomplete
 	}{
-		{name: "nested parentheses", line: strings.Repeat("(", n/2-1) + "a" + strings.Repeat(")", n/2-1)},
-		{name: "nested substitutions", line: strings.Repeat("$(", n/3) + "a" + strings.Repeat(")", n/3)},
-		{name: "brace product", line: "echo " + strings.Repeat("{a,b}", n/6)},
-		{name: "brace product as the name", line: strings.Repeat("{a,b}", n/6)},
-		{name: "one-element sequences", line: "echo " + strings.Repeat("{1..1}", n/7)},
-		{name: "long sequence", line: "echo {1..999999999999}"},
-		{name: "long pipeline", line: strings.Repeat("a|", n/2-1) + "a"},
-		{name: "many words", line: "echo " + strings.Repeat("a ", n/2-4)},
-		{name: "many finds", line: "find " + strings.Repeat("-exec a {} + ", n/14)},
-		{name: "eval of many words", line: "eval " + strings.Repeat("a ", n/2-4)},
-		{name: "nested arithmetic", line: "echo $((" + strings.Repeat("(", n/3) + "1" + strings.Repeat(")", n/3) + "))"},
+		// Bash reads "((" as arithmetic: (((a))) evaluates the variable a
+		// and runs nothing.
+		{name: "nested parentheses", line: strings.Repeat("(", n/2-1) + "a" + strings.Repeat(")", n/2-1), want: []string{}},
+		{name: "nested subshells", line: strings.Repeat("( ", n/4-2) + "rm x" + strings.Repeat(" )", n/4-2), want: []string{"rm x"}},
+		{name: "nested blocks", line: strings.Repeat("{ ", n/5-1) + "rm" + strings.Repeat("; }", n/5-1), want: []string{"rm"}},
+		// Each $(…) is a command whose name is unknowable.
+		{name: "nested substitutions", line: strings.Repeat("$(", n/3) + "a" + strings.Repeat(")", n/3), err: tooMany},
+		{name: "brace product", line: "echo " + braceProduct, want: []string{"~echo " + braceProduct}},
+		{name: "brace product as the name", line: braceProduct, want: []string{"!"}},
+		{name: "one-element sequences", line: "echo " + sequences, want: []string{"~echo " + sequences}},
+		{name: "long sequence", line: "echo {1..999999999999}", want: []string{"~echo {1..999999999999}"}},
+		{name: "long pipeline", line: strings.Repeat("a|", n/2-1) + "a", err: tooMany},
+		{name: "many words", line: "echo " + words, want: []string{"echo " + words}},
+		{name: "many finds", line: "find " + strings.Repeat("-exec a {} + ", n/14), err: tooMany},
+		{name: "eval of many words", line: "eval " + words, want: []string{"eval " + words, words}},
+		{name: "nested arithmetic", line: "echo " + arithmetic, want: []string{"~echo " + arithmetic}},
 	}
-	// These once took a minute; they must finish (a hang fails the test by
-	// the test binary's timeout). Speed itself is not asserted here: timing
-	// checks do not belong in the test suite.
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := shellcmd.Parse(tt.line); err != nil {
-				t.Logf("%.100v", err) // fine: a limit was reached
+			if len(tt.line) > n {
+				t.Fatalf("the line is %d bytes, over MaxInput: it would only test that limit", len(tt.line))
+			}
+			cmds, err := shellcmd.Parse(tt.line)
+			if tt.err != "" {
+				if err == nil || err.Error() != tt.err || errors.Is(err, shellcmd.ErrIncomplete) || cmds != nil {
+					t.Fatalf("Parse = %d commands, %v; want only the error %q", len(cmds), err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Parse: %.200v", err)
+			}
+			if got := showAll(cmds); !slices.Equal(got, tt.want) {
+				t.Errorf("Parse found %d commands %.200q, want %d %.200q", len(got), got, len(tt.want), tt.want)
 			}
 		})
 	}
