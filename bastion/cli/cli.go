@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime/debug"
 	"strings"
 
 	"github.com/bastionhq/bastion/bastion/access"
@@ -202,6 +203,11 @@ func (c *CLI) command(name string) *command {
 	return nil
 }
 
+// internalError is all a user is told of an error that is neither a
+// refusal nor a usage error: the cause may hold internals (paths, SQL,
+// addresses) and goes to the operator's log instead.
+const internalError = "internal error; the operator's log has the details"
+
 // usageError is a wrong command line (exit 2).
 type usageError struct{ msg string }
 
@@ -253,11 +259,31 @@ func (c *CLI) run(ctx context.Context, actor access.Actor, operator bool, stdio 
 			r.args.pos = []string{name}
 			cmd = c.command("help")
 		}
-		err = cmd.run(r)
+		err = r.runCommand(cmd)
 	} else {
 		r.json = containsWord(rest, "--json")
 	}
 	return r.finish(name, err)
+}
+
+// errPanicked is the error of a command that panicked; the panic and its
+// stack are logged where it is recovered.
+var errPanicked = errors.New("cli: command panicked")
+
+// runCommand runs cmd. A panic ends the command, not the process: every
+// command line from every front end (an SSH session, the interactive
+// prompt, a `bastion` subcommand) passes here, so this one recover keeps a
+// bug in one command from taking down every live session. The user sees
+// the fixed internal-error message; the log has the panic and its stack.
+func (r *run) runCommand(cmd *command) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.log.Error("command panicked", "command", cmd.name, "user", r.actor.User,
+				"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			err = errPanicked
+		}
+	}()
+	return cmd.run(r)
 }
 
 // finish reports err, if any, and maps it to an exit code. Refusals and
@@ -277,8 +303,10 @@ func (r *run) finish(name string, err error) int {
 	case errors.As(err, &ref), errors.Is(err, access.ErrNotFound):
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		msg = "interrupted"
+	case errors.Is(err, errPanicked): // logged with its stack by runCommand
+		kind, msg = "error", internalError
 	default:
-		kind, msg = "error", "internal error; the operator's log has the details"
+		kind, msg = "error", internalError
 		r.log.Error("command failed", "command", name, "user", r.actor.User, "err", err)
 	}
 	if code == ExitUsage && !errors.As(err, &inv) {
