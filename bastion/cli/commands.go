@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -404,8 +405,12 @@ func (r *run) auditCmd() error {
 	}
 	if verify {
 		n, head, err := VerifyAudit(r.ctx, r.audit)
-		if err != nil {
+		var broken *audit.BrokenLinkError
+		if errors.As(err, &broken) {
 			return &policy.Refusal{Reason: err.Error()}
+		}
+		if err != nil { // the store failed: logged, not shown
+			return err
 		}
 		if r.json {
 			r.printJSON(map[string]any{"ok": true, "events": n, "head": head})
@@ -456,14 +461,15 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 const auditPage = 1000
 
 // VerifyAudit checks the whole audit chain, page by page, and returns the
-// number of events and the chain's head hash.
+// number of events and the chain's head hash. A chain that does not verify
+// is an *audit.BrokenLinkError; any other error is the log's.
 func VerifyAudit(ctx context.Context, log AuditLog) (int64, string, error) {
 	var v audit.Verifier
 	var after int64
 	for {
 		events, err := log.Audit(ctx, store.AuditFilter{AfterSeq: after, Limit: auditPage})
 		if err != nil {
-			return 0, "", err
+			return 0, "", fmt.Errorf("cli: read the audit log after event %d: %w", after, err)
 		}
 		for _, e := range events {
 			if err := v.Next(e); err != nil {
