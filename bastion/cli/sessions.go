@@ -125,14 +125,20 @@ func (r *run) sessions() error {
 	return nil
 }
 
-// openRecording opens a session's recording and audits the access.
-func (r *run) openRecording(verb string) (*store.Session, io.ReadCloser, error) {
+// openRecording opens a session's recording and audits the access. check,
+// if not nil, may refuse the session before anything is opened or audited.
+func (r *run) openRecording(verb string, check func(*store.Session) error) (*store.Session, io.ReadCloser, error) {
 	if err := r.positional(1, 1); err != nil {
 		return nil, nil, err
 	}
 	sess, err := r.sessionFor(r.args.pos[0])
 	if err != nil {
 		return nil, nil, err
+	}
+	if check != nil {
+		if err := check(sess); err != nil {
+			return nil, nil, err
+		}
 	}
 	if r.recordings == nil {
 		return nil, nil, &policy.Refusal{Reason: "no recording storage here"}
@@ -165,7 +171,7 @@ func (r *run) replay() error {
 		}
 		opts.IdleLimit = d
 	}
-	sess, rc, err := r.openRecording("replay")
+	sess, rc, err := r.openRecording("replay", nil)
 	if err != nil {
 		return err
 	}
@@ -177,7 +183,7 @@ func (r *run) replay() error {
 }
 
 func (r *run) export() error {
-	_, rc, err := r.openRecording("export")
+	_, rc, err := r.openRecording("export", nil)
 	if err != nil {
 		return err
 	}
@@ -189,14 +195,19 @@ func (r *run) export() error {
 // watch follows a live session's recording as it grows, printing its output
 // as it happens; it returns when the session ends.
 func (r *run) watch() error {
-	sess, rc, err := r.openRecording("watch")
+	// A database session is refused before its recording is opened, so
+	// that the audit log does not show a watch that never happened.
+	terminal := func(sess *store.Session) error {
+		if sess.Protocol != "ssh" {
+			return &policy.Refusal{Reason: "watch follows terminal sessions; use replay for database sessions"}
+		}
+		return nil
+	}
+	sess, rc, err := r.openRecording("watch", terminal)
 	if err != nil {
 		return err
 	}
 	rc.Close()
-	if sess.Protocol != "ssh" {
-		return &policy.Refusal{Reason: "watch follows terminal sessions; use replay for database sessions"}
-	}
 	f := &follower{ctx: r.ctx, st: r.recordings, name: sess.Recording, live: func() bool {
 		s, err := r.sessionLog.Session(r.ctx, sess.ID)
 		return err == nil && s.State == store.SessionLive

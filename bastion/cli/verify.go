@@ -117,7 +117,7 @@ func (r *run) status() error {
 			r.printJSON(withProcess(map[string]any{"recordings": "directory", "storage_ok": true}, proc))
 		} else {
 			r.printProcess(proc)
-			r.printf("recordings: local directory\n")
+			r.printf("recordings:     local directory\n")
 		}
 		return nil
 	}
