@@ -73,31 +73,36 @@ type Event struct {
 	Hash      string            `json:"hash"`
 }
 
-// hashed is the canonical form that is hashed: every field but Hash, with
-// times in UTC at nanosecond precision. encoding/json sorts map keys, so the
-// encoding is deterministic.
+// hashed is what is hashed: every field but Hash, with times in UTC at
+// nanosecond precision. encoding/json sorts map keys, so the encoding is
+// deterministic. Seal hashes the event's canonical form (see Canonical), in
+// which every string is valid UTF-8, so the encoding loses nothing.
 type hashed struct {
-	Seq       int64             `json:"seq"`
-	Time      string            `json:"time"`
-	Type      string            `json:"type"`
-	Actor     string            `json:"actor"`
-	Subject   string            `json:"subject"`
-	Target    string            `json:"target"`
-	RequestID int64             `json:"request_id"`
-	Source    string            `json:"source"`
-	Outcome   string            `json:"outcome"`
-	Reason    string            `json:"reason"`
-	Details   map[string]string `json:"details"`
-	PrevHash  string            `json:"prev_hash"`
+	Seq       int64  `json:"seq"`
+	Time      string `json:"time"`
+	Type      string `json:"type"`
+	Actor     string `json:"actor"`
+	Subject   string `json:"subject"`
+	Target    string `json:"target"`
+	RequestID int64  `json:"request_id"`
+	Source    string `json:"source"`
+	Outcome   string `json:"outcome"`
+	Reason    string `json:"reason"`
+	Details   any    `json:"details"` // map[string]string, or its encoding
+	PrevHash  string `json:"prev_hash"`
 }
 
-// ComputeHash returns the hex SHA-256 of the event's canonical encoding,
-// which includes PrevHash and Seq.
+// ComputeHash returns the hex SHA-256 of the event's encoding, which
+// includes PrevHash and Seq.
 func (e *Event) ComputeHash() string {
-	details := e.Details
-	if len(details) == 0 {
-		details = nil
+	var details map[string]string // nil and empty encode alike
+	if len(e.Details) > 0 {
+		details = e.Details
 	}
+	return e.hashWith(details)
+}
+
+func (e *Event) hashWith(details any) string {
 	b, err := json.Marshal(hashed{
 		Seq: e.Seq, Time: e.Time.UTC().Format(time.RFC3339Nano), Type: e.Type,
 		Actor: e.Actor, Subject: e.Subject, Target: e.Target, RequestID: e.RequestID,
@@ -112,9 +117,21 @@ func (e *Event) ComputeHash() string {
 	return hex.EncodeToString(sum[:])
 }
 
-// Seal links e after prev (nil for the first event): it sets Seq, PrevHash and
-// Hash.
+// matches reports whether e's hash is the one computed over its content,
+// as sealed now or, for events sealed before the canonical form, then.
+func (e *Event) matches() bool {
+	if e.ComputeHash() == e.Hash {
+		return true
+	}
+	legacy, ok := e.legacyHash()
+	return ok && legacy == e.Hash
+}
+
+// Seal links e after prev (nil for the first event): it rewrites e into its
+// canonical form (see Canonical) and sets Seq, PrevHash and Hash. A store
+// keeps the sealed event as it is.
 func (e *Event) Seal(prev *Event) {
+	*e = e.Canonical()
 	e.Seq, e.PrevHash = 1, GenesisHash
 	if prev != nil {
 		e.Seq, e.PrevHash = prev.Seq+1, prev.Hash
@@ -150,7 +167,7 @@ func (v *Verifier) Next(e Event) error {
 		return &BrokenLinkError{Seq: wantSeq, Reason: fmt.Sprintf("event missing (next stored event is %d)", e.Seq)}
 	case e.PrevHash != wantPrev:
 		return &BrokenLinkError{Seq: e.Seq, Reason: "previous-hash link does not match the event before it"}
-	case e.ComputeHash() != e.Hash:
+	case !e.matches():
 		return &BrokenLinkError{Seq: e.Seq, Reason: "content does not match its hash (altered)"}
 	}
 	v.prev, v.count = &e, v.count+1

@@ -25,6 +25,10 @@ func (s *Store) AppendAudit(ctx context.Context, e audit.Event) (audit.Event, er
 	}
 	// Seal the time as it will be read back, so the stored hash verifies.
 	e.Time = fromNanos(at)
+	// Sealing rewrites the event into its canonical form, in which every
+	// string is valid UTF-8 without NUL: the columns and the details' JSON
+	// hold exactly what was hashed.
+	e = e.Canonical()
 	var details sql.Null[string]
 	if len(e.Details) > 0 {
 		b, err := json.Marshal(e.Details)

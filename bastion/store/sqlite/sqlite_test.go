@@ -14,7 +14,7 @@ import (
 	"github.com/bastionhq/bastion/bastion/store/storetest"
 )
 
-func openTemp(t *testing.T) *Store {
+func openTemp(t testing.TB) *Store {
 	t.Helper()
 	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "bastion.db"))
 	if err != nil {

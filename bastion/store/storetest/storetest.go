@@ -53,6 +53,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AuditDetails", testAuditDetails},
 		{"AuditConcurrent", testAuditConcurrent},
 		{"AuditFilter", testAuditFilter},
+		{"AuditArbitraryBytes", testAuditArbitraryBytes},
 		{"Sessions", testSessions},
 		{"EndSessionConcurrent", testEndSessionConcurrent},
 		{"DBSecrets", testDBSecrets},
