@@ -1,7 +1,7 @@
 // Package store defines Bastion's persistent state — access requests, their
-// approvals, issued certificates and the audit log — as one Store interface,
-// with a contract test suite (package storetest) that every implementation
-// must pass. The embedded default is SQLite (package store/sqlite); a
+// approvals, issued certificates, sessions and their legal holds, and the
+// audit log — as one Store interface, with a contract test suite (package
+// storetest) that every implementation must pass. The embedded default is SQLite (package store/sqlite); a
 // PostgreSQL implementation for several replicas shares the same contract.
 //
 // A Store does no policy: callers decide, the store records atomically.
@@ -260,6 +260,22 @@ type Store interface {
 
 	// Sessions returns the sessions matching f, newest first.
 	Sessions(ctx context.Context, f SessionFilter) ([]*Session, error)
+
+	// SetLegalHold places a legal hold on a session's recording (hold) or
+	// lifts it (!hold), recording who, why and when. A held recording is
+	// never deleted by the retention sweep. Holding a held session again
+	// replaces who, why and when; lifting a hold that is not there does
+	// nothing. It fails with an error wrapping ErrNotFound for an unknown
+	// session.
+	SetLegalHold(ctx context.Context, sessionID string, hold bool, by, reason string, at time.Time) error
+
+	// LegalHold reports whether a session is under legal hold (false for an
+	// unknown session).
+	LegalHold(ctx context.Context, sessionID string) (bool, error)
+
+	// HeldRecordings returns the recording names of the sessions under
+	// legal hold, in no particular order.
+	HeldRecordings(ctx context.Context) ([]string, error)
 
 	// AppendAudit seals e after the last stored event (see audit.Event.Seal),
 	// stores it and returns the sealed event. Appends are serialised so that

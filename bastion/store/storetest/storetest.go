@@ -55,6 +55,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AuditFilter", testAuditFilter},
 		{"AuditArbitraryBytes", testAuditArbitraryBytes},
 		{"Sessions", testSessions},
+		{"LegalHolds", testLegalHolds},
 		{"EndSessionConcurrent", testEndSessionConcurrent},
 		{"DBSecrets", testDBSecrets},
 	}
