@@ -62,6 +62,17 @@ type Server struct {
 	Hostnames        []string
 	HandshakeTimeout time.Duration
 	IdleTimeout      time.Duration
+	Limits           Limits
+}
+
+// Limits caps connections to all front ends together; 0 means the
+// default (internal/frontend.DefaultLimits).
+type Limits struct {
+	// Unauthenticated caps connections still in their handshake or login,
+	// in total; UnauthenticatedPerSource, from one address (IPv6: one /64).
+	Unauthenticated, UnauthenticatedPerSource int
+	// ConnectionsPerUser caps one user's authenticated connections.
+	ConnectionsPerUser int
 }
 
 // Store selects the state store.

@@ -52,6 +52,7 @@ server:
   hostnames: [bastion.example.com]
   handshake_timeout: 10s
   idle_timeout: 30m
+  limits: {unauthenticated: 500, unauthenticated_per_source: 20, connections_per_user: 40}
 ca:
   user_ca: keys/user_ca
   host_ca: /etc/bastion/host_ca
@@ -158,6 +159,7 @@ func TestParseFullConfig(t *testing.T) {
 			Hostnames:        []string{"bastion.example.com"},
 			HandshakeTimeout: 10 * time.Second,
 			IdleTimeout:      30 * time.Minute,
+			Limits:           config.Limits{Unauthenticated: 500, UnauthenticatedPerSource: 20, ConnectionsPerUser: 40},
 		},
 		Store:      config.Store{Driver: "sqlite", DSN: "/etc/bastion/data/bastion.db"},
 		CA:         config.CA{UserCA: "/etc/bastion/keys/user_ca", HostCA: "/etc/bastion/host_ca"},
@@ -616,6 +618,11 @@ func TestParseErrors(t *testing.T) {
 			name: "bad duration",
 			yaml: ruleHead("developer") + "        max_duration: 4x\n",
 			want: `bastion.yaml:10: ` + rule + `.max_duration: invalid duration "4x" (use e.g. 30m, 4h)`,
+		},
+		{
+			name: "negative connection limit",
+			yaml: "data_dir: /data\nserver:\n  limits:\n    connections_per_user: -1\nusers:\n  - name: alice\n",
+			want: `bastion.yaml:4: server.limits.connections_per_user: must be a positive number of connections (or unset for the default)`,
 		},
 		{
 			name: "negative duration",

@@ -42,9 +42,16 @@ type rawListen struct {
 }
 
 type rawServer struct {
-	Hostnames        []string `yaml:"hostnames"`
-	HandshakeTimeout string   `yaml:"handshake_timeout"`
-	IdleTimeout      string   `yaml:"idle_timeout"`
+	Hostnames        []string  `yaml:"hostnames"`
+	HandshakeTimeout string    `yaml:"handshake_timeout"`
+	IdleTimeout      string    `yaml:"idle_timeout"`
+	Limits           rawLimits `yaml:"limits"`
+}
+
+type rawLimits struct {
+	Unauthenticated          int `yaml:"unauthenticated"`
+	UnauthenticatedPerSource int `yaml:"unauthenticated_per_source"`
+	ConnectionsPerUser       int `yaml:"connections_per_user"`
 }
 
 type rawStore struct {
@@ -217,6 +224,15 @@ func (v *validator) duration(field, s string, def time.Duration) time.Duration {
 	return d
 }
 
+// limit is a connection cap: 0 (unset) leaves the default.
+func (v *validator) limit(field string, n int) int {
+	if n < 0 {
+		v.errorf(field, "must be a positive number of connections (or unset for the default)")
+		return 0
+	}
+	return n
+}
+
 func (v *validator) path(s string) string {
 	if s == "" || filepath.IsAbs(s) {
 		return s
@@ -236,6 +252,11 @@ func (v *validator) config(raw *rawConfig) *Config {
 			Hostnames:        raw.Server.Hostnames,
 			HandshakeTimeout: v.duration("server.handshake_timeout", raw.Server.HandshakeTimeout, DefaultHandshakeTimeout),
 			IdleTimeout:      v.duration("server.idle_timeout", raw.Server.IdleTimeout, DefaultIdleTimeout),
+			Limits: Limits{
+				Unauthenticated:          v.limit("server.limits.unauthenticated", raw.Server.Limits.Unauthenticated),
+				UnauthenticatedPerSource: v.limit("server.limits.unauthenticated_per_source", raw.Server.Limits.UnauthenticatedPerSource),
+				ConnectionsPerUser:       v.limit("server.limits.connections_per_user", raw.Server.Limits.ConnectionsPerUser),
+			},
 		},
 		CA: CA{
 			UserCA: v.path(raw.CA.UserCA), UpstreamCA: v.path(raw.CA.UpstreamCA), HostCA: v.path(raw.CA.HostCA),

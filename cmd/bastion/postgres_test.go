@@ -712,7 +712,7 @@ func testRevocation(t *testing.T, p *pgBastion) {
 	p.mustRun("bob", "revoke", fmt.Sprint(tok.Request), "--reason", "incident over")
 	err := <-done
 	pe := pgError(t, err)
-	if pe.Severity != "FATAL" || !strings.Contains(pe.Message, "access ended") || !strings.Contains(pe.Message, "revoked") {
+	if pe.Severity != "FATAL" || !strings.Contains(pe.Message, "your access to orders ended") || !strings.Contains(pe.Message, "revoked") {
 		t.Fatalf("after revocation: %v", err)
 	}
 	if _, _, code := psql(t, tok.URL, "-c", "SELECT 1"); code == 0 {

@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/netip"
 	"sync"
 	"time"
 
@@ -19,6 +18,8 @@ import (
 	"github.com/bastionhq/bastion/bastion/dbauth"
 	"github.com/bastionhq/bastion/bastion/policy"
 	"github.com/bastionhq/bastion/bastion/store"
+	"github.com/bastionhq/bastion/internal/frontend"
+	"github.com/bastionhq/bastion/internal/rawconn"
 )
 
 // serverVersion is the version in the greeting. Clients read features from
@@ -28,6 +29,7 @@ const serverVersion = "8.0.40-Bastion"
 // clientConn is one client connection.
 type clientConn struct {
 	srv  *Server
+	fc   *frontend.Conn
 	conn net.Conn
 	id   uint32
 	log  *slog.Logger
@@ -55,18 +57,21 @@ type clientConn struct {
 	mu   sync.Mutex
 	busy bool // a command is being relayed: the main loop tells the client
 	// idleSince is when the main loop began waiting for the next command;
-	// watchGrant ends the session when that lasts over IdleTimeout (a
+	// watchIdle ends the session when that lasts over IdleTimeout (a
 	// check once a second costs less than a read deadline per command).
 	idleSince time.Time
 	closed    bool
+	stopWatch func() // ends the grant's watch
 }
 
-func (s *Server) newConn(conn net.Conn) *clientConn {
+func (s *Server) newConn(fc *frontend.Conn) *clientConn {
 	ctx, cancel := context.WithCancelCause(context.Background())
-	id := s.nextID.Add(1)
-	return &clientConn{srv: s, conn: conn, id: id, ctx: ctx, cancel: cancel,
-		log: s.log.With("conn", id, "remote", conn.RemoteAddr().String()),
-		r:   newPacketReader(conn, ioBuffer), w: newPacketWriter(conn, ioBuffer), stmts: map[uint32]*prepared{}}
+	conn := rawconn.Wrap(fc.NetConn)
+	c := &clientConn{srv: s, fc: fc, conn: conn, id: uint32(fc.ID), ctx: ctx, cancel: cancel, log: fc.Log,
+		r: newPacketReader(conn, ioBuffer), w: newPacketWriter(conn, ioBuffer), stmts: map[uint32]*prepared{}}
+	c.actor.Source = fc.Source
+	fc.OnEnd(c.end)
+	return c
 }
 
 // end ends the connection with a cause the user is told: an ERR packet is
@@ -96,6 +101,9 @@ func (c *clientConn) end(cause error) {
 func (c *clientConn) close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.stopWatch != nil {
+		c.stopWatch()
+	}
 	c.closed = true
 	c.conn.Close()
 	if c.up != nil {
@@ -185,8 +193,7 @@ func (c *clientConn) handshake() bool {
 	}
 	c.caps, c.charset = resp.caps&caps, resp.charset
 	c.log = c.log.With("user", resp.user, "target", resp.database)
-	src, _ := netip.ParseAddrPort(c.conn.RemoteAddr().String())
-	c.actor = access.Actor{User: resp.user, Source: src.Addr().Unmap()}
+	c.actor = access.Actor{User: resp.user, Source: c.fc.Source}
 	in := access.DBLogin{User: resp.user, Target: resp.database, Kind: policy.KindMySQL, Source: c.actor.Source}
 	seq++
 
@@ -286,6 +293,11 @@ func (c *clientConn) authenticate(ctx context.Context, in access.DBLogin, resp *
 // and tells the client it is in.
 func (c *clientConn) open(ctx context.Context, in access.DBLogin, secret *store.DBSecret, seq byte) bool {
 	g, err := c.srv.cfg.Access.AuthorizeDB(ctx, in, secret)
+	if err == nil {
+		if err := c.fc.Authenticated(g.User); err != nil {
+			return c.fail(seq, erConCount, "08004", "bastion: "+err.Error())
+		}
+	}
 	if err != nil {
 		c.log.Info("login refused", "reason", err)
 		var r *policy.Refusal
@@ -347,26 +359,19 @@ func (c *clientConn) open(ctx context.Context, in access.DBLogin, secret *store.
 	c.mu.Lock()
 	c.idleSince = time.Now()
 	c.mu.Unlock()
-	go c.watchGrant()
+	c.stopWatch = c.srv.grants.Watch(c.grant, func(msg string) { c.end(errors.New(msg)) })
+	c.fc.Go(c.watchIdle)
 	return true
 }
 
-// watchGrant ends the session when the grant expires or stops holding.
-func (c *clientConn) watchGrant() {
-	var expiry <-chan time.Time
-	if !c.grant.Ends.IsZero() {
-		t := time.NewTimer(time.Until(c.grant.Ends))
-		defer t.Stop()
-		expiry = t.C
-	}
-	tick := time.NewTicker(grantCheckInterval)
+// watchIdle ends the session when it waits for the client's next command
+// for longer than IdleTimeout. (Grants are the Watcher's.)
+func (c *clientConn) watchIdle() {
+	tick := time.NewTicker(idleCheckInterval)
 	defer tick.Stop()
 	for {
 		select {
 		case <-c.ctx.Done():
-			return
-		case <-expiry:
-			c.end(fmt.Errorf("your access to %s expired", c.grant.Target))
 			return
 		case now := <-tick.C:
 			c.mu.Lock()
@@ -374,19 +379,6 @@ func (c *clientConn) watchGrant() {
 			c.mu.Unlock()
 			if idle {
 				c.end(errors.New("the session was idle for too long"))
-				return
-			}
-			if err := c.srv.cfg.Access.CheckGrant(c.ctx, c.grant); err != nil {
-				if c.ctx.Err() != nil {
-					return
-				}
-				var r *policy.Refusal
-				if errors.As(err, &r) {
-					c.end(fmt.Errorf("your access to %s ended: %s", c.grant.Target, r.Reason))
-				} else {
-					c.log.Error("check grant", "err", err)
-					c.end(errors.New("your access could not be checked"))
-				}
 				return
 			}
 		}

@@ -100,6 +100,7 @@ const (
 	erCannotConnect      = 2003 // HY000: the target is unreachable
 	erNetReadInterrupted = 1159 // 08S01: idle timeout
 	erUnknownCharset     = 1115 // 42000: a character set Bastion cannot check statements in
+	erConCount           = 1040 // 08004: the user has too many connections open
 )
 
 // backslashCollation reports whether a handshake's collation belongs to a

@@ -24,13 +24,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"runtime/debug"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/bastionhq/bastion/bastion/policy"
-	"github.com/bastionhq/bastion/internal/rawconn"
+	"github.com/bastionhq/bastion/internal/frontend"
 	"github.com/bastionhq/bastion/protocols/dbrec"
 	"github.com/bastionhq/bastion/recorder"
 )
@@ -63,7 +60,13 @@ type Config struct {
 	// mysql_native_password (the default, which every client has) or
 	// caching_sha2_password. Either is accepted from any client.
 	AuthPlugin string
-	Logger     *slog.Logger
+	// Gate caps connections (shared with the other front ends); nil: a
+	// gate of the server's own with frontend.DefaultLimits.
+	Gate *frontend.Gate
+	// Watcher ends sessions whose grant ends (shared with the other front
+	// ends); nil: one of the server's own on Access.
+	Watcher *frontend.Watcher
+	Logger  *slog.Logger
 }
 
 // Defaults of the Config's limits.
@@ -72,9 +75,8 @@ const (
 	DefaultHandshakeTimeout = 15 * time.Second
 	// DefaultIdleTimeout ends a session nobody sends commands on.
 	DefaultIdleTimeout = 30 * time.Minute
-	// grantCheckInterval is how often a live session's grant is checked
-	// again (revocation must end it within 2 s).
-	grantCheckInterval = time.Second
+	// idleCheckInterval is how often a session is checked for idleness.
+	idleCheckInterval = time.Second
 )
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -84,14 +86,8 @@ var ErrServerClosed = errors.New("mysql: server closed")
 type Server struct {
 	cfg    Config
 	log    *slog.Logger
-	nextID atomic.Uint32
-
-	mu       sync.Mutex
-	closed   bool
-	lns      map[net.Listener]struct{}
-	conns    map[*clientConn]struct{}
-	wg       sync.WaitGroup
-	shutdown chan struct{}
+	rt     *frontend.Server
+	grants *frontend.Watcher
 }
 
 // NewServer checks cfg and returns a Server.
@@ -118,101 +114,37 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Server{cfg: cfg, log: cfg.Logger.With("proto", "mysql"), lns: map[net.Listener]struct{}{},
-		conns: map[*clientConn]struct{}{}, shutdown: make(chan struct{})}, nil
+	s := &Server{cfg: cfg, log: cfg.Logger.With("proto", "mysql"), grants: cfg.Watcher}
+	if s.grants == nil {
+		s.grants = frontend.NewWatcher(cfg.Access, cfg.Logger)
+	}
+	s.rt = frontend.New(frontend.Config{Proto: "mysql", Handler: s.handle, Gate: cfg.Gate, Logger: cfg.Logger})
+	return s, nil
 }
 
 // Serve accepts connections on l until Shutdown; it always returns a
 // non-nil error (ErrServerClosed after Shutdown).
 func (s *Server) Serve(l net.Listener) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	err := s.rt.Serve(l)
+	if errors.Is(err, frontend.ErrServerClosed) {
 		return ErrServerClosed
 	}
-	s.lns[l] = struct{}{}
-	s.mu.Unlock()
+	return err
+}
+
+// handle serves one connection. A panic ends that connection only: the
+// runtime logs it, and this closes the target's side too.
+func (s *Server) handle(fc *frontend.Conn) {
+	c := s.newConn(fc)
 	defer func() {
-		s.mu.Lock()
-		delete(s.lns, l)
-		s.mu.Unlock()
-	}()
-	var delay time.Duration
-	for {
-		conn, err := l.Accept()
-		conn = rawconn.Wrap(conn)
-		if err != nil {
-			select {
-			case <-s.shutdown:
-				return ErrServerClosed
-			default:
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				time.Sleep(delay)
-				continue
-			}
-			return err
-		}
-		delay = 0
-		c := s.newConn(conn)
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			conn.Close()
-			return ErrServerClosed
-		}
-		s.conns[c] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
-		go func() {
-			defer s.wg.Done()
-			defer func() {
-				s.mu.Lock()
-				delete(s.conns, c)
-				s.mu.Unlock()
-			}()
-			defer func() {
-				if r := recover(); r != nil {
-					c.log.Error("panic in connection", "panic", r, "stack", string(debug.Stack()))
-					c.close()
-				}
-			}()
-			c.serve()
-		}()
-	}
-}
-
-// Shutdown stops accepting, tells idle sessions the server is going away,
-// waits for open connections until ctx ends, and then closes those left.
-func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	if !s.closed {
-		s.closed = true
-		close(s.shutdown)
-	}
-	for l := range s.lns {
-		l.Close()
-	}
-	for c := range s.conns {
-		c.end(errShutdown)
-	}
-	s.mu.Unlock()
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		s.mu.Lock()
-		for c := range s.conns {
+		if r := recover(); r != nil {
 			c.close()
+			panic(r)
 		}
-		s.mu.Unlock()
-		<-done
-		return ctx.Err()
-	}
+	}()
+	c.serve()
 }
 
-var errShutdown = errors.New("bastion is shutting down")
+// Shutdown stops accepting, waits for open connections until ctx ends,
+// then tells those left that the server is going away and closes them.
+func (s *Server) Shutdown(ctx context.Context) error { return s.rt.Shutdown(ctx) }

@@ -10,7 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/netip"
+
 	"sort"
 	"strings"
 	"sync"
@@ -20,6 +20,8 @@ import (
 	"github.com/bastionhq/bastion/bastion/audit"
 	"github.com/bastionhq/bastion/bastion/dbauth"
 	"github.com/bastionhq/bastion/bastion/policy"
+	"github.com/bastionhq/bastion/internal/frontend"
+	"github.com/bastionhq/bastion/internal/rawconn"
 	"github.com/bastionhq/bastion/protocols/dbrec"
 	"github.com/bastionhq/bastion/protocols/postgres/pgsql"
 	"github.com/bastionhq/bastion/recorder/querylog"
@@ -32,6 +34,7 @@ const fatalWriteTimeout = time.Second
 // conn is one client connection.
 type conn struct {
 	srv *Server
+	fc  *frontend.Conn
 	nc  net.Conn // the client; TLS after the handshake
 	br  *bufio.Reader
 	bw  *bufio.Writer
@@ -71,16 +74,15 @@ type conn struct {
 	bigIn   []byte        // messages larger than the read buffer, each way
 	bigOut  []byte
 
-	endOnce sync.Once
+	endOnce   sync.Once
+	stopWatch func() // ends the grant's watch
 }
 
-func newConn(s *Server, nc net.Conn) *conn {
-	c := &conn{srv: s, nc: nc}
+func newConn(s *Server, fc *frontend.Conn) *conn {
+	c := &conn{srv: s, fc: fc, nc: rawconn.Wrap(fc.NetConn), log: fc.Log}
 	c.ctx, c.cancel = context.WithCancelCause(context.Background())
-	c.log = s.log.With("conn", nc.RemoteAddr().String())
-	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
-		c.actor.Source = ap.Addr().Unmap()
-	}
+	c.actor.Source = fc.Source
+	fc.OnEnd(c.end)
 	c.touch()
 	return c
 }
@@ -229,6 +231,12 @@ func (c *conn) login() bool {
 		return false
 	}
 	g, err := c.srv.cfg.Access.AuthorizeDB(ctx, in, secret)
+	if err == nil {
+		if err = c.fc.Authenticated(g.User); err != nil {
+			c.fatal(codeTooManyConnections, err.Error())
+			return false
+		}
+	}
 	if err != nil {
 		c.log.Info("login refused", "reason", err)
 		var r *policy.Refusal
@@ -293,12 +301,8 @@ func (c *conn) login() bool {
 		return false
 	}
 	c.newKey()
-	if !c.srv.register(c) {
-		c.finish("Bastion is shutting down")
-		up.nc.Close()
-		c.fatal(codeAdminShutdown, "Bastion is shutting down")
-		return false
-	}
+	c.srv.register(c)
+	c.stopWatch = c.srv.grants.Watch(g, func(msg string) { c.end(errors.New(msg)) })
 	c.srv.cfg.Access.Record(ctx, c.actor, audit.Event{Type: audit.SessionStart, Subject: g.User, Target: g.Target,
 		RequestID: g.RequestID, Details: map[string]string{"protocol": "postgres", "session": c.rec.id}})
 	c.log.Info("session started", "session", c.rec.id)
@@ -316,6 +320,7 @@ func (c *conn) login() bool {
 	msgs = append(msgs, appendMsg(nil, msgBackendKeyData, kd, c.key))
 	msgs = append(msgs, appendMsg(nil, msgReadyForQuery, []byte{up.txStatus}))
 	if err := c.send(msgs...); err != nil {
+		c.stopWatch()
 		c.srv.unregister(c)
 		up.nc.Close()
 		c.nc.Close()
@@ -331,6 +336,7 @@ func (c *conn) login() bool {
 // is ended, then records the end.
 func (c *conn) relay() {
 	defer c.srv.unregister(c)
+	defer c.stopWatch()
 	upDone := make(chan struct{})
 	clientDone := make(chan struct{})
 	go func() {
@@ -416,16 +422,14 @@ func (c *conn) release() {
 		up.close()
 		return
 	}
-	c.srv.wg.Add(1)
-	go func() {
-		defer c.srv.wg.Done()
+	c.fc.Go(func() {
 		if err := up.reset(); err != nil {
 			c.log.Info("target connection not kept", "err", err)
 			up.close()
 			return
 		}
 		c.srv.pool.put(c.poolKey, up)
-	}()
+	})
 }
 
 // recoverRelay turns a panic in a relay loop into the end of its

@@ -29,14 +29,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/bastionhq/bastion/bastion/access"
 	"github.com/bastionhq/bastion/bastion/policy"
-	"github.com/bastionhq/bastion/internal/rawconn"
+	"github.com/bastionhq/bastion/internal/frontend"
 	"github.com/bastionhq/bastion/protocols/dbrec"
 	"github.com/bastionhq/bastion/recorder"
 )
@@ -54,10 +52,6 @@ const (
 	// whole (Query, Parse, Bind, FunctionCall); others are streamed.
 	DefaultMaxMessageSize = 64 << 20
 )
-
-// grantCheckInterval is how often live connections' grants are checked:
-// an expired or revoked grant closes its connections within about this.
-const grantCheckInterval = time.Second
 
 // Target is a PostgreSQL target as the front end reaches it.
 type Target struct {
@@ -104,7 +98,13 @@ type Config struct {
 	HandshakeTimeout time.Duration
 	IdleTimeout      time.Duration
 	MaxMessageSize   int // DefaultMaxMessageSize if 0
-	Logger           *slog.Logger
+	// Gate caps connections (shared with the other front ends); nil: a
+	// gate of the server's own with frontend.DefaultLimits.
+	Gate *frontend.Gate
+	// Watcher ends sessions whose grant ends (shared with the other front
+	// ends); nil: one of the server's own on Access.
+	Watcher *frontend.Watcher
+	Logger  *slog.Logger
 }
 
 // Server is the PostgreSQL front end.
@@ -115,14 +115,14 @@ type Server struct {
 	parsed  *parseCache // statement summaries, shared by connections
 	pool    *pool       // target connections kept for reuse
 
+	rt     *frontend.Server
+	grants *frontend.Watcher
+
 	mu        sync.Mutex
-	listeners map[net.Listener]struct{}
-	conns     map[*conn]struct{}
-	cancels   map[uint32]*conn // by the process ID the client was given
-	closed    bool
-	wg        sync.WaitGroup
-	stopWatch chan struct{}
-	watchOnce sync.Once
+	conns     map[*conn]struct{} // relaying, for the idle sweep
+	cancels   map[uint32]*conn   // by the process ID the client was given
+	sweepDone chan struct{}
+	sweepOnce sync.Once
 }
 
 // NewServer checks cfg and returns a Server.
@@ -147,65 +147,36 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Server{
+	s := &Server{
 		cfg: cfg, log: cfg.Logger.With("proto", "postgres"), mockKey: randBytes(32), parsed: newParseCache(), pool: newPool(),
-		listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}, cancels: map[uint32]*conn{},
-		stopWatch: make(chan struct{}),
-	}, nil
+		conns: map[*conn]struct{}{}, cancels: map[uint32]*conn{}, sweepDone: make(chan struct{}), grants: cfg.Watcher,
+	}
+	if s.grants == nil {
+		s.grants = frontend.NewWatcher(cfg.Access, cfg.Logger)
+	}
+	s.rt = frontend.New(frontend.Config{Proto: "postgres", Handler: s.handle, Gate: cfg.Gate, Logger: cfg.Logger})
+	return s, nil
 }
 
 // Serve accepts connections on l until Shutdown; it always returns a
 // non-nil error, ErrServerClosed after Shutdown.
 func (s *Server) Serve(l net.Listener) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	s.sweepOnce.Do(func() { go s.sweep() })
+	err := s.rt.Serve(l)
+	if errors.Is(err, frontend.ErrServerClosed) {
 		return ErrServerClosed
 	}
-	s.listeners[l] = struct{}{}
-	s.mu.Unlock()
-	s.watchOnce.Do(func() { go s.watch() })
-	defer func() {
-		s.mu.Lock()
-		delete(s.listeners, l)
-		s.mu.Unlock()
-	}()
-	for {
-		nc, err := l.Accept()
-		nc = rawconn.Wrap(nc)
-		if err != nil {
-			s.mu.Lock()
-			closed := s.closed
-			s.mu.Unlock()
-			if closed {
-				return ErrServerClosed
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			return fmt.Errorf("postgres: accept: %w", err)
-		}
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			nc.Close()
-			return ErrServerClosed
-		}
-		s.wg.Add(1)
-		s.mu.Unlock()
-		go s.handle(nc)
-	}
+	return err
 }
 
-// handle serves one connection; a panic ends that connection only.
-func (s *Server) handle(nc net.Conn) {
-	defer s.wg.Done()
-	c := newConn(s, nc)
+// handle serves one connection. A panic ends that connection only: the
+// runtime logs it, and this closes the target's side too.
+func (s *Server) handle(fc *frontend.Conn) {
+	c := newConn(s, fc)
 	defer func() {
 		if p := recover(); p != nil {
-			c.log.Error("panic serving connection", "panic", p, "stack", string(debug.Stack()))
-			c.close(fmt.Errorf("internal error"))
+			c.close(frontend.ErrInternal)
+			panic(p)
 		}
 	}()
 	c.serve()
@@ -214,46 +185,27 @@ func (s *Server) handle(nc net.Conn) {
 // Shutdown stops accepting, then waits for open connections until ctx
 // ends, and closes those left with a FATAL message.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.closed = true
-	for l := range s.listeners {
-		l.Close()
-	}
-	s.mu.Unlock()
-	s.watchOnce.Do(func() {})
-	select {
-	case <-s.stopWatch:
-	default:
-		close(s.stopWatch)
-	}
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
+	s.sweepOnce.Do(func() {})
+	s.stopSweep()
 	defer s.pool.close() // after the last session has put its connection back
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-	}
-	s.mu.Lock()
-	for c := range s.conns {
-		c.end(errShutdown)
-	}
-	s.mu.Unlock()
-	<-done
-	return ctx.Err()
+	return s.rt.Shutdown(ctx)
 }
 
-// errShutdown ends connections left open at shutdown.
-var errShutdown = errors.New("bastion is shutting down")
-
-// register adds a live (relaying) connection, reachable by its made-up
-// process ID for cancel requests.
-func (s *Server) register(c *conn) bool {
+func (s *Server) stopSweep() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return false
+	select {
+	case <-s.sweepDone:
+	default:
+		close(s.sweepDone)
 	}
+}
+
+// register makes a live (relaying) connection reachable by its made-up
+// process ID for cancel requests.
+func (s *Server) register(c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for {
 		if _, taken := s.cancels[c.pid]; !taken && c.pid != 0 {
 			break
@@ -262,7 +214,6 @@ func (s *Server) register(c *conn) bool {
 	}
 	s.conns[c] = struct{}{}
 	s.cancels[c.pid] = c
-	return true
 }
 
 func (s *Server) unregister(c *conn) {
@@ -281,38 +232,34 @@ func (s *Server) cancelTarget(pid uint32) *conn {
 	return s.cancels[pid]
 }
 
-// watch checks, every grantCheckInterval, the grants of live connections
-// (once per grant) and their idle time, and ends those that must end.
-func (s *Server) watch() {
-	t := time.NewTicker(grantCheckInterval)
+// sweepInterval is how often idle connections are looked for and kept
+// target connections expired.
+const sweepInterval = time.Second
+
+// sweep ends connections idle for longer than IdleTimeout and expires
+// kept target connections, every sweepInterval until Shutdown. (Grants
+// are the Watcher's.)
+func (s *Server) sweep() {
+	t := time.NewTicker(sweepInterval)
 	defer t.Stop()
 	for {
 		select {
-		case <-s.stopWatch:
+		case <-s.sweepDone:
 			return
 		case <-t.C:
 		}
-		s.mu.Lock()
-		byGrant := map[access.Grant][]*conn{}
-		for c := range s.conns {
-			byGrant[*c.grant] = append(byGrant[*c.grant], c)
-		}
-		s.mu.Unlock()
 		now := time.Now()
 		s.pool.expire(now)
-		for g, conns := range byGrant {
-			ctx, cancel := context.WithTimeout(context.Background(), grantCheckInterval)
-			err := s.cfg.Access.CheckGrant(ctx, &g)
-			cancel()
-			for _, c := range conns {
-				switch {
-				case err != nil:
-					c.end(fmt.Errorf("access ended: %w", err))
-				case s.cfg.IdleTimeout > 0 && now.Sub(c.lastActive()) > s.cfg.IdleTimeout:
-					c.end(fmt.Errorf("idle for more than %s", s.cfg.IdleTimeout))
-				}
+		if s.cfg.IdleTimeout <= 0 {
+			continue
+		}
+		s.mu.Lock()
+		for c := range s.conns {
+			if now.Sub(c.lastActive()) > s.cfg.IdleTimeout {
+				c.end(fmt.Errorf("idle for more than %s", s.cfg.IdleTimeout))
 			}
 		}
+		s.mu.Unlock()
 	}
 }
 

@@ -2,8 +2,6 @@ package ssh
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +18,7 @@ import (
 	"github.com/bastionhq/bastion/bastion/access"
 	"github.com/bastionhq/bastion/bastion/audit"
 	"github.com/bastionhq/bastion/bastion/policy"
+	"github.com/bastionhq/bastion/internal/frontend"
 )
 
 // guard ends the connection, not the process, when a goroutine of it
@@ -34,11 +33,6 @@ func (tc *targetConn) guard() {
 
 // tellTimeout bounds telling open sessions why they end.
 const tellTimeout = time.Second
-
-// grantCheckInterval is how often a live session's grant is re-checked, so
-// that revocation (possibly on another replica) and the end of a window end
-// sessions within about a second.
-const grantCheckInterval = time.Second
 
 // Grants authorises target sessions and re-checks them while they run.
 type Grants interface {
@@ -86,21 +80,12 @@ func (tc *targetConn) endReason() string {
 	return "exited"
 }
 
-func newSessionID() string {
-	var b [8]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic("crypto/rand: " + err.Error())
-	}
-	return hex.EncodeToString(b[:])
-}
-
 // serveTarget proxies an authenticated connection to its target. The
 // upstream connection is opened only now, after authentication and
 // authorisation.
-func (s *Server) serveTarget(ctx context.Context, conn *ssh.ServerConn, chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request, g *access.Grant, actor access.Actor, log *slog.Logger) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(errors.New("connection closed"))
-	id := newSessionID()
+func (s *Server) serveTarget(fc *frontend.Conn, conn *ssh.ServerConn, chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request, g *access.Grant, actor access.Actor, log *slog.Logger) {
+	ctx := fc.Context()
+	id := frontend.NewSessionID()
 	log = log.With("target", g.Target, "login", g.Login, "session", id)
 	tc := &targetConn{srv: s, user: conn, grant: g, id: id, log: log, actor: actor, sessions: map[ssh.Channel]struct{}{}}
 	if s.cfg.Permits != nil {
@@ -125,24 +110,27 @@ func (s *Server) serveTarget(ctx context.Context, conn *ssh.ServerConn, chans <-
 	start := time.Now()
 	s.cfg.Audit.Record(ctx, actor, audit.Event{Type: audit.SessionStart, Subject: g.User, Target: g.Target, RequestID: g.RequestID, Details: details})
 
-	endReason := make(chan string, 1)
-	go tc.watchGrant(ctx, endReason)
-	go tc.globalRequests(reqs)
-	go tc.upstreamChannels()
+	// Bastion ends the connection (the grant ended, shutdown) by telling
+	// every open session why, then closing it.
+	fc.OnEnd(func(cause error) { tc.end(cause.Error()) })
+	stopWatch := s.grants.Watch(g, func(msg string) { fc.End(errors.New(msg)) })
+	defer stopWatch()
+	fc.Go(func() { tc.globalRequests(reqs) })
+	fc.Go(tc.upstreamChannels)
 	// The upstream closing ends the user's connection too.
-	go func() {
+	fc.Go(func() {
 		if err := up.Wait(); err != nil && ctx.Err() == nil {
 			log.Debug("upstream closed", "err", err)
 		}
 		conn.Close()
-	}()
+	})
 
 	var wg sync.WaitGroup
 	for nch := range chans {
 		switch nch.ChannelType() {
 		case "session":
 			wg.Add(1)
-			go func() { defer wg.Done(); defer tc.guard(); tc.session(ctx, nch) }()
+			fc.Go(func() { defer wg.Done(); defer tc.guard(); tc.session(ctx, nch) })
 		case "direct-tcpip":
 			if !tc.permit.Local {
 				tc.refuse(ctx, nch, "port forwarding (-L) is not allowed by your role")
@@ -153,21 +141,21 @@ func (s *Server) serveTarget(ctx context.Context, conn *ssh.ServerConn, chans <-
 				continue
 			}
 			wg.Add(1)
-			go func() { defer wg.Done(); defer tc.guard(); tc.relayChannel(ctx, nch) }()
+			fc.Go(func() { defer wg.Done(); defer tc.guard(); tc.relayChannel(ctx, nch) })
 		default:
 			tc.refuse(ctx, nch, fmt.Sprintf("channel type %q is not allowed", nch.ChannelType()))
 		}
 	}
-	cancel(errors.New("connection closed"))
 	// The user's connection is gone: close the upstream too, or a session
 	// whose target side never ends by itself (a pty shell) is held forever.
 	up.Close()
 	wg.Wait()
 	reason := "client disconnected"
-	select {
-	case reason = <-endReason:
-	default:
+	tc.mu.Lock()
+	if tc.why != "" {
+		reason = tc.why
 	}
+	tc.mu.Unlock()
 	log.Info("session end", "reason", reason, "duration", time.Since(start).Round(time.Millisecond).String())
 	details["duration"] = time.Since(start).Round(time.Millisecond).String()
 	tc.mu.Lock()
@@ -179,43 +167,21 @@ func (s *Server) serveTarget(ctx context.Context, conn *ssh.ServerConn, chans <-
 		RequestID: g.RequestID, Reason: reason, Details: details})
 }
 
-// watchGrant ends the connection, with a message to every open session,
-// when the grant ends or stops holding.
-func (tc *targetConn) watchGrant(ctx context.Context, endReason chan<- string) {
-	var expiry <-chan time.Time
-	if !tc.grant.Ends.IsZero() {
-		t := time.NewTimer(time.Until(tc.grant.Ends))
-		defer t.Stop()
-		expiry = t.C
-	}
-	tick := time.NewTicker(grantCheckInterval)
-	defer tick.Stop()
-	for {
-		var why string
-		select {
-		case <-ctx.Done():
-			return
-		case <-expiry:
-			why = fmt.Sprintf("your access to %s expired", tc.grant.Target)
-		case <-tick.C:
-			err := tc.srv.cfg.Grants.CheckGrant(ctx, tc.grant)
-			if err == nil {
-				continue
-			}
-			why = fmt.Sprintf("your access to %s ended: %v", tc.grant.Target, err)
-			if ctx.Err() != nil {
-				return
-			}
-		}
-		tc.log.Info("ending session", "reason", why)
-		tc.mu.Lock()
+// end ends the connection because of why: every open session is told,
+// then the connection closed. Only the first reason counts.
+func (tc *targetConn) end(why string) {
+	tc.mu.Lock()
+	first := tc.why == ""
+	if first {
 		tc.why = why
-		tc.mu.Unlock()
-		endReason <- why
-		tc.tellSessions("\r\nbastion: " + why + "\r\n")
-		tc.user.Close()
+	}
+	tc.mu.Unlock()
+	if !first {
 		return
 	}
+	tc.log.Info("ending session", "reason", why)
+	tc.tellSessions("\r\nbastion: " + why + "\r\n")
+	tc.user.Close()
 }
 
 // tellSessions writes msg to every open session, giving up after

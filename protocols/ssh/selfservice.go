@@ -17,11 +17,13 @@ import (
 
 	"github.com/bastionhq/bastion/bastion/access"
 	"github.com/bastionhq/bastion/bastion/cli"
+	"github.com/bastionhq/bastion/internal/frontend"
 )
 
 // connection is an authenticated self-service connection.
 type connection struct {
 	srv            *Server
+	fc             *frontend.Conn
 	conn           *ssh.ServerConn
 	actor          access.Actor
 	keyFingerprint string
@@ -88,10 +90,10 @@ func (c *connection) session(ctx context.Context, ch ssh.Channel, reqs <-chan *s
 			mu.Lock()
 			p := pty
 			mu.Unlock()
-			go func() {
+			c.fc.Go(func() {
 				code := c.run(ctx, ch, req.Type == "shell", command, p, resize)
 				c.exit(ch, code)
-			}()
+			})
 		}
 		if req.WantReply {
 			if err := req.Reply(ok, nil); err != nil {
@@ -155,7 +157,7 @@ func (c *connection) prompt(ctx context.Context, ch ssh.Channel, pty *ptyRequest
 	if err := t.SetSize(int(pty.Cols), int(pty.Rows)); err != nil {
 		c.log.Debug("set terminal size", "err", err)
 	}
-	go func() {
+	c.fc.Go(func() {
 		for {
 			select {
 			case <-ctx.Done():
@@ -166,7 +168,7 @@ func (c *connection) prompt(ctx context.Context, ch ssh.Channel, pty *ptyRequest
 				}
 			}
 		}
-	}()
+	})
 	c.welcome(ctx, t)
 	return c.loop(ctx, ch, t.ReadLine, cli.IO{Stdout: t, Stderr: t})
 }

@@ -16,9 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"runtime/debug"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -27,6 +25,7 @@ import (
 	"github.com/bastionhq/bastion/bastion/access"
 	"github.com/bastionhq/bastion/bastion/audit"
 	"github.com/bastionhq/bastion/bastion/cli"
+	"github.com/bastionhq/bastion/internal/frontend"
 	"github.com/bastionhq/bastion/recorder"
 )
 
@@ -96,7 +95,13 @@ type Config struct {
 	HandshakeTimeout time.Duration
 	// IdleTimeout ends an interactive self-service session with no input.
 	IdleTimeout time.Duration
-	Logger      *slog.Logger
+	// Gate caps connections (shared with the other front ends); nil: a
+	// gate of the server's own with frontend.DefaultLimits.
+	Gate *frontend.Gate
+	// Watcher ends target sessions whose grant ends (shared with the other
+	// front ends); nil: one of the server's own on Grants.
+	Watcher *frontend.Watcher
+	Logger  *slog.Logger
 }
 
 // Server accepts SSH connections.
@@ -104,15 +109,10 @@ type Server struct {
 	cfg    Config
 	ssh    *ssh.ServerConfig
 	log    *slog.Logger
-	nextID atomic.Uint64
+	rt     *frontend.Server
+	grants *frontend.Watcher
 
 	lastSerial atomic.Uint64 // of per-session upstream certificates
-
-	mu        sync.Mutex
-	listeners map[net.Listener]struct{}
-	conns     map[*ssh.ServerConn]struct{}
-	closed    bool
-	wg        sync.WaitGroup
 }
 
 // NewServer returns a Server.
@@ -123,7 +123,11 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, listeners: map[net.Listener]struct{}{}, conns: map[*ssh.ServerConn]struct{}{}}
+	s := &Server{cfg: cfg, log: cfg.Logger, grants: cfg.Watcher}
+	if s.grants == nil && cfg.Grants != nil {
+		s.grants = frontend.NewWatcher(cfg.Grants, cfg.Logger)
+	}
+	s.rt = frontend.New(frontend.Config{Proto: "ssh", Handler: s.handleConn, Gate: cfg.Gate, Logger: cfg.Logger})
 	sc := &ssh.ServerConfig{
 		PublicKeyCallback: s.authenticate,
 		BannerCallback:    s.banner,
@@ -216,98 +220,24 @@ func grantOf(p *ssh.Permissions, source netip.Addr) (*access.Grant, bool) {
 // Serve accepts connections on l until Shutdown or Close. It always returns
 // a non-nil error; after Shutdown or Close it is ErrServerClosed.
 func (s *Server) Serve(l net.Listener) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	err := s.rt.Serve(l)
+	if errors.Is(err, frontend.ErrServerClosed) {
 		return ErrServerClosed
 	}
-	s.listeners[l] = struct{}{}
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.listeners, l)
-		s.mu.Unlock()
-	}()
-	var backoff time.Duration
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			if s.isClosed() {
-				return ErrServerClosed
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				time.Sleep(backoff)
-				continue
-			}
-			return fmt.Errorf("ssh: accept: %w", err)
-		}
-		backoff = 0
-		s.wg.Add(1)
-		go s.handleConn(c)
-	}
-}
-
-func (s *Server) isClosed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closed
+	return err
 }
 
 // Shutdown stops accepting connections and waits for open ones to finish
 // until ctx ends, then closes them.
-func (s *Server) Shutdown(ctx context.Context) error {
-	s.closeListeners()
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		s.closeConns()
-		<-done
-		return ctx.Err()
-	}
-}
+func (s *Server) Shutdown(ctx context.Context) error { return s.rt.Shutdown(ctx) }
 
 // Close closes the listeners and every connection at once.
-func (s *Server) Close() error {
-	s.closeListeners()
-	s.closeConns()
-	s.wg.Wait()
-	return nil
-}
-
-func (s *Server) closeListeners() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.closed = true
-	for l := range s.listeners {
-		l.Close()
-	}
-}
-
-func (s *Server) closeConns() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for c := range s.conns {
-		c.Close()
-	}
-}
+func (s *Server) Close() error { return s.rt.Close() }
 
 // handleConn runs one connection: handshake under a deadline, then its
-// channels. A panic ends the connection, not the server.
-func (s *Server) handleConn(nc net.Conn) {
-	defer s.wg.Done()
-	log := s.log.With("conn", s.nextID.Add(1), "proto", "ssh", "remote", nc.RemoteAddr().String())
-	defer func() {
-		if p := recover(); p != nil {
-			log.Error("panic in connection", "panic", p, "stack", string(debug.Stack()))
-		}
-		nc.Close()
-	}()
-
+// channels.
+func (s *Server) handleConn(fc *frontend.Conn) {
+	nc, log := fc.NetConn, fc.Log
 	if s.cfg.HandshakeTimeout > 0 {
 		if err := nc.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout)); err != nil {
 			log.Debug("set handshake deadline", "err", err)
@@ -319,46 +249,36 @@ func (s *Server) handleConn(nc net.Conn) {
 		log.Info("handshake failed", "err", err)
 		return
 	}
+	defer conn.Close()
 	if err := nc.SetDeadline(time.Time{}); err != nil {
-		conn.Close()
 		return
 	}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		conn.Close()
-		return
-	}
-	s.conns[conn] = struct{}{}
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.conns, conn)
-		s.mu.Unlock()
-		conn.Close()
-	}()
+	fc.OnEnd(func(error) { conn.Close() })
 
-	actor := access.Actor{User: conn.Permissions.Extensions[extUser], Source: addrOf(nc.RemoteAddr())}
+	actor := access.Actor{User: conn.Permissions.Extensions[extUser], Source: fc.Source}
 	if key, _, _, _, err := ssh.ParseAuthorizedKey([]byte(conn.Permissions.Extensions[extPub])); err == nil {
 		actor.Key = key
 	}
 	log = log.With("user", actor.User)
 	fp := conn.Permissions.Extensions[extKey]
+	if err := fc.Authenticated(actor.User); err != nil {
+		go ssh.DiscardRequests(reqs)
+		refuseAll(chans, "bastion: "+err.Error(), log)
+		return
+	}
 	log.Info("login", "key", fp, "client", string(conn.ClientVersion()))
-	ctx, cancel := context.WithCancelCause(context.Background())
-	defer cancel(errors.New("connection closed"))
+	ctx := fc.Context()
 	if g, ok := grantOf(conn.Permissions, actor.Source); ok {
 		s.cfg.Audit.Record(ctx, actor, audit.Event{Type: audit.Login, Subject: actor.User, Target: g.Target, RequestID: g.RequestID,
 			Details: map[string]string{"key": fp, "login": g.Login, "via": "target"}})
-		s.serveTarget(ctx, conn, chans, reqs, g, actor, log)
+		s.serveTarget(fc, conn, chans, reqs, g, actor, log)
 		return
 	}
 	s.cfg.Audit.Record(ctx, actor, audit.Event{Type: audit.Login, Subject: actor.User,
 		Details: map[string]string{"key": fp, "via": "self-service"}})
 
 	go ssh.DiscardRequests(reqs)
-	c := &connection{srv: s, conn: conn, actor: actor, keyFingerprint: fp, log: log}
-	var chwg sync.WaitGroup
+	c := &connection{srv: s, fc: fc, conn: conn, actor: actor, keyFingerprint: fp, log: log}
 	for nch := range chans {
 		if nch.ChannelType() != "session" {
 			log.Info("refused channel", "type", nch.ChannelType())
@@ -372,14 +292,8 @@ func (s *Server) handleConn(nc net.Conn) {
 			log.Debug("accept channel", "err", err)
 			continue
 		}
-		chwg.Add(1)
-		go func() {
-			defer chwg.Done()
-			c.session(ctx, ch, creqs)
-		}()
+		fc.Go(func() { c.session(ctx, ch, creqs) })
 	}
-	cancel(errors.New("connection closed"))
-	chwg.Wait()
 }
 
 func addrOf(a net.Addr) netip.Addr {
