@@ -19,37 +19,39 @@ type Frontend interface {
 	Shutdown(ctx context.Context) error
 }
 
-// frontendBuilders build the database front ends compiled in, by protocol.
-// Each protocol registers itself from its own file (postgres.go, mysql.go).
-var frontendBuilders = map[policy.Kind]func(b *Bastion) (Frontend, error){}
-
-// listenAddr is the configured listen address of a database front end.
-func (b *Bastion) listenAddr(k policy.Kind) string {
-	switch k {
-	case policy.KindPostgres:
-		return b.Config.Listen.Postgres
-	case policy.KindMySQL:
-		return b.Config.Listen.MySQL
-	}
-	return ""
+// databaseFrontend is a database front end Bastion can serve: its
+// protocol, the configured listen address (empty: not served) and how it is
+// built.
+type databaseFrontend struct {
+	kind   policy.Kind
+	listen string
+	build  func() (Frontend, error)
 }
 
-// buildFrontends builds the front ends whose listen address is configured.
+// databaseFrontends lists every database front end, in the order they are
+// built. It is the one place a front end is added.
+func (b *Bastion) databaseFrontends() []databaseFrontend {
+	return []databaseFrontend{
+		{kind: policy.KindPostgres, listen: b.Config.Listen.Postgres, build: b.newPostgres},
+		{kind: policy.KindMySQL, listen: b.Config.Listen.MySQL, build: b.newMySQL},
+	}
+}
+
+// buildFrontends builds the database front ends whose listen address is
+// configured.
 func (b *Bastion) buildFrontends() error {
 	b.frontends = map[policy.Kind]Frontend{}
-	for _, k := range []policy.Kind{policy.KindPostgres, policy.KindMySQL} {
-		if b.listenAddr(k) == "" {
+	b.frontendAddrs = map[policy.Kind]string{}
+	for _, d := range b.databaseFrontends() {
+		if d.listen == "" {
 			continue
 		}
-		build := frontendBuilders[k]
-		if build == nil {
-			return fmt.Errorf("listen.%s: the %s front end is not in this build", k, k)
-		}
-		f, err := build(b)
+		f, err := d.build()
 		if err != nil {
-			return fmt.Errorf("%s front end: %w", k, err)
+			return fmt.Errorf("%s front end: %w", d.kind, err)
 		}
-		b.frontends[k] = f
+		b.frontends[d.kind] = f
+		b.frontendAddrs[d.kind] = d.listen
 	}
 	return nil
 }

@@ -12,22 +12,20 @@ import (
 	"github.com/bastionhq/bastion/protocols/mysql"
 )
 
-// The MySQL and MariaDB front end, built when listen.mysql is set.
-func init() {
-	frontendBuilders[policy.KindMySQL] = func(b *Bastion) (Frontend, error) {
-		targets, err := mysqlTargets(b.Config.Targets)
-		if err != nil {
-			return nil, err
-		}
-		pol := b.Config.Policy
-		return mysql.NewServer(mysql.Config{
-			Access: b.Access, Policy: func() *policy.Policy { return pol }, Targets: targets,
-			TLS:        b.CA.TLS.ServerConfig(b.Config.Server.Hostnames),
-			Recordings: b.Recordings, Sessions: b.Store,
-			HandshakeTimeout: b.Config.Server.HandshakeTimeout, IdleTimeout: b.Config.Server.IdleTimeout,
-			Logger: b.log,
-		})
+// newMySQL builds the MySQL and MariaDB front end (listen.mysql).
+func (b *Bastion) newMySQL() (Frontend, error) {
+	targets, err := mysqlTargets(b.Config.Targets)
+	if err != nil {
+		return nil, err
 	}
+	pol := b.Config.Policy
+	return mysql.NewServer(mysql.Config{
+		Access: b.Access, Policy: func() *policy.Policy { return pol }, Targets: targets,
+		TLS:        b.CA.TLS.ServerConfig(b.Config.Server.Hostnames),
+		Recordings: b.Recordings, Sessions: b.Store,
+		HandshakeTimeout: b.Config.Server.HandshakeTimeout, IdleTimeout: b.Config.Server.IdleTimeout,
+		Logger: b.log,
+	})
 }
 
 // mysqlTargets builds the MySQL targets with their upstream TLS settings;

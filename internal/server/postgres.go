@@ -10,22 +10,20 @@ import (
 	"github.com/bastionhq/bastion/protocols/postgres"
 )
 
-// The PostgreSQL front end, built when listen.postgres is set.
-func init() {
-	frontendBuilders[policy.KindPostgres] = func(b *Bastion) (Frontend, error) {
-		targets, err := postgresTargets(b.Config.Targets)
-		if err != nil {
-			return nil, err
-		}
-		pol := b.Config.Policy
-		return postgres.NewServer(postgres.Config{
-			TLS: b.CA.TLS.ServerConfig(b.Config.Server.Hostnames), Targets: targets,
-			Access: b.Access, Approvals: b.Access, Policy: func() *policy.Policy { return pol },
-			Sessions: b.Store, Recordings: b.Recordings,
-			HandshakeTimeout: b.Config.Server.HandshakeTimeout, IdleTimeout: b.Config.Server.IdleTimeout,
-			Logger: b.log,
-		})
+// newPostgres builds the PostgreSQL front end (listen.postgres).
+func (b *Bastion) newPostgres() (Frontend, error) {
+	targets, err := postgresTargets(b.Config.Targets)
+	if err != nil {
+		return nil, err
 	}
+	pol := b.Config.Policy
+	return postgres.NewServer(postgres.Config{
+		TLS: b.CA.TLS.ServerConfig(b.Config.Server.Hostnames), Targets: targets,
+		Access: b.Access, Approvals: b.Access, Policy: func() *policy.Policy { return pol },
+		Sessions: b.Store, Recordings: b.Recordings,
+		HandshakeTimeout: b.Config.Server.HandshakeTimeout, IdleTimeout: b.Config.Server.IdleTimeout,
+		Logger: b.log,
+	})
 }
 
 // pgTargets is the configured PostgreSQL targets, as the front end reaches

@@ -38,6 +38,7 @@ type recordings struct {
 	retention time.Duration // 0: recordings are kept
 	log       *slog.Logger
 	wg        sync.WaitGroup // the retention sweep
+	started   bool           // start was called: the spool uploads
 	// record emits an audit event; set by the server before start.
 	record func(audit.Event)
 }
@@ -118,6 +119,7 @@ type recordingSessions interface {
 // until ctx ends.
 func (r *recordings) start(ctx context.Context, sessions recordingSessions, rec func(context.Context, access.Actor, audit.Event)) {
 	r.record = func(e audit.Event) { rec(context.Background(), access.Actor{User: "bastion"}, e) }
+	r.started = true
 	if holds, ok := sessions.(heldRecordings); ok && r.retention > 0 {
 		r.wg.Add(1)
 		go func() { defer r.wg.Done(); r.retainLoop(ctx, holds) }()
@@ -156,16 +158,19 @@ func (r *recordings) interrupted(ctx context.Context, sessions recordingSessions
 }
 
 // close uploads what it can within grace, then stops the spool; what is
-// left is uploaded at the next start.
+// left is uploaded at the next start. A spool that never started (New
+// failed, or a local command) uploads nothing: it is only closed.
 func (r *recordings) close(grace time.Duration) {
 	r.wg.Wait()
 	if r.spool == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), grace)
-	defer cancel()
-	if err := r.spool.Drain(ctx); err != nil {
-		r.log.Warn("recordings left in the spool for the next start", "err", err)
+	if r.started {
+		ctx, cancel := context.WithTimeout(context.Background(), grace)
+		defer cancel()
+		if err := r.spool.Drain(ctx); err != nil {
+			r.log.Warn("recordings left in the spool for the next start", "err", err)
+		}
 	}
 	if err := r.spool.Close(); err != nil {
 		r.log.Warn("close the spool", "err", err)

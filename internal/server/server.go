@@ -66,11 +66,14 @@ type Bastion struct {
 	sshAddr atomic.Value // string
 	dbAddrs atomic.Value // map[policy.Kind]string
 
-	frontends map[policy.Kind]Frontend
+	frontends     map[policy.Kind]Frontend // the database front ends served
+	frontendAddrs map[policy.Kind]string   // their configured listen addresses
 }
 
-// New opens the store and keys and builds the service graph.
-func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Bastion, error) {
+// New opens the store and keys and builds the service graph. On error it
+// releases whatever it had opened (the store, the spool and its lock, the
+// webhook's sender), so a failed New leaves nothing behind.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Bastion, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
@@ -81,18 +84,19 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Bastion, e
 	if err != nil {
 		return nil, err
 	}
-	st, err := openStore(ctx, cfg.Store)
-	if err != nil {
+	b := &Bastion{Config: cfg, CA: cas, log: log}
+	defer func() {
+		if err != nil {
+			b.close()
+		}
+	}()
+	if b.Store, err = openStore(ctx, cfg.Store); err != nil {
 		return nil, err
 	}
-	b := &Bastion{Config: cfg, Store: st, CA: cas, log: log}
-	b.recs, err = openRecordings(ctx, cfg, log)
-	if err != nil {
-		st.Close()
+	if b.recs, err = openRecordings(ctx, cfg, log); err != nil {
 		return nil, err
 	}
-	recordings := b.recs.Storage
-	b.Recordings = recordings
+	b.Recordings = b.recs.Storage
 
 	pol := cfg.Policy
 	policyFn := func() *policy.Policy { return pol }
@@ -112,18 +116,29 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Bastion, e
 		})
 		notifier = b.webhook
 	}
-	b.Access = access.New(access.Config{Store: st, Policy: policyFn, UserCA: cas.User, Notifier: notifier, Logger: log})
-	b.CLI = cli.New(cli.Config{Access: b.Access, Audit: st, Sessions: st, Recordings: recordings, Policy: policyFn, CA: b.caInfo,
+	b.Access = access.New(access.Config{Store: b.Store, Policy: policyFn, UserCA: cas.User, Notifier: notifier, Logger: log})
+	b.CLI = cli.New(cli.Config{Access: b.Access, Audit: b.Store, Sessions: b.Store, Recordings: b.Recordings, Policy: policyFn, CA: b.caInfo,
 		Databases: b.databases, Logger: log})
 
-	hostKey, err := ca.LoadOrCreateHostKey(filepath.Join(cfg.DataDir, "ssh_host_ed25519_key"))
-	if err != nil {
-		st.Close()
+	if b.SSH, err = b.newSSH(policyFn); err != nil {
 		return nil, err
 	}
-	certSigner, _, err := ca.HostCertSigner(cas.Host, hostKey, cfg.Server.Hostnames, HostCertValidity)
+	if err := b.buildFrontends(); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// newSSH builds the SSH front end: Bastion's host key and certificate, the
+// users' keys, and the SSH targets.
+func (b *Bastion) newSSH(policyFn func() *policy.Policy) (*sshfront.Server, error) {
+	cfg := b.Config
+	hostKey, err := ca.LoadOrCreateHostKey(filepath.Join(cfg.DataDir, "ssh_host_ed25519_key"))
 	if err != nil {
-		st.Close()
+		return nil, err
+	}
+	certSigner, _, err := ca.HostCertSigner(b.CA.Host, hostKey, cfg.Server.Hostnames, HostCertValidity)
+	if err != nil {
 		return nil, err
 	}
 	keys := map[string][]ssh.PublicKey{}
@@ -132,14 +147,13 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Bastion, e
 	}
 	dir, err := identity.NewDirectory(keys)
 	if err != nil {
-		st.Close()
 		return nil, err
 	}
-	b.SSH, err = sshfront.NewServer(sshfront.Config{
+	return sshfront.NewServer(sshfront.Config{
 		HostSigners: []ssh.Signer{certSigner, hostKey}, Users: dir, Commands: b.CLI, Audit: b.Access,
-		HandshakeTimeout: cfg.Server.HandshakeTimeout, IdleTimeout: cfg.Server.IdleTimeout, Logger: log,
-		Grants: b.Access, Targets: sshTargets(cfg.Targets), UpstreamCA: cas.Upstream, HostCA: cas.Host.PublicKey(),
-		Recordings: recordings, Sessions: st, ExecRules: sshfront.PolicyRules{Policy: policyFn}, Approvals: b.Access,
+		HandshakeTimeout: cfg.Server.HandshakeTimeout, IdleTimeout: cfg.Server.IdleTimeout, Logger: b.log,
+		Grants: b.Access, Targets: sshTargets(cfg.Targets), UpstreamCA: b.CA.Upstream, HostCA: b.CA.Host.PublicKey(),
+		Recordings: b.Recordings, Sessions: b.Store, ExecRules: sshfront.PolicyRules{Policy: policyFn}, Approvals: b.Access,
 		Permits: func(g *access.Grant) sshfront.Permits {
 			return policyFn().ForwardingFor(g.User, g.Target, g.Role)
 		},
@@ -147,15 +161,6 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Bastion, e
 			return policyFn().RecordingFor(g.User, g.Target, g.Role) == policy.FailOpen
 		},
 	})
-	if err != nil {
-		st.Close()
-		return nil, err
-	}
-	if err := b.buildFrontends(); err != nil {
-		st.Close()
-		return nil, err
-	}
-	return b, nil
 }
 
 // sshTargets is the configured SSH targets, as the proxy reaches them.
@@ -230,7 +235,7 @@ func (b *Bastion) Listen() (*Listeners, error) {
 	}
 	l.Databases = map[policy.Kind]net.Listener{}
 	for k := range b.frontends {
-		dl, err := net.Listen("tcp", b.listenAddr(k))
+		dl, err := net.Listen("tcp", b.frontendAddrs[k])
 		if err != nil {
 			l.Close()
 			return nil, fmt.Errorf("listen %s: %w", k, err)
@@ -314,8 +319,11 @@ func (b *Bastion) Run(ctx context.Context, l *Listeners) error {
 // Close releases what New opened, for a Bastion that was never Run.
 func (b *Bastion) Close() { b.close() }
 
+// close releases what New opened; fields New had not set yet are nil.
 func (b *Bastion) close() {
-	b.recs.close(shutdownGrace)
+	if b.recs != nil {
+		b.recs.close(shutdownGrace)
+	}
 	if b.webhook != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 		if err := b.webhook.Close(ctx); err != nil {
@@ -323,8 +331,10 @@ func (b *Bastion) close() {
 		}
 		cancel()
 	}
-	if err := b.Store.Close(); err != nil {
-		b.log.Warn("close store", "err", err)
+	if b.Store != nil {
+		if err := b.Store.Close(); err != nil {
+			b.log.Warn("close store", "err", err)
+		}
 	}
 }
 
