@@ -118,7 +118,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Bastion,
 	}
 	b.Access = access.New(access.Config{Store: b.Store, Policy: policyFn, UserCA: cas.User, Notifier: notifier, Logger: log})
 	b.CLI = cli.New(cli.Config{Access: b.Access, Audit: b.Store, Sessions: b.Store, Recordings: b.Recordings, Policy: policyFn, CA: b.caInfo,
-		Databases: b.databases, Logger: log})
+		Databases: b.databases, Process: processStatus, Logger: log})
 
 	if b.SSH, err = b.newSSH(policyFn); err != nil {
 		return nil, err
@@ -262,6 +262,12 @@ func (b *Bastion) Run(ctx context.Context, l *Listeners) error {
 	var wg sync.WaitGroup
 	errc := make(chan error, 2+len(l.Databases))
 
+	if soft, hard, err := raiseOpenFileLimit(); err != nil {
+		b.log.Warn("open-file limit not raised", "soft", soft, "hard", hard, "err", err)
+	} else {
+		b.log.Info("open-file limit", "soft", soft, "hard", hard)
+	}
+
 	wg.Add(1)
 	go func() { defer wg.Done(); b.Access.Run(ctx) }()
 	b.recs.start(ctx, b.Store, b.Access.Record)
@@ -338,6 +344,9 @@ func (b *Bastion) close() {
 	}
 }
 
+// readyTimeout bounds the store probes of one /readyz request.
+const readyTimeout = 2 * time.Second
+
 // httpHandler serves health and readiness.
 func (b *Bastion) httpHandler() http.Handler {
 	mux := http.NewServeMux()
@@ -345,14 +354,49 @@ func (b *Bastion) httpHandler() http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		if _, err := b.Store.Audit(ctx, store.AuditFilter{Limit: 1}); err != nil {
-			b.log.Warn("readiness: store unavailable", "err", err)
-			http.Error(w, "store unavailable", http.StatusServiceUnavailable)
+		if reason := b.unready(r.Context()); reason != "" {
+			http.Error(w, "not ready: "+reason, http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ready")
 	})
 	return mux
+}
+
+// unready says why Bastion should not be sent new clients, or "" when it
+// can take them: it is near its open-file limit, or its store cannot be
+// read or written. The reason is short and safe to show; the cause is
+// logged.
+func (b *Bastion) unready(ctx context.Context) string {
+	if reason := nearFileLimit(processStatus()); reason != "" {
+		b.log.Warn("readiness: " + reason)
+		return reason
+	}
+	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	if _, err := b.Store.Audit(ctx, store.AuditFilter{Limit: 1}); err != nil {
+		b.log.Warn("readiness: store unavailable", "err", err)
+		return "store unavailable"
+	}
+	if err := b.probeStoreWrite(); err != nil {
+		b.log.Warn("readiness: store not writable", "err", err)
+		return "store not writable"
+	}
+	return ""
+}
+
+// probeStoreWrite writes and removes a small file next to the SQLite
+// store: it fails when the store's file system is full, read-only or gone,
+// the cases where the store's next write would. It does not fsync (a full
+// disk already fails the write), so a probe costs no disk I/O to speak of.
+func (b *Bastion) probeStoreWrite() error {
+	if b.Config.Store.Driver != "sqlite" {
+		return nil
+	}
+	f, err := os.CreateTemp(filepath.Dir(b.Config.Store.DSN), ".readyz-*")
+	if err != nil {
+		return err
+	}
+	_, werr := f.Write([]byte("ready\n"))
+	return errors.Join(werr, f.Close(), os.Remove(f.Name()))
 }

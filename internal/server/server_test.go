@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -226,5 +227,115 @@ func TestRun(t *testing.T) {
 	}
 	if spoolLocked(t, cfg.Recording.SpoolDir) {
 		t.Error("the spool is still locked after Run returned")
+	}
+}
+
+// TestReadyzStoreNotWritable: /readyz is unready while the store's
+// directory cannot be written, and ready again once it can.
+func TestReadyzStoreNotWritable(t *testing.T) {
+	checkGoroutines(t)
+	dir := t.TempDir()
+	storeDir := filepath.Join(dir, "store")
+	if err := os.Mkdir(storeDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, dir, fmt.Sprintf("store: {sqlite: %q}\n", filepath.Join(storeDir, "bastion.db")))
+	b, err := New(t.Context(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	readyz(t, b, http.StatusOK, "ready\n")
+
+	// The store's directory replaced by a file: SQLite keeps its open
+	// files (reads still work), but nothing can be created there.
+	moved := filepath.Join(dir, "store.moved")
+	if err := os.Rename(storeDir, moved); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(storeDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	readyz(t, b, http.StatusServiceUnavailable, "not ready: store not writable\n")
+
+	if err := os.Remove(storeDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(moved, storeDir); err != nil {
+		t.Fatal(err)
+	}
+	readyz(t, b, http.StatusOK, "ready\n")
+	if left, _ := filepath.Glob(filepath.Join(storeDir, ".readyz-*")); len(left) > 0 {
+		t.Errorf("probe files left: %v", left)
+	}
+}
+
+// TestReadyzNearFileLimit: /readyz is unready while the process uses over
+// 90% of its soft open-file limit, and ready again below it.
+func TestReadyzNearFileLimit(t *testing.T) {
+	checkGoroutines(t)
+	dir := t.TempDir()
+	b, err := New(t.Context(), testConfig(t, dir, ""), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	readyz(t, b, http.StatusOK, "ready\n")
+
+	var orig syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &orig); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &orig); err != nil {
+			t.Errorf("restore the open-file limit: %v", err)
+		}
+	}()
+	// At least 100 files open, then a soft limit 10 above them: over 90%
+	// used, with room for what serving the request opens.
+	var extra []*os.File
+	defer func() {
+		for _, f := range extra {
+			f.Close()
+		}
+	}()
+	for {
+		n, err := openFiles()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n >= 100 {
+			lowered := syscall.Rlimit{Cur: uint64(n + 10), Max: orig.Max}
+			if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lowered); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+		f, err := os.Open(os.DevNull)
+		if err != nil {
+			t.Fatal(err)
+		}
+		extra = append(extra, f)
+	}
+	readyz(t, b, http.StatusServiceUnavailable, "")
+	if status := processStatus(); nearFileLimit(status) == "" {
+		t.Errorf("process status %+v is not near its limit", status)
+	}
+
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &orig); err != nil {
+		t.Fatal(err)
+	}
+	readyz(t, b, http.StatusOK, "ready\n")
+}
+
+// readyz checks what GET /readyz answers; an empty want body checks only
+// that it starts with "not ready: near the open-file limit".
+func readyz(t *testing.T, b *Bastion, code int, body string) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	b.httpHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	got := rec.Body.String()
+	if rec.Code != code || (body != "" && got != body) || (body == "" && !strings.HasPrefix(got, "not ready: near the open-file limit")) {
+		t.Errorf("GET /readyz: %d %q, want %d %q", rec.Code, got, code, body)
 	}
 }
