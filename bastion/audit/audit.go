@@ -2,6 +2,11 @@
 // them: every event carries the hash of the one before it, so removing,
 // reordering or altering any event breaks the chain at a point Verify names.
 //
+// Events about logins and sessions are built by the constructors of Session
+// and LoginAttempt, so that every front end writes the same fields. Text
+// from users may hold any bytes: Seal keeps it in a canonical form that
+// survives a store (see Canonical).
+//
 // The package is pure: storing events is the store's job, emitting them the
 // access service's.
 package audit
