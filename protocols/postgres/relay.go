@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/bastionhq/bastion/bastion/policy"
 )
@@ -62,24 +64,108 @@ type entry struct {
 	denial []byte // entryPoison: the ErrorResponse the client gets
 }
 
+// The pending queue's bounds: the client-to-target loop reads no further
+// client message while the queue is at either, so that a client that
+// sends without reading (a million Syncs, Executes pipelined without end)
+// holds at most this much of Bastion's memory, plus one message of up to
+// Config.MaxMessageSize that may take it over. It reads again as the
+// target answers (targetToClient takes entries), which the target does
+// only while the client reads what it is sent.
+const (
+	// maxPendingEntries bounds the entries pending per connection. It is
+	// well over what PostgreSQL may answer without sending (its 8 KiB
+	// output buffer of 5-byte answers, 1,639), although waitRoom asks the
+	// target to flush anyway.
+	maxPendingEntries = 4096
+	// maxPendingBytes bounds the statement texts, parameters and denials
+	// the pending entries hold, each entry counted with entryOverhead.
+	maxPendingBytes = 4 << 20
+	// entryOverhead is what an entry costs besides the strings it holds.
+	entryOverhead = int(unsafe.Sizeof(entry{}))
+)
+
+// size is what e holds of memory, counted against maxPendingBytes.
+func (e *entry) size() int {
+	n := entryOverhead + len(e.text) + len(e.rule) + len(e.denial)
+	for _, p := range e.params {
+		n += int(unsafe.Sizeof(p)) + len(p)
+	}
+	return n
+}
+
 // queue is the pending entries, pushed by the client-to-target loop before
-// it forwards a message, taken by the target-to-client loop.
+// it forwards a message, taken by the target-to-client loop. Its size is
+// bounded (full, room).
 type queue struct {
 	mu    sync.Mutex
 	items []entry
 	head  int
+	bytes int // the size of items[head:]
+	syncs int // the syncs in items[head:]
+	// failed: the target failed a statement of the current batch, and
+	// skips the rest of it up to Sync. Set by failBatch, cleared by
+	// endBatch.
+	failed bool
+	// room is signalled when entries are removed.
+	room chan struct{}
 }
 
-func (q *queue) push(es ...entry) {
+// push queues es and returns the statements of es that the target will
+// skip because they come after a failure in the current batch: they are
+// not queued (poison entries neither), so that a batch that failed does
+// not hold entries until its Sync.
+func (q *queue) push(es ...entry) (skipped []entry) {
 	q.mu.Lock()
+	defer q.mu.Unlock()
 	if q.head > 64 && q.head*2 > len(q.items) {
 		n := copy(q.items, q.items[q.head:])
 		clear(q.items[n:])
 		q.items = q.items[:n]
 		q.head = 0
 	}
-	q.items = append(q.items, es...)
-	q.mu.Unlock()
+	for _, e := range es {
+		switch {
+		case e.kind == entrySync:
+			q.syncs++
+		case q.failed && q.syncs == 0:
+			if e.kind == entryExec {
+				skipped = append(skipped, e)
+			}
+			continue
+		}
+		q.bytes += e.size()
+		q.items = append(q.items, e)
+	}
+	return skipped
+}
+
+// removed accounts for e leaving the queue (q.mu held).
+func (q *queue) removed(e *entry) {
+	q.bytes -= e.size()
+	if e.kind == entrySync {
+		q.syncs--
+	}
+	select {
+	case q.roomLocked() <- struct{}{}:
+	default:
+	}
+}
+
+// roomLocked is the room channel (q.mu held).
+func (q *queue) roomLocked() chan struct{} {
+	if q.room == nil {
+		q.room = make(chan struct{}, 1)
+	}
+	return q.room
+}
+
+// full reports whether the queue is at one of its bounds; an empty queue
+// never is, whatever its one message held.
+func (q *queue) full() (bool, <-chan struct{}) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := len(q.items) - q.head
+	return n > 0 && (n >= maxPendingEntries || q.bytes >= maxPendingBytes), q.roomLocked()
 }
 
 // take removes the first entry of kind k in the current batch (before the
@@ -98,9 +184,33 @@ func (q *queue) take(k entryKind) (entry, bool) {
 		} else {
 			q.items = slices.Delete(q.items, i, i+1)
 		}
+		q.removed(&e)
 		return e, true
 	}
 	return entry{}, false
+}
+
+// failBatch marks the current batch failed and removes its statements and
+// poisons: the target skips them up to the batch's Sync, or, in a Query,
+// runs none after the one that failed. It returns the statements.
+func (q *queue) failBatch() []entry {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.failed = true
+	var left []entry
+	i := q.head
+	for i < len(q.items) && q.items[i].kind != entrySync {
+		e := q.items[i]
+		q.removed(&e)
+		if e.kind == entryExec {
+			left = append(left, e)
+		}
+		i++
+	}
+	if i > q.head {
+		q.items = slices.Delete(q.items, q.head, i)
+	}
+	return left
 }
 
 // endBatch removes the current batch through its sync and returns the
@@ -108,11 +218,13 @@ func (q *queue) take(k entryKind) (entry, bool) {
 func (q *queue) endBatch() []entry {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.failed = false
 	var left []entry
 	for q.head < len(q.items) {
 		e := q.items[q.head]
 		q.items[q.head] = entry{}
 		q.head++
+		q.removed(&e)
 		if e.kind == entrySync {
 			break
 		}
@@ -130,7 +242,8 @@ func (q *queue) empty() bool {
 	return q.head == len(q.items)
 }
 
-// drain removes every entry, for the end of the connection.
+// drain removes every entry, for the end of the connection, and lets
+// their memory go.
 func (q *queue) drain() []entry {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -140,7 +253,7 @@ func (q *queue) drain() []entry {
 			left = append(left, e)
 		}
 	}
-	q.items, q.head = nil, 0
+	q.items, q.head, q.bytes, q.syncs, q.failed = nil, 0, 0, 0, false
 	return left
 }
 
@@ -236,6 +349,9 @@ func forward(w *bufio.Writer, r *bufio.Reader, n int) error {
 func (c *conn) clientToTarget() error {
 	limit := c.srv.cfg.MaxMessageSize
 	for {
+		if err := c.waitRoom(); err != nil {
+			return err
+		}
 		if c.br.Buffered() == 0 {
 			if err := c.ubw.Flush(); err != nil {
 				return err
@@ -264,7 +380,7 @@ func (c *conn) clientToTarget() error {
 				return err
 			}
 		case msgSync:
-			c.pending.push(entry{kind: entrySync})
+			c.push(entry{kind: entrySync})
 			if err := forward(c.ubw, c.br, 0); err != nil {
 				return err
 			}
@@ -285,6 +401,51 @@ func (c *conn) clientToTarget() error {
 	}
 }
 
+// msgFlush asks the server to send what it has buffered.
+const msgFlush = 'H'
+
+// flushMsg is a Flush message, which the target does not answer.
+var flushMsg = appendMsg(nil, msgFlush)
+
+// waitRoom waits, while the pending queue is full, for the target to
+// answer (or for the connection to end), without reading the client: the
+// client's messages stay in the kernel's buffers and, once those are full,
+// in the client. What Bastion forwarded is flushed to the target first,
+// with a Flush message so that the target sends the answers it holds back
+// until a Sync (those of an extended-protocol batch).
+func (c *conn) waitRoom() error {
+	full, room := c.pending.full()
+	if !full {
+		return nil
+	}
+	if _, err := c.ubw.Write(flushMsg); err != nil {
+		return err
+	}
+	if err := c.ubw.Flush(); err != nil {
+		return err
+	}
+	for full {
+		select {
+		case <-room:
+		case <-c.ctx.Done():
+			return context.Cause(c.ctx)
+		}
+		full, room = c.pending.full()
+	}
+	return nil
+}
+
+// push queues es; statements the target skips after a failure in their
+// batch are recorded as such instead.
+func (c *conn) push(es ...entry) {
+	for _, e := range c.pending.push(es...) {
+		c.rec.done(c, e, 0, "", notRun)
+	}
+}
+
+// notRun is what the recording says of a statement the target skipped.
+const notRun = "not run: an earlier statement failed"
+
 // clientMessage handles one message the proxy reads: msg is the whole
 // message, header included.
 func (c *conn) clientMessage(typ byte, msg []byte) error {
@@ -301,20 +462,20 @@ func (c *conn) clientMessage(typ byte, msg []byte) error {
 		d = c.approve(d, shown)
 		if d.Action != policy.CommandAllow {
 			c.deny(d, sql)
-			c.pending.push(entry{kind: entryPoison, denial: denial(d)}, entry{kind: entrySync})
+			c.push(entry{kind: entryPoison, denial: denial(d)}, entry{kind: entrySync})
 			_, err := c.ubw.Write(appendMsg(nil, msgQuery, cstr(poisonSQL)))
 			return err
 		}
 		now := time.Now()
 		switch {
 		case v.stmts == nil && sql != "":
-			c.pending.push(entry{kind: entryExec, text: sql, start: now})
+			c.push(entry{kind: entryExec, text: sql, start: now})
 		default:
 			for i := range v.stmts {
-				c.pending.push(entry{kind: entryExec, text: v.stmts[i].Text, rule: v.each[i].Rule, start: now})
+				c.push(entry{kind: entryExec, text: v.stmts[i].Text, rule: v.each[i].Rule, start: now})
 			}
 		}
-		c.pending.push(entry{kind: entrySync})
+		c.push(entry{kind: entrySync})
 	case msgParse:
 		m, err := parseParse(body)
 		if err != nil {
@@ -336,7 +497,7 @@ func (c *conn) clientMessage(typ byte, msg []byte) error {
 		}
 		if d.Action == policy.CommandDeny {
 			c.deny(d, m.Query)
-			c.pending.push(entry{kind: entryPoison, denial: denial(d)})
+			c.push(entry{kind: entryPoison, denial: denial(d)})
 			poison := appendMsg(nil, msgParse, cstr(m.Name), cstr(poisonSQL), []byte{0, 0})
 			_, err := c.ubw.Write(poison)
 			return err
@@ -380,7 +541,7 @@ func (c *conn) clientMessage(typ byte, msg []byte) error {
 			d := policy.QueryDecision{Action: policy.CommandDeny, Rule: st.hold.Rule,
 				Reason: fmt.Sprintf("%s, and this session has too many open portals to hold it for approval", st.hold.Reason)}
 			c.deny(d, st.text)
-			c.pending.push(entry{kind: entryPoison, denial: denial(d)})
+			c.push(entry{kind: entryPoison, denial: denial(d)})
 			_, err := c.ubw.Write(poisonExecute)
 			return err
 		}
@@ -395,14 +556,14 @@ func (c *conn) clientMessage(typ byte, msg []byte) error {
 			if d.Action != policy.CommandAllow {
 				c.deny(d, p.text)
 				delete(c.ext.portals, name)
-				c.pending.push(entry{kind: entryPoison, denial: denial(d)})
+				c.push(entry{kind: entryPoison, denial: denial(d)})
 				_, err := c.ubw.Write(poisonExecute)
 				return err
 			}
 			p.approved = true
 			c.ext.portals[name] = p
 		}
-		c.pending.push(entry{kind: entryExec, text: p.text, params: p.params, rule: p.rule, start: time.Now()})
+		c.push(entry{kind: entryExec, text: p.text, params: p.params, rule: p.rule, start: time.Now()})
 	case msgClose:
 		kind, name, err := parseClose(body)
 		if err != nil {
@@ -422,11 +583,11 @@ func (c *conn) clientMessage(typ byte, msg []byte) error {
 		d := c.dec.decideFunctionCall()
 		if d.Action != policy.CommandAllow {
 			c.deny(d, "<function call>")
-			c.pending.push(entry{kind: entryPoison, denial: denial(d)}, entry{kind: entrySync})
+			c.push(entry{kind: entryPoison, denial: denial(d)}, entry{kind: entrySync})
 			_, err := c.ubw.Write(appendMsg(nil, msgQuery, cstr(poisonSQL)))
 			return err
 		}
-		c.pending.push(entry{kind: entryExec, text: "<function call>", start: time.Now()}, entry{kind: entrySync})
+		c.push(entry{kind: entryExec, text: "<function call>", start: time.Now()}, entry{kind: entrySync})
 	}
 	_, err := c.ubw.Write(msg)
 	return err
@@ -517,18 +678,20 @@ func (c *conn) targetToClient() error {
 			lastDone = now
 		case msgErrorResponse:
 			code, text := errorFields(msg[headerLen:])
-			if (code == codeSyntaxError || code == codeUndefinedPortal) && strings.Contains(text, poisonMarker) {
-				if e, ok := c.pending.take(entryPoison); ok {
-					out = e.denial
-					batchErr = true
-					break
+			if p, ok := c.takePoison(code, text); ok {
+				out = p.denial
+			} else {
+				if e, ok := c.pending.take(entryExec); ok {
+					c.rec.done(c, e, since(e.start, lastDone, now), "", fmt.Sprintf("ERROR: %s (SQLSTATE %s)", text, code))
 				}
+				lastDone = now
 			}
-			if e, ok := c.pending.take(entryExec); ok {
-				c.rec.done(c, e, since(e.start, lastDone, now), "", fmt.Sprintf("ERROR: %s (SQLSTATE %s)", text, code))
+			// The target runs nothing more of the batch: it skips to Sync,
+			// or runs nothing after the failed statement of a Query.
+			for _, e := range c.pending.failBatch() {
+				c.rec.done(c, e, 0, "", notRun)
 			}
 			batchErr = true
-			lastDone = now
 		case msgParameterStatus:
 			if why := c.misreads(parameterStatus(msg[headerLen:])); why != "" {
 				// Something the rules could not see (a function already
@@ -546,7 +709,7 @@ func (c *conn) targetToClient() error {
 			for _, e := range c.pending.endBatch() {
 				why := ""
 				if batchErr {
-					why = "not run: an earlier statement failed"
+					why = notRun
 				}
 				c.rec.done(c, e, since(e.start, lastDone, now), "", why)
 			}
@@ -560,6 +723,15 @@ func (c *conn) targetToClient() error {
 			return err
 		}
 	}
+}
+
+// takePoison takes the poison entry of the current batch when the target's
+// error (code, text) is its statement's.
+func (c *conn) takePoison(code, text string) (entry, bool) {
+	if (code != codeSyntaxError && code != codeUndefinedPortal) || !strings.Contains(text, poisonMarker) {
+		return entry{}, false
+	}
+	return c.pending.take(entryPoison)
 }
 
 // since is a statement's duration: from when it was sent, or when the one

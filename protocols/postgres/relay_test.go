@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -54,5 +55,97 @@ func TestCommandRows(t *testing.T) {
 		if got := commandRows(tag); got != want {
 			t.Errorf("commandRows(%q) = %d, want %d", tag, got, want)
 		}
+	}
+}
+
+// TestQueueBounds: the queue is full at maxPendingEntries entries or
+// maxPendingBytes of what they hold, never when empty, and signals room as
+// entries leave.
+func TestQueueBounds(t *testing.T) {
+	var q queue
+	for range maxPendingEntries - 1 {
+		q.push(entry{kind: entrySync})
+	}
+	if full, _ := q.full(); full {
+		t.Fatalf("full at %d entries", maxPendingEntries-1)
+	}
+	q.push(entry{kind: entrySync})
+	full, room := q.full()
+	if !full {
+		t.Fatalf("not full at %d entries", maxPendingEntries)
+	}
+	select {
+	case <-room: // signalled by nothing yet: drain a stale signal
+	default:
+	}
+	q.endBatch()
+	select {
+	case <-room:
+	default:
+		t.Fatal("no room signalled when a batch ended")
+	}
+	if full, _ := q.full(); full {
+		t.Fatal("full after a batch ended")
+	}
+	q.drain()
+
+	big := strings.Repeat("x", maxPendingBytes)
+	q.push(entry{kind: entryExec, text: big})
+	if full, _ := q.full(); !full {
+		t.Fatal("not full with one entry over maxPendingBytes")
+	}
+	if _, ok := q.take(entryExec); !ok {
+		t.Fatal("take")
+	}
+	if full, _ := q.full(); full || q.bytes != 0 {
+		t.Fatalf("full %v with %d bytes after the only entry left", full, q.bytes)
+	}
+	q.push(entry{kind: entryExec, text: big[:maxPendingBytes/2]}, entry{kind: entryExec, text: big[:maxPendingBytes/2]})
+	if full, _ := q.full(); !full {
+		t.Fatal("not full with entries holding maxPendingBytes")
+	}
+	q.drain()
+	if full, _ := q.full(); full || q.bytes != 0 {
+		t.Fatal("full after drain")
+	}
+}
+
+// TestQueueFailedBatch: after the target fails a statement, the rest of
+// the batch leaves the queue, and statements pushed into the failed batch
+// are not queued (the target skips them up to Sync) until its Sync; those
+// of the next batch are.
+func TestQueueFailedBatch(t *testing.T) {
+	var q queue
+	q.push(entry{kind: entryExec, text: "a"}, entry{kind: entryExec, text: "b"}, entry{kind: entryPoison}, entry{kind: entryExec, text: "c"})
+	if e, ok := q.take(entryExec); !ok || e.text != "a" {
+		t.Fatalf("take: %+v %v", e, ok)
+	}
+	left := q.failBatch()
+	if len(left) != 2 || left[0].text != "b" || left[1].text != "c" {
+		t.Fatalf("left by the failure: %+v", left)
+	}
+	if !q.empty() || q.bytes != 0 {
+		t.Fatalf("queue after the failure: %+v", q.items[q.head:])
+	}
+	skipped := q.push(entry{kind: entryExec, text: "d"}, entry{kind: entryPoison}, entry{kind: entrySync}, entry{kind: entryExec, text: "next"})
+	if len(skipped) != 1 || skipped[0].text != "d" {
+		t.Fatalf("skipped: %+v", skipped)
+	}
+	if left := q.endBatch(); len(left) != 0 {
+		t.Fatalf("left at the failed batch's sync: %+v", left)
+	}
+	if e, ok := q.take(entryExec); !ok || e.text != "next" {
+		t.Fatalf("statement of the next batch: %+v %v", e, ok)
+	}
+	// A failure in a batch whose Sync is queued leaves the next batch's
+	// statements alone.
+	q.push(entry{kind: entryExec, text: "x"}, entry{kind: entrySync})
+	q.failBatch()
+	if skipped := q.push(entry{kind: entryExec, text: "y"}); len(skipped) != 0 {
+		t.Fatalf("skipped after a queued sync: %+v", skipped)
+	}
+	q.endBatch()
+	if e, ok := q.take(entryExec); !ok || e.text != "y" {
+		t.Fatalf("statement after the failed batch: %+v %v", e, ok)
 	}
 }

@@ -1,0 +1,203 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	bin "encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"golang.org/x/sys/unix"
+)
+
+// The flood tests: one authenticated client that sends far more than it
+// reads must not grow Bastion's memory past a fixed ceiling (the relays
+// stop reading it while the other side is behind), and the connection and
+// the others work afterwards.
+
+// floodSocketBuffer is the flooding client's socket buffers, fixed (no
+// autotuning) so that what the kernel holds for it is small next to what
+// it sends.
+const floodSocketBuffer = 64 << 10
+
+// floodCeiling is how far Bastion's peak resident memory may rise above
+// what it was before the flood (the test binary is built with -race, which
+// multiplies heap memory several times). Before the relays were bounded, a
+// million Syncs took hundreds of megabytes.
+const floodCeiling = 48 << 20
+
+// TestPostgresSyncFlood: a client sends a million Sync messages (5 MB)
+// without reading Bastion's answers. Bastion stops reading it while the
+// answers back up, its peak memory stays within floodCeiling, every Sync
+// is answered once the client reads, and the connection and another one
+// still run statements.
+func TestPostgresSyncFlood(t *testing.T) {
+	const syncs = 1_000_000
+	p := startPGBastion(t)
+	plain := p.grantDB(t, "alice", "plain")
+	ctx := t.Context()
+
+	cfg, err := pgconn.ParseConfig(plain.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tcp *net.TCPConn
+	cfg.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		tcp = c.(*net.TCPConn)
+		if err := tcp.SetReadBuffer(floodSocketBuffer); err != nil {
+			return nil, err
+		}
+		return c, tcp.SetWriteBuffer(floodSocketBuffer)
+	}
+	pc, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc, err := pc.Hijack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := hc.Conn
+	defer conn.Close()
+
+	pid := p.cmd.Process.Pid
+	before := procStatus(t, pid, "VmRSS")
+
+	written := make(chan error, 1)
+	go func() {
+		_, err := conn.Write(bytes.Repeat([]byte{'S', 0, 0, 0, 4}, syncs))
+		written <- err
+	}()
+	// The client reads nothing until it has sent everything or Bastion
+	// stops reading it (the client's send queue fills).
+	waitFor(t, 30*time.Second, func() bool {
+		select {
+		case err := <-written:
+			written <- err
+			return true
+		default:
+			return unsent(t, tcp) >= floodSocketBuffer
+		}
+	})
+	t.Logf("before the flood: VmRSS %d MB; while the client does not read: VmRSS %d MB, peak %d MB",
+		before>>20, procStatus(t, pid, "VmRSS")>>20, procStatus(t, pid, "VmHWM")>>20)
+
+	br := bufio.NewReaderSize(conn, 64<<10)
+	for i := range syncs {
+		typ, body := readPGMessage(t, br)
+		if typ != 'Z' || string(body) != "I" {
+			t.Fatalf("answer %d to a Sync: %q %q, want ReadyForQuery idle", i, typ, body)
+		}
+	}
+	if err := <-written; err != nil {
+		t.Fatalf("send the Syncs: %v", err)
+	}
+	if got := pgQuery(t, conn, br, "SELECT 41 + 1"); got != "42" {
+		t.Fatalf("the flooding connection after its flood: %q", got)
+	}
+	other, err := pgconn.Connect(ctx, plain.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close(context.Background())
+	if res, err := other.Exec(ctx, "SELECT 1").ReadAll(); err != nil || string(res[0].Rows[0][0]) != "1" {
+		t.Fatalf("another connection after the flood: %v %v", res, err)
+	}
+
+	peak := procStatus(t, pid, "VmHWM")
+	t.Logf("peak VmRSS %d MB, %d MB over the start", peak>>20, (peak-before)>>20)
+	if peak-before > floodCeiling {
+		t.Fatalf("Bastion's peak memory rose by %d MB under a Sync flood, over the ceiling of %d MB", (peak-before)>>20, floodCeiling>>20)
+	}
+}
+
+// procStatus is a size field of /proc/PID/status ("VmRSS", "VmHWM") in
+// bytes.
+func procStatus(t *testing.T, pid int, field string) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(b)) {
+		v, ok := strings.CutPrefix(line, field+":")
+		if !ok {
+			continue
+		}
+		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		if err != nil {
+			t.Fatalf("%s: %v", field, err)
+		}
+		return kb << 10
+	}
+	t.Fatalf("no %s in /proc/%d/status", field, pid)
+	return 0
+}
+
+// unsent is the bytes c has queued that its peer has not taken (SIOCOUTQ).
+func unsent(t *testing.T, c *net.TCPConn) int {
+	t.Helper()
+	rc, err := c.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	var ierr error
+	if err := rc.Control(func(fd uintptr) { n, ierr = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ) }); err != nil {
+		t.Fatal(err)
+	}
+	if ierr != nil {
+		t.Fatal(ierr)
+	}
+	return n
+}
+
+// readPGMessage reads one backend message: its type and body.
+func readPGMessage(t *testing.T, r *bufio.Reader) (byte, []byte) {
+	t.Helper()
+	var hdr [5]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		t.Fatalf("read a message: %v", err)
+	}
+	body := make([]byte, int(bin.BigEndian.Uint32(hdr[1:]))-4)
+	if _, err := io.ReadFull(r, body); err != nil {
+		t.Fatalf("read a %q message: %v", hdr[0], err)
+	}
+	return hdr[0], body
+}
+
+// pgQuery runs a simple query returning one text value on a raw
+// connection and returns the value.
+func pgQuery(t *testing.T, w io.Writer, r *bufio.Reader, sql string) string {
+	t.Helper()
+	q := append([]byte{'Q', 0, 0, 0, 0}, sql...)
+	q = append(q, 0)
+	bin.BigEndian.PutUint32(q[1:], uint32(len(q)-1))
+	if _, err := w.Write(q); err != nil {
+		t.Fatal(err)
+	}
+	var value string
+	for {
+		typ, body := readPGMessage(t, r)
+		switch typ {
+		case 'D': // one column: int16 count, int32 length, value
+			value = string(body[6:])
+		case 'E':
+			t.Fatalf("%s: error %q", sql, body)
+		case 'Z':
+			return value
+		}
+	}
+}
