@@ -342,10 +342,7 @@ type fakeSessions struct {
 	filters  []store.SessionFilter
 }
 
-var (
-	_ SessionLog = (*fakeSessions)(nil)
-	_ LegalHolds = (*fakeSessions)(nil)
-)
+var _ SessionLog = (*fakeSessions)(nil)
 
 func newFakeSessions() *fakeSessions {
 	return &fakeSessions{holds: map[string]bool{}, sessions: map[string]*store.Session{
@@ -398,11 +395,6 @@ func (s *fakeSessions) SetLegalHold(_ context.Context, id string, hold bool, _, 
 	s.holds[id] = hold
 	return nil
 }
-
-func (s *fakeSessions) LegalHold(_ context.Context, id string) (bool, error) { return s.holds[id], nil }
-
-// noHolds is a session log that keeps no legal holds.
-type noHolds struct{ SessionLog }
 
 // fakeStorage is recording storage in memory: read-only, as the CLI uses it.
 type fakeStorage struct {

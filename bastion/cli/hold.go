@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -11,23 +10,12 @@ import (
 	"github.com/bastionhq/bastion/bastion/store"
 )
 
-// LegalHolds is the part of the store that keeps legal holds, found on
-// Config.Sessions by type assertion.
-type LegalHolds interface {
-	SetLegalHold(ctx context.Context, sessionID string, hold bool, by, reason string, at time.Time) error
-	LegalHold(ctx context.Context, sessionID string) (bool, error)
-}
-
 func (r *run) hold() error {
 	if err := r.positional(1, 1); err != nil {
 		return err
 	}
 	if !r.auditor() {
 		return &policy.Refusal{Reason: "legal holds need the audit permission"}
-	}
-	holds, ok := r.sessionLog.(LegalHolds)
-	if !ok {
-		return &policy.Refusal{Reason: "legal holds are not kept by this store"}
 	}
 	release := r.args.bools["release"]
 	reason, err := r.text("reason")
@@ -41,7 +29,7 @@ func (r *run) hold() error {
 	if err != nil {
 		return err
 	}
-	err = holds.SetLegalHold(r.ctx, sess.ID, !release, r.actor.User, reason, time.Now())
+	err = r.sessionLog.SetLegalHold(r.ctx, sess.ID, !release, r.actor.User, reason, time.Now())
 	if errors.Is(err, store.ErrNotFound) {
 		return &policy.Refusal{Reason: fmt.Sprintf("no such session %q", sess.ID)}
 	}

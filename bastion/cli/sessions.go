@@ -17,10 +17,13 @@ import (
 	"github.com/bastionhq/bastion/recorder/replay"
 )
 
-// SessionLog is the subset of the store the session commands read.
+// SessionLog is the subset of the store the session commands use: the
+// sessions they read and the legal holds `hold` sets (part of every store's
+// contract, so no store can silently skip them).
 type SessionLog interface {
 	Session(ctx context.Context, id string) (*store.Session, error)
 	Sessions(ctx context.Context, f store.SessionFilter) ([]*store.Session, error)
+	SetLegalHold(ctx context.Context, sessionID string, hold bool, by, reason string, at time.Time) error
 }
 
 // followPoll is how often watch looks for more of a live recording.
