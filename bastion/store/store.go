@@ -204,7 +204,10 @@ type Store interface {
 	// CreateRequest stores r as a new request, assigns r.ID and returns it.
 	// r.State must be Pending, or Approved for auto-approved requests (then
 	// r.Approvals, DecidedAt and the grant window are stored as given).
-	CreateRequest(ctx context.Context, r *Request) (int64, error)
+	// events are appended to the audit chain in the same transaction, in
+	// order, as AppendAudit would, each with RequestID set to the new id
+	// where it is 0: the request exists only if its events are stored.
+	CreateRequest(ctx context.Context, r *Request, events ...audit.Event) (int64, error)
 
 	// Request returns the request with the given id, with its approvals, or
 	// an error wrapping ErrNotFound.

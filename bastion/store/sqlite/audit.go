@@ -18,48 +18,57 @@ const auditColumns = `seq, occurred_at, event_type, actor, subject, target, requ
 
 // AppendAudit seals e after the last stored event and stores it.
 func (s *Store) AppendAudit(ctx context.Context, e audit.Event) (audit.Event, error) {
-	var enc encoder
-	at := enc.time("event time", e.Time)
-	if enc.err != nil {
-		return audit.Event{}, fmt.Errorf("sqlite store: append audit event: %w", enc.err)
-	}
-	// Seal the time as it will be read back, so the stored hash verifies.
-	e.Time = fromNanos(at)
-	// Sealing rewrites the event into its canonical form, in which every
-	// string is valid UTF-8 without NUL: the columns and the details' JSON
-	// hold exactly what was hashed.
-	e = e.Canonical()
-	var details sql.Null[string]
-	if len(e.Details) > 0 {
-		b, err := json.Marshal(e.Details)
-		if err != nil {
-			return audit.Event{}, fmt.Errorf("sqlite store: append audit event: encode details: %w", err)
-		}
-		details = sql.Null[string]{V: string(b), Valid: true}
-	}
-
+	var sealed audit.Event
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		// The write lock is held from here to commit: no other append can
-		// seal after the same event.
-		var prev audit.Event
-		err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1`).
-			Scan(&prev.Seq, &prev.Hash)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			e.Seal(nil)
-		case err != nil:
-			return err
-		default:
-			e.Seal(&prev)
-		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO audit_events (`+auditColumns+`)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			e.Seq, at, e.Type, e.Actor, e.Subject, e.Target, e.RequestID,
-			e.Source, e.Outcome, e.Reason, details, e.PrevHash, e.Hash)
+		var err error
+		sealed, err = appendAudit(ctx, tx, e)
 		return err
 	})
 	if err != nil {
 		return audit.Event{}, fmt.Errorf("sqlite store: append audit event %s: %w", e.Type, err)
+	}
+	return sealed, nil
+}
+
+// appendAudit seals e after the last event stored and inserts it, in tx.
+// The write lock is held from the first statement to commit: no other
+// append can seal after the same event.
+func appendAudit(ctx context.Context, tx *sql.Tx, e audit.Event) (audit.Event, error) {
+	var enc encoder
+	at := enc.time("event time", e.Time)
+	if enc.err != nil {
+		return audit.Event{}, enc.err
+	}
+	// Seal the time as it will be read back, so the stored hash verifies.
+	e.Time = fromNanos(at)
+	var prev audit.Event
+	err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1`).
+		Scan(&prev.Seq, &prev.Hash)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		e.Seal(nil)
+	case err != nil:
+		return audit.Event{}, err
+	default:
+		e.Seal(&prev)
+	}
+	// Sealing rewrote the event into its canonical form, in which every
+	// string is valid UTF-8 without NUL: the columns and the details' JSON
+	// hold exactly what was hashed.
+	var details sql.Null[string]
+	if len(e.Details) > 0 {
+		b, err := json.Marshal(e.Details)
+		if err != nil {
+			return audit.Event{}, fmt.Errorf("encode details: %w", err)
+		}
+		details = sql.Null[string]{V: string(b), Valid: true}
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO audit_events (`+auditColumns+`)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.Seq, at, e.Type, e.Actor, e.Subject, e.Target, e.RequestID,
+		e.Source, e.Outcome, e.Reason, details, e.PrevHash, e.Hash)
+	if err != nil {
+		return audit.Event{}, err
 	}
 	return e, nil
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bastionhq/bastion/bastion/audit"
 	"github.com/bastionhq/bastion/bastion/store"
 )
 
@@ -16,8 +17,9 @@ const requestColumns = `id, requester, role, targets, logins, reason, duration_n
     decided_at, decided_by, decision_reason, grant_start, grant_end,
     closed_at, closed_by, close_reason, command`
 
-// CreateRequest stores r as a new request and sets r.ID.
-func (s *Store) CreateRequest(ctx context.Context, r *store.Request) (int64, error) {
+// CreateRequest stores r as a new request, sets r.ID and appends events in
+// the same transaction.
+func (s *Store) CreateRequest(ctx context.Context, r *store.Request, events ...audit.Event) (int64, error) {
 	if r.State != store.Pending && r.State != store.Approved {
 		return 0, fmt.Errorf("sqlite store: create request: state %q, want %s or %s", r.State, store.Pending, store.Approved)
 	}
@@ -57,6 +59,14 @@ func (s *Store) CreateRequest(ctx context.Context, r *store.Request) (int64, err
 		for i, a := range r.Approvals {
 			if err := insertApproval(ctx, tx, id, i+1, a.Approver, a.Comment, approvedAt[i]); err != nil {
 				return err
+			}
+		}
+		for _, e := range events {
+			if e.RequestID == 0 {
+				e.RequestID = id
+			}
+			if _, err := appendAudit(ctx, tx, e); err != nil {
+				return fmt.Errorf("append audit event %s: %w", e.Type, err)
 			}
 		}
 		return nil

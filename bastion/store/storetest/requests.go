@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bastionhq/bastion/bastion/audit"
 	"github.com/bastionhq/bastion/bastion/store"
 )
 
@@ -142,5 +143,58 @@ func testRequests(t *testing.T, s store.Store) {
 				checkRequest(t, "listed", mustGet(t, s, r.ID), r)
 			}
 		})
+	}
+}
+
+// testCreateRequestAudited: the events given to CreateRequest are stored
+// with the request, linked into the chain, and name it; when they cannot
+// be stored, neither is the request.
+func testCreateRequestAudited(t *testing.T, s store.Store) {
+	before := appendAudit(t, s, audit.Event{Time: at(0), Type: audit.Login, Actor: "alice", Outcome: audit.OutcomeOK})
+	r := approvedRequest("alice", at(time.Minute))
+	id := mustCreate(t, s, r,
+		audit.Event{Time: at(time.Minute), Type: audit.RequestCreate, Actor: "alice", Subject: "alice", Outcome: audit.OutcomeOK, Reason: "bogus\x89"},
+		audit.Event{Time: at(time.Minute), Type: audit.RequestGrant, Actor: "policy", Subject: "alice", Outcome: audit.OutcomeOK, RequestID: 99})
+	es := readAudit(t, s, store.AuditFilter{})
+	if err := audit.Verify(es); err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	if len(es) != 3 || es[0].Hash != before.Hash || es[1].Type != audit.RequestCreate || es[2].Type != audit.RequestGrant {
+		t.Fatalf("chain after CreateRequest: %+v, want the login, request.create, request.grant", es)
+	}
+	if es[1].RequestID != id || es[2].RequestID != 99 {
+		t.Errorf("events name requests %d and %d, want %d (set by the store) and 99 (given)", es[1].RequestID, es[2].RequestID, id)
+	}
+	if es[1].Reason != `bogus\x89` {
+		t.Errorf("event stored with reason %q, want its canonical form", es[1].Reason)
+	}
+
+	// An event the store refuses (no time) leaves no request and no event.
+	requests, err := s.Requests(t.Context(), store.RequestFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.CreateRequest(t.Context(), pendingRequest("bob", at(2*time.Minute)),
+		audit.Event{Time: at(2 * time.Minute), Type: audit.RequestCreate, Actor: "bob", Outcome: audit.OutcomeOK},
+		audit.Event{Type: audit.RequestGrant, Actor: "bob", Outcome: audit.OutcomeOK})
+	if err == nil {
+		t.Fatalf("CreateRequest with an event without a time succeeded")
+	}
+	after, err := s.Requests(t.Context(), store.RequestFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != len(requests) {
+		t.Errorf("%d requests after the failed CreateRequest, want %d", len(after), len(requests))
+	}
+	if got := readAudit(t, s, store.AuditFilter{}); len(got) != 3 {
+		t.Errorf("%d events after the failed CreateRequest, want 3", len(got))
+	}
+	// The chain goes on without a gap where the refused events would have
+	// been.
+	mustCreate(t, s, pendingRequest("bob", at(3*time.Minute)))
+	appendAudit(t, s, audit.Event{Time: at(3 * time.Minute), Type: audit.Login, Actor: "bob", Outcome: audit.OutcomeOK})
+	if err := audit.Verify(readAudit(t, s, store.AuditFilter{})); err != nil {
+		t.Errorf("Verify after the failed CreateRequest: %v", err)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bastionhq/bastion/bastion/audit"
 	"github.com/bastionhq/bastion/bastion/store"
 )
 
@@ -34,6 +35,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CreateRequestRoundTrip", testCreateRequestRoundTrip},
 		{"CreateRequestAutoApproved", testCreateRequestAutoApproved},
 		{"CreateRequestInvalidState", testCreateRequestInvalidState},
+		{"CreateRequestAudited", testCreateRequestAudited},
 		{"NotFound", testNotFound},
 		{"Requests", testRequests},
 		{"ApproveOne", testApproveOne},
@@ -110,9 +112,9 @@ func approvedRequest(requester string, created time.Time) *store.Request {
 	return r
 }
 
-func mustCreate(t *testing.T, s store.Store, r *store.Request) int64 {
+func mustCreate(t *testing.T, s store.Store, r *store.Request, events ...audit.Event) int64 {
 	t.Helper()
-	id, err := s.CreateRequest(t.Context(), r)
+	id, err := s.CreateRequest(t.Context(), r, events...)
 	if err != nil {
 		t.Fatalf("CreateRequest: %v", err)
 	}
