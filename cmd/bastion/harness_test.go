@@ -78,6 +78,7 @@ type testBastion struct {
 	t          *testing.T
 	dir        string
 	configPath string
+	nofile     int // RLIMIT_NOFILE, if the test set one
 	sshAddr    string
 	sshPort    string
 	knownHosts string
@@ -173,6 +174,12 @@ type options struct {
 	// roles replaces defaultRoles (it must define developer, lead and
 	// auditor, the roles of defaultUsers).
 	roles string
+	// server is added to the server section (YAML flow mapping entries,
+	// e.g. "handshake_timeout: 3s").
+	server string
+	// nofile, when set, is the soft and hard RLIMIT_NOFILE bastion runs
+	// under (through prlimit).
+	nofile int
 }
 
 func startBastionWith(t *testing.T, o options) *testBastion {
@@ -206,9 +213,13 @@ func startBastionWith(t *testing.T, o options) *testBastion {
 	if o.roles != "" {
 		roles = o.roles
 	}
-	cfg := "data_dir: ./data\nlisten: {" + listen + "}\nserver: {hostnames: [127.0.0.1, localhost]}\n" +
+	server := "hostnames: [127.0.0.1, localhost]"
+	if o.server != "" {
+		server += ", " + o.server
+	}
+	cfg := "data_dir: ./data\nlisten: {" + listen + "}\nserver: {" + server + "}\n" +
 		users.String() + targets + roles + o.extra
-	b := &testBastion{t: t, dir: dir, configPath: filepath.Join(dir, "bastion.yaml")}
+	b := &testBastion{t: t, dir: dir, configPath: filepath.Join(dir, "bastion.yaml"), nofile: o.nofile}
 	if err := os.WriteFile(b.configPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -235,6 +246,11 @@ func (b *testBastion) start() {
 	t.Helper()
 	b.logs = &syncBuffer{}
 	b.cmd = exec.Command(binary, "serve", "--config", b.configPath)
+	if b.nofile > 0 {
+		// prlimit execs bastion in its own process: the PID is bastion's.
+		n := fmt.Sprint(b.nofile)
+		b.cmd = exec.Command("prlimit", "--nofile="+n+":"+n, "--", binary, "serve", "--config", b.configPath)
+	}
 	stderr, err := b.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -428,3 +428,29 @@ func refuseAll(chans <-chan ssh.NewChannel, msg string, log *slog.Logger) {
 		rejectChannel(nch, ssh.ConnectionFailed, msg, log)
 	}
 }
+
+// tellAll answers every session channel with msg on stderr and exit status
+// 1, and refuses other channels: a refusal after authentication that the
+// user sees whatever ssh's LogLevel (a rejected channel's reason is hidden
+// under LogLevel=ERROR and by most programs that run ssh).
+func tellAll(chans <-chan ssh.NewChannel, msg string, log *slog.Logger) {
+	for nch := range chans {
+		if nch.ChannelType() != "session" {
+			rejectChannel(nch, ssh.Prohibited, msg, log)
+			continue
+		}
+		ch, reqs, err := nch.Accept()
+		if err != nil {
+			continue
+		}
+		go ssh.DiscardRequests(reqs)
+		if _, err := io.WriteString(ch.Stderr(), msg+"\r\n"); err != nil {
+			log.Debug("tell refusal", "err", err)
+		}
+		status := struct{ Status uint32 }{1}
+		if _, err := ch.SendRequest("exit-status", false, ssh.Marshal(&status)); err != nil {
+			log.Debug("send exit-status", "err", err)
+		}
+		ch.Close()
+	}
+}

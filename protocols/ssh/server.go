@@ -263,7 +263,7 @@ func (s *Server) handleConn(fc *frontend.Conn) {
 	fp := conn.Permissions.Extensions[extKey]
 	if err := fc.Authenticated(actor.User); err != nil {
 		go ssh.DiscardRequests(reqs)
-		refuseAll(chans, "bastion: "+err.Error(), log)
+		tellAll(chans, "bastion: "+err.Error(), log)
 		return
 	}
 	log.Info("login", "key", fp, "client", string(conn.ClientVersion()))
