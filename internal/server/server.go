@@ -32,6 +32,7 @@ import (
 	"github.com/bastionhq/bastion/bastion/store"
 	"github.com/bastionhq/bastion/bastion/store/sqlite"
 	"github.com/bastionhq/bastion/ca"
+	"github.com/bastionhq/bastion/internal/frontend"
 	sshfront "github.com/bastionhq/bastion/protocols/ssh"
 	"github.com/bastionhq/bastion/recorder"
 )
@@ -59,6 +60,10 @@ type Bastion struct {
 	recs       *recordings // Recordings, and the spool behind it
 	log        *slog.Logger
 	webhook    *notify.Webhook
+	// gate caps connections and grants ends the sessions of grants that
+	// end, for every front end together.
+	gate   *frontend.Gate
+	grants *frontend.Watcher
 
 	// sshAddr is the address the SSH listener is bound to once Run starts
 	// (the configured one may say port 0); dbAddrs those of the database
@@ -70,10 +75,24 @@ type Bastion struct {
 	frontendAddrs map[policy.Kind]string   // their configured listen addresses
 }
 
-// New opens the store and keys and builds the service graph. On error it
-// releases whatever it had opened (the store, the spool and its lock, the
-// webhook's sender), so a failed New leaves nothing behind.
-func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Bastion, err error) {
+// New opens the store and keys and builds the service graph of a Bastion
+// that serves. On error it releases whatever it had opened (the store, the
+// spool and its lock, the webhook's sender), so a failed New leaves nothing
+// behind.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Bastion, error) {
+	return build(ctx, cfg, log, processStatus)
+}
+
+// NewLocal is New for a self-service command run on the server host
+// (`bastion status`, `bastion audit verify`): that process is not the one
+// serving, so `status` leaves out its open files and limits, which say
+// nothing of the server's.
+func NewLocal(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Bastion, error) {
+	return build(ctx, cfg, log, nil)
+}
+
+// build is New; process is what `status` shows of the process, or nil.
+func build(ctx context.Context, cfg *config.Config, log *slog.Logger, process func() cli.ProcessStatus) (_ *Bastion, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
@@ -117,8 +136,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Bastion,
 		notifier = b.webhook
 	}
 	b.Access = access.New(access.Config{Store: b.Store, Policy: policyFn, UserCA: cas.User, Notifier: notifier, Logger: log})
+	lim := cfg.Server.Limits
+	b.gate = frontend.NewGate(frontend.Limits{Unauthenticated: lim.Unauthenticated,
+		UnauthenticatedPerSource: lim.UnauthenticatedPerSource, PerUser: lim.ConnectionsPerUser})
+	b.grants = frontend.NewWatcher(b.Access, log)
 	b.CLI = cli.New(cli.Config{Access: b.Access, Audit: b.Store, Sessions: b.Store, Recordings: b.Recordings, Policy: policyFn, CA: b.caInfo,
-		Databases: b.databases, Process: processStatus, Logger: log})
+		Databases: b.databases, Process: process, Logger: log})
 
 	if b.SSH, err = b.newSSH(policyFn); err != nil {
 		return nil, err
@@ -152,7 +175,7 @@ func (b *Bastion) newSSH(policyFn func() *policy.Policy) (*sshfront.Server, erro
 	return sshfront.NewServer(sshfront.Config{
 		HostSigners: []ssh.Signer{certSigner, hostKey}, Users: dir, Commands: b.CLI, Audit: b.Access,
 		HandshakeTimeout: cfg.Server.HandshakeTimeout, IdleTimeout: cfg.Server.IdleTimeout, Logger: b.log,
-		Grants: b.Access, Targets: sshTargets(cfg.Targets), UpstreamCA: b.CA.Upstream, HostCA: b.CA.Host.PublicKey(),
+		Gate: b.gate, Watcher: b.grants, Grants: b.Access, Targets: sshTargets(cfg.Targets), UpstreamCA: b.CA.Upstream, HostCA: b.CA.Host.PublicKey(),
 		Recordings: b.Recordings, Sessions: b.Store, ExecRules: sshfront.PolicyRules{Policy: policyFn}, Approvals: b.Access,
 		Permits: func(g *access.Grant) sshfront.Permits {
 			return policyFn().ForwardingFor(g.User, g.Target, g.Role)
@@ -268,8 +291,9 @@ func (b *Bastion) Run(ctx context.Context, l *Listeners) error {
 		b.log.Info("open-file limit", "soft", soft, "hard", hard)
 	}
 
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); b.Access.Run(ctx) }()
+	go func() { defer wg.Done(); b.wakeOnChange(ctx) }()
 	b.recs.start(ctx, b.Store, b.Access.Record)
 
 	// The database front ends log before SSH: "serving ssh" is the line
@@ -399,4 +423,18 @@ func (b *Bastion) probeStoreWrite() error {
 	}
 	_, werr := f.Write([]byte("ready\n"))
 	return errors.Join(werr, f.Close(), os.Remove(f.Name()))
+}
+
+// wakeOnChange has the grant watcher check every live grant as soon as a
+// request changes here (a revocation ends its sessions at once), until ctx
+// ends.
+func (b *Bastion) wakeOnChange(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-b.Access.Changed():
+			b.grants.Wake()
+		}
+	}
 }

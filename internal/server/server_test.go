@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bastionhq/bastion/bastion/access"
+	"github.com/bastionhq/bastion/bastion/cli"
 	"github.com/bastionhq/bastion/bastion/config"
 	"github.com/bastionhq/bastion/bastion/store"
 	"github.com/bastionhq/bastion/internal/harness"
@@ -337,5 +339,40 @@ func readyz(t *testing.T, b *Bastion, code int, body string) {
 	got := rec.Body.String()
 	if rec.Code != code || (body != "" && got != body) || (body == "" && !strings.HasPrefix(got, "not ready: near the open-file limit")) {
 		t.Errorf("GET /readyz: %d %q, want %d %q", rec.Code, got, code, body)
+	}
+}
+
+// TestStatusProcess: `status` in the serving process shows its open files
+// against its limits; a local command's process, which is not the server,
+// leaves them out.
+func TestStatusProcess(t *testing.T) {
+	checkGoroutines(t)
+	for _, tc := range []struct {
+		name string
+		new  func(context.Context, *config.Config, *slog.Logger) (*Bastion, error)
+		want bool // the open-files line
+	}{
+		{"serving", New, true},
+		{"local", NewLocal, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := tc.new(t.Context(), testConfig(t, t.TempDir(), ""), slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			var out, errOut strings.Builder
+			if code := b.CLI.RunAsOperator(t.Context(), access.Actor{User: "operator"}, cli.IO{Stdout: &out, Stderr: &errOut}, []string{"status"}); code != 0 {
+				t.Fatalf("status: exit %d: %s", code, errOut.String())
+			}
+			p := processStatus()
+			line := fmt.Sprintf("open files:     %d of %d (hard limit %d)\n", p.OpenFiles, p.SoftLimit, p.HardLimit)
+			if got := strings.Contains(out.String(), "open files:"); got != tc.want {
+				t.Errorf("status shows open files: %v, want %v:\n%s", got, tc.want, out.String())
+			}
+			if tc.want && !strings.Contains(out.String(), fmt.Sprintf("of %d (hard limit %d)\n", p.SoftLimit, p.HardLimit)) {
+				t.Errorf("status:\n%s\nwant a line like %q", out.String(), line)
+			}
+		})
 	}
 }
