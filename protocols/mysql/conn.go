@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -385,11 +384,6 @@ func (c *clientConn) watchIdle() {
 	}
 }
 
-func newSessionID() string {
-	var b [8]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
 
 // bufferedConn is a connection whose reads go through a buffer that may
 // already hold data.

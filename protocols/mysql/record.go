@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/bastionhq/bastion/bastion/store"
+	"github.com/bastionhq/bastion/internal/frontend"
 	"github.com/bastionhq/bastion/protocols/dbrec"
 	"github.com/bastionhq/bastion/protocols/mysql/mysqlsql"
 	"github.com/bastionhq/bastion/recorder"
@@ -35,7 +36,7 @@ func (c *clientConn) startRecording(ctx context.Context) error {
 	if c.srv.cfg.Recordings == nil || c.srv.cfg.Sessions == nil {
 		return nil
 	}
-	id := newSessionID()
+	id := frontend.NewSessionID()
 	ql, name, err := dbrec.Open(ctx, c.srv.cfg.Recordings, c.srv.cfg.Sessions, dbrec.Session{ID: id, Protocol: querylog.ProtocolMySQL,
 		Grant: c.grant, Login: c.target.Username, Database: c.target.Database, Client: c.conn.RemoteAddr().String(), Start: time.Now()})
 	if err != nil {

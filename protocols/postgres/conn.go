@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -467,4 +466,3 @@ func (c *conn) finish(reason string) {
 	})
 }
 
-func newSessionID() string { return hex.EncodeToString(randBytes(8)) }

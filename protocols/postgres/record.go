@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/bastionhq/bastion/bastion/store"
+	"github.com/bastionhq/bastion/internal/frontend"
 	"github.com/bastionhq/bastion/protocols/dbrec"
 	"github.com/bastionhq/bastion/protocols/postgres/pgsql"
 	"github.com/bastionhq/bastion/recorder"
@@ -28,7 +29,7 @@ type queryRecorder struct {
 // startRecording creates the recording and the session row; the session
 // may not start without them (fail closed).
 func (c *conn) startRecording(ctx context.Context) error {
-	id := newSessionID()
+	id := frontend.NewSessionID()
 	ql, name, err := dbrec.Open(ctx, c.srv.cfg.Recordings, c.srv.cfg.Sessions, dbrec.Session{ID: id, Protocol: querylog.ProtocolPostgres,
 		Grant: c.grant, Login: c.target.Username, Database: c.target.Database, Client: c.nc.RemoteAddr().String(), Start: time.Now()})
 	if err != nil {
