@@ -3,6 +3,33 @@
 // certificates, and grants end by expiry or revocation. It combines the
 // policy (who may), the store (what happened) and the user CA, and it is the
 // one place that emits the workflow's audit events and notifications.
+//
+// # Audit failures
+//
+// Every audit event reaches the store through this package, by one of two
+// paths, chosen by whether the action it describes has already happened:
+//
+//   - An action that must not happen unaudited is audited first, and does
+//     not happen if its event cannot be stored (fail closed). A request is
+//     created together with its request.create event (and request.grant when
+//     the policy approves it at once) in one store transaction: if the event
+//     cannot be stored, neither is the request. A front end audits a session
+//     start with Audit before the session reaches its target; Audit returns
+//     an error wrapping ErrNotAudited, and the front end refuses the session.
+//   - An event about what has already happened (a session's end, a refusal,
+//     an approval the store has recorded) is given to Record, which never
+//     fails and never loses it silently: an event the store cannot take now
+//     is kept in memory, with its own time, and a loop started by Run
+//     appends the kept events in order, waiting from 100 ms doubling up to
+//     10 s between attempts; new events queue behind them. When Run stops it
+//     tries once more. At most Config.AuditBacklog events are kept (10,000
+//     by default); beyond that, events are dropped and counted, the count
+//     is logged, and once the store recovers an audit.dropped event records
+//     how many were lost. PendingAudit reports both numbers, for readiness
+//     and status.
+//
+// Events that were kept are appended after those the store took meanwhile,
+// so the chain's order is the order of storing; each keeps its own time.
 package access
 
 import (
@@ -68,6 +95,9 @@ type Config struct {
 	Notifier Notifier         // optional
 	Now      func() time.Time // optional; time.Now
 	Logger   *slog.Logger     // optional
+	// AuditBacklog is how many audit events Record keeps in memory while
+	// the store cannot take them; 0 means DefaultAuditBacklog.
+	AuditBacklog int
 }
 
 // Service runs the access workflow.
@@ -81,6 +111,8 @@ type Service struct {
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced whenever a request changes here
+
+	backlog auditBacklog
 }
 
 // New returns a Service.
@@ -88,6 +120,10 @@ func New(cfg Config) *Service {
 	s := &Service{
 		store: cfg.Store, policy: cfg.Policy, userCA: cfg.UserCA, notify: cfg.Notifier,
 		now: cfg.Now, log: cfg.Logger, changed: make(chan struct{}),
+		backlog: auditBacklog{max: cfg.AuditBacklog, wake: make(chan struct{}, 1)},
+	}
+	if s.backlog.max <= 0 {
+		s.backlog.max = DefaultAuditBacklog
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -137,19 +173,24 @@ func (s *Service) Request(ctx context.Context, a Actor, in RequestInput) (*store
 		r.DecidedAt, r.DecidedBy, r.DecisionReason = now, "policy", "auto-approved by role "+plan.Role
 		r.GrantStart, r.GrantEnd = now, now.Add(in.Duration)
 	}
-	if _, err := s.store.CreateRequest(ctx, r); err != nil {
+	// The request and its events are stored together, or neither is: a
+	// request whose creation cannot be audited is not created. The store
+	// sets the events' RequestID.
+	events := []audit.Event{s.fill(a, audit.Event{Type: audit.RequestCreate, Subject: a.User,
+		Target: strings.Join(r.Targets, ","), Reason: r.Reason,
+		Details: map[string]string{"logins": strings.Join(r.Logins, ","), "duration": r.Duration.String(), "role": r.Role}})}
+	if plan.AutoApproved {
+		events = append(events, s.fill(a, audit.Event{Type: audit.RequestGrant, Actor: "policy", Subject: a.User,
+			Target: strings.Join(r.Targets, ","), Reason: r.DecisionReason,
+			Details: map[string]string{"grant_end": r.GrantEnd.UTC().Format(time.RFC3339)}}))
+	}
+	if _, err := s.store.CreateRequest(ctx, r, events...); err != nil {
 		err = fmt.Errorf("access: create request: %w", err)
 		s.refused(ctx, a, audit.RequestCreate, 0, strings.Join(in.Targets, ","), err)
 		return nil, err
 	}
-	s.emit(ctx, a, audit.Event{Type: audit.RequestCreate, Subject: a.User, RequestID: r.ID,
-		Target: strings.Join(r.Targets, ","), Reason: r.Reason,
-		Details: map[string]string{"logins": strings.Join(r.Logins, ","), "duration": r.Duration.String(), "role": r.Role}})
 	s.notifyRequest(audit.RequestCreate, r)
 	if plan.AutoApproved {
-		s.emit(ctx, a, audit.Event{Type: audit.RequestGrant, Actor: "policy", Subject: a.User, RequestID: r.ID,
-			Target: strings.Join(r.Targets, ","), Reason: r.DecisionReason,
-			Details: map[string]string{"grant_end": r.GrantEnd.UTC().Format(time.RFC3339)}})
 		s.notifyRequest(audit.RequestGrant, r)
 	}
 	s.changedNow()
@@ -469,8 +510,14 @@ func (s *Service) Sweep(ctx context.Context) error {
 	return nil
 }
 
-// Run sweeps expired requests until ctx ends.
+// Run sweeps expired requests and appends the audit events Record keeps
+// while the store fails, until ctx ends; then it makes one last attempt to
+// store the events still kept, and returns.
 func (s *Service) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Go(func() { s.retryAudit(ctx) })
+	defer s.flushAtStop()
+	defer wg.Wait()
 	t := time.NewTicker(SweepInterval)
 	defer t.Stop()
 	for {
@@ -482,32 +529,6 @@ func (s *Service) Run(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-	}
-}
-
-// Record appends an audit event on behalf of the actor: the way other parts
-// of Bastion (logins, commands) add to the same chain.
-func (s *Service) Record(ctx context.Context, a Actor, e audit.Event) {
-	s.emit(ctx, a, e)
-}
-
-// emit appends an audit event. A failure to audit is logged loudly; the
-// action it describes has already happened.
-func (s *Service) emit(ctx context.Context, a Actor, e audit.Event) {
-	if e.Time.IsZero() {
-		e.Time = s.now()
-	}
-	if e.Actor == "" {
-		e.Actor = a.User
-	}
-	if e.Source == "" {
-		e.Source = sourceString(a.Source)
-	}
-	if e.Outcome == "" {
-		e.Outcome = audit.OutcomeOK
-	}
-	if _, err := s.store.AppendAudit(context.WithoutCancel(ctx), e); err != nil {
-		s.log.Error("audit append failed", "type", e.Type, "actor", e.Actor, "request", e.RequestID, "err", err)
 	}
 }
 

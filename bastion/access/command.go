@@ -57,13 +57,14 @@ func (s *Service) RequestCommand(ctx context.Context, a Actor, in CommandRequest
 		State: store.Pending, CreatedAt: now, PendingUntil: now.Add(timeout),
 		ApprovalsRequired: 1, Approvers: roles, Command: in.Command,
 	}
-	if _, err := s.store.CreateRequest(ctx, r); err != nil {
+	// Stored with its event, or not at all (see Request).
+	created := s.fill(a, audit.Event{Type: audit.RequestCreate, Subject: a.User, Target: in.Grant.Target,
+		Reason: r.Reason, Details: map[string]string{"command": in.Command, "rule": in.Rule, "login": in.Grant.Login}})
+	if _, err := s.store.CreateRequest(ctx, r, created); err != nil {
 		err = fmt.Errorf("access: command approval: %w", err)
 		s.refused(ctx, a, audit.RequestCreate, 0, in.Grant.Target, err)
 		return nil, err
 	}
-	s.emit(ctx, a, audit.Event{Type: audit.RequestCreate, Subject: a.User, RequestID: r.ID, Target: in.Grant.Target,
-		Reason: r.Reason, Details: map[string]string{"command": in.Command, "rule": in.Rule, "login": in.Grant.Login}})
 	s.notifyRequest(audit.RequestCreate, r)
 	s.changedNow()
 	return r, nil

@@ -56,6 +56,10 @@ const (
 	RecordingDelete = "recording.delete"
 	// RecordingHold: a legal hold set on or lifted from a session.
 	RecordingHold = "recording.hold"
+	// AuditDropped: audit events were dropped because the store could not
+	// take them while too many were already waiting; Details["dropped"]
+	// says how many.
+	AuditDropped = "audit.dropped"
 )
 
 // GenesisHash is the PrevHash of the first event in a chain.
