@@ -108,10 +108,13 @@ func (r *recordings) storageHealth(err error) {
 	r.record(e)
 }
 
-// recordingSessions is the subset of the store the recordings use.
+// recordingSessions is the subset of the store the recordings use: every
+// store keeps legal holds (store.Store), so retention never runs without
+// them.
 type recordingSessions interface {
 	Sessions(ctx context.Context, f store.SessionFilter) ([]*store.Session, error)
 	EndSession(ctx context.Context, id string, state store.SessionState, at time.Time, reason string, exitStatus int) error
+	heldRecordings
 }
 
 // start begins uploading, after marking the sessions whose recordings a
@@ -120,9 +123,9 @@ type recordingSessions interface {
 func (r *recordings) start(ctx context.Context, sessions recordingSessions, rec func(context.Context, access.Actor, audit.Event)) {
 	r.record = func(e audit.Event) { rec(context.Background(), access.Actor{User: "bastion"}, e) }
 	r.started = true
-	if holds, ok := sessions.(heldRecordings); ok && r.retention > 0 {
+	if r.retention > 0 {
 		r.wg.Add(1)
-		go func() { defer r.wg.Done(); r.retainLoop(ctx, holds) }()
+		go func() { defer r.wg.Done(); r.retainLoop(ctx, sessions) }()
 	}
 	if r.spool == nil {
 		return
