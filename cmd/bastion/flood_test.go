@@ -123,6 +123,104 @@ func TestPostgresSyncFlood(t *testing.T) {
 	}
 }
 
+// TestPostgresPipelineBounds: the bounds on what is pending never stall a
+// client that reads: a batch that failed early takes many more Executes
+// than maxPendingEntries before its Sync (the target answers none of them),
+// and Executes of a statement too large for maxPendingBytes are answered
+// although PostgreSQL keeps their small answers until a Sync or Flush.
+func TestPostgresPipelineBounds(t *testing.T) {
+	p := startPGBastion(t)
+	plain := p.grantDB(t, "alice", "plain")
+	conn, br := rawPG(t, plain.URL)
+
+	ok := t.Run("failed batch", func(t *testing.T) {
+		const executes = 20_000
+		var batch []byte
+		batch = pgMsg(batch, 'P', "\x00SELECT 1/0\x00\x00\x00")
+		for range executes {
+			batch = pgMsg(batch, 'B', "\x00\x00\x00\x00\x00\x00\x00\x00")
+			batch = pgMsg(batch, 'E', "\x00\x00\x00\x00\x00")
+		}
+		batch = pgMsg(batch, 'S', "")
+		got := exchange(t, conn, br, batch)
+		if want := "1 E Z"; got != want { // SELECT 1/0 fails at Bind
+			t.Fatalf("answers %q, want %q", got, want)
+		}
+	})
+	ok = ok && t.Run("large statement", func(t *testing.T) {
+		const executes = 40
+		sql := "SELECT 1 -- " + strings.Repeat("x", 256<<10)
+		batch := pgMsg(nil, 'P', "\x00"+sql+"\x00\x00\x00")
+		for range executes {
+			batch = pgMsg(batch, 'B', "\x00\x00\x00\x00\x00\x00\x00\x00")
+			batch = pgMsg(batch, 'E', "\x00\x00\x00\x00\x00")
+		}
+		batch = pgMsg(batch, 'S', "")
+		got := exchange(t, conn, br, batch)
+		if want := "1" + strings.Repeat(" 2 D C", executes) + " Z"; got != want {
+			t.Fatalf("answers %q, want %q", got, want)
+		}
+	})
+	if !ok {
+		return // the connection is stuck
+	}
+	if got := pgQuery(t, conn, br, "SELECT 41 + 1"); got != "42" {
+		t.Fatalf("the connection afterwards: %q", got)
+	}
+}
+
+// rawPG logs in to url and returns the raw connection, for messages no
+// client library sends.
+func rawPG(t *testing.T, url string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	pc, err := pgconn.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc, err := pc.Hijack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hc.Conn.Close() })
+	return hc.Conn, bufio.NewReaderSize(hc.Conn, 64<<10)
+}
+
+// pgMsg appends a frontend message of type typ and body to b.
+func pgMsg(b []byte, typ byte, body string) []byte {
+	b = append(b, typ)
+	b = bin.BigEndian.AppendUint32(b, uint32(4+len(body)))
+	return append(b, body...)
+}
+
+// exchangeTimeout bounds an exchange, which takes well under a second.
+const exchangeTimeout = 20 * time.Second
+
+// exchange sends msgs while it reads the answers up to ReadyForQuery, and
+// returns their types, space-separated.
+func exchange(t *testing.T, c net.Conn, r *bufio.Reader, msgs []byte) string {
+	t.Helper()
+	// A relay that stalls fails the test instead of holding it.
+	c.SetReadDeadline(time.Now().Add(exchangeTimeout))
+	defer c.SetReadDeadline(time.Time{})
+	sent := make(chan error, 1)
+	go func() {
+		_, err := c.Write(msgs)
+		sent <- err
+	}()
+	var types []string
+	for {
+		typ, _ := readPGMessage(t, r)
+		types = append(types, string(typ))
+		if typ == 'Z' {
+			break
+		}
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(types, " ")
+}
+
 // procStatus is a size field of /proc/PID/status ("VmRSS", "VmHWM") in
 // bytes.
 func procStatus(t *testing.T, pid int, field string) int64 {
