@@ -361,6 +361,15 @@ func (b *Bastion) close() {
 		}
 		cancel()
 	}
+	if b.Access != nil && b.Store != nil {
+		// Audit events recorded after Access.Run stopped (the ends of the
+		// sessions the shutdown closed) that the store could not take then.
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+		if err := b.Access.FlushAudit(ctx); err != nil {
+			b.log.Error("audit events lost at stop: the store did not take them", "err", err)
+		}
+		cancel()
+	}
 	if b.Store != nil {
 		if err := b.Store.Close(); err != nil {
 			b.log.Warn("close store", "err", err)
