@@ -19,6 +19,17 @@ const maxPayload = 1<<24 - 1
 // MariaDB's default max_allowed_packet, several wire packets.
 const DefaultMaxMessage = 64 << 20
 
+// Bounds on the client message buffer of a connection, which holds one
+// message (up to the limit the caller gives readMessage).
+const (
+	// readChunk is how much the buffer grows by before the bytes to fill
+	// it have come.
+	readChunk = 64 << 10
+	// maxRetained is the largest buffer kept between messages; a larger one
+	// is let go when the next message is read.
+	maxRetained = 1 << 20
+)
+
 // errTooLarge is returned for a message over the limit.
 var errTooLarge = errors.New("mysql: message too large")
 
@@ -53,6 +64,9 @@ func (p *packetReader) header() (int, byte, error) {
 // maxPayload bytes or more, up to max bytes. It returns the payload and the
 // sequence number of its first packet.
 func (p *packetReader) readMessage(max int) ([]byte, byte, error) {
+	if cap(p.buf) > maxRetained {
+		p.buf = nil // not kept by a connection that waits for its next message
+	}
 	p.buf = p.buf[:0]
 	var first byte
 	for i := 0; ; i++ {
@@ -69,10 +83,16 @@ func (p *packetReader) readMessage(max int) ([]byte, byte, error) {
 		if len(p.buf)+n > max {
 			return nil, 0, fmt.Errorf("%w: over %d bytes", errTooLarge, max)
 		}
-		start := len(p.buf)
-		p.buf = slices.Grow(p.buf, n)[:start+n]
-		if _, err := io.ReadFull(p.r, p.buf[start:]); err != nil {
-			return nil, 0, noEOF(err)
+		// The buffer grows as the payload comes, not as the header
+		// announces it: four bytes must not cost Bastion maxPayload.
+		for left := n; left > 0; {
+			k := min(left, readChunk)
+			start := len(p.buf)
+			p.buf = slices.Grow(p.buf, k)[:start+k]
+			if _, err := io.ReadFull(p.r, p.buf[start:]); err != nil {
+				return nil, 0, noEOF(err)
+			}
+			left -= k
 		}
 		if n < maxPayload {
 			return p.buf, first, nil
