@@ -6,12 +6,14 @@ import (
 	"syscall"
 
 	"github.com/bastionhq/bastion/bastion/cli"
+	"github.com/bastionhq/bastion/internal/frontend"
 )
 
-// maxOpenFilesShare is the share of the soft open-file limit above which
-// /readyz reports Bastion unready: a load balancer then sends new clients
-// elsewhere before accept starts failing with EMFILE.
-const maxOpenFilesShare = 0.9
+// maxShare is the share of a limit above which /readyz reports Bastion
+// unready: of the soft open-file limit (a load balancer then sends new
+// clients elsewhere before accept starts failing with EMFILE), and of the
+// cap on unauthenticated connections (before new ones are refused).
+const maxShare = 0.9
 
 // raiseOpenFileLimit raises the soft RLIMIT_NOFILE to the hard limit, and
 // returns both as they are after. Go's os package already does this when
@@ -67,8 +69,17 @@ func nearFileLimit(p cli.ProcessStatus) string {
 	switch {
 	case p.OpenFiles < 0:
 		return "open files cannot be counted"
-	case p.SoftLimit > 0 && float64(p.OpenFiles) > maxOpenFilesShare*float64(p.SoftLimit):
+	case p.SoftLimit > 0 && float64(p.OpenFiles) > maxShare*float64(p.SoftLimit):
 		return fmt.Sprintf("near the open-file limit (%d of %d)", p.OpenFiles, p.SoftLimit)
+	}
+	return ""
+}
+
+// nearConnectionCap says why the connections not yet authenticated are too
+// close to their cap to take more clients, or "" when they are not.
+func nearConnectionCap(s frontend.GateStats) string {
+	if float64(s.Unauthenticated) > maxShare*float64(s.Limits.Unauthenticated) {
+		return fmt.Sprintf("near the cap on unauthenticated connections (%d of %d)", s.Unauthenticated, s.Limits.Unauthenticated)
 	}
 	return ""
 }

@@ -397,13 +397,15 @@ func (b *Bastion) httpHandler() http.Handler {
 }
 
 // unready says why Bastion should not be sent new clients, or "" when it
-// can take them: it is near its open-file limit, or its store cannot be
-// read or written. The reason is short and safe to show; the cause is
-// logged.
+// can take them: it is near its open-file limit or its cap on
+// unauthenticated connections, or its store cannot be read or written. The
+// reason is short and safe to show; the cause is logged.
 func (b *Bastion) unready(ctx context.Context) string {
-	if reason := nearFileLimit(processStatus()); reason != "" {
-		b.log.Warn("readiness: " + reason)
-		return reason
+	for _, reason := range []string{nearFileLimit(processStatus()), nearConnectionCap(b.gate.Stats())} {
+		if reason != "" {
+			b.log.Warn("readiness: " + reason)
+			return reason
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()

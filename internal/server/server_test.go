@@ -376,3 +376,61 @@ func TestStatusProcess(t *testing.T) {
 		})
 	}
 }
+
+// TestReadyzNearConnectionCap: /readyz is unready while the connections
+// not yet authenticated are over 90% of their cap, and ready again once
+// they close.
+func TestReadyzNearConnectionCap(t *testing.T) {
+	checkGoroutines(t)
+	dir := t.TempDir()
+	cfg := testConfig(t, dir, "")
+	cfg.Server.Limits.Unauthenticated = 4
+	b, err := New(t.Context(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := b.Listen()
+	if err != nil {
+		b.Close()
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	ran := make(chan error, 1)
+	go func() { ran <- b.Run(ctx, l) }()
+	defer func() {
+		cancel()
+		if err := <-ran; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+
+	// Four idle connections that never start the SSH handshake.
+	var conns []net.Conn
+	for range 4 {
+		c, err := net.DialTimeout("tcp", l.SSH.Addr().String(), runWait)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	waitUntil(t, "4 unauthenticated connections", func() bool { return b.gate.Stats().Unauthenticated == 4 })
+	readyz(t, b, http.StatusServiceUnavailable, "not ready: near the cap on unauthenticated connections (4 of 4)\n")
+
+	for _, c := range conns {
+		c.Close()
+	}
+	waitUntil(t, "no unauthenticated connection", func() bool { return b.gate.Stats().Unauthenticated == 0 })
+	readyz(t, b, http.StatusOK, "ready\n")
+}
+
+// waitUntil polls cond until it holds, or fails t after runWait.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(runWait)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %s for %s", runWait, what)
+		}
+		time.Sleep(10 * time.Millisecond) // polling the condition
+	}
+}
