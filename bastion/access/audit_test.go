@@ -268,3 +268,19 @@ func TestRecordBacklogFull(t *testing.T) {
 		<-done
 	})
 }
+
+// TestRecordAnyBytes: a self-service command line that is not UTF-8 (as
+// `ssh alice@bastion $'bogus\x89cmd'` sends) is recorded, and the chain
+// still verifies, showing the escaped text.
+func TestRecordAnyBytes(t *testing.T) {
+	e := newAuditEnv(t, 0)
+	alice := access.Actor{User: "alice", Source: outside}
+	e.svc.Record(t.Context(), alice, audit.Event{Type: audit.Command, Outcome: audit.OutcomeRefused,
+		Reason: "unknown command \"bogus\x89cmd\"", Details: map[string]string{"command": "bogus\x89cmd\x00"}})
+	e.svc.Record(t.Context(), alice, audit.Event{Type: audit.Command, Reason: "after"})
+	got := e.stored(t) // verifies the chain
+	if len(got) != 2 || got[0].Reason != `unknown command "bogus\x89cmd"` || got[0].Details["command"] != `bogus\x89cmd\x00` ||
+		got[0].Details[audit.EscapedDetail] != "reason,details.command" {
+		t.Fatalf("stored %+v", got)
+	}
+}
