@@ -153,6 +153,19 @@ func TestEarlierChainsVerify(t *testing.T) {
 	}
 }
 
+// TestEarlierRawFieldsVerify: before the canonical form, a field that was
+// not UTF-8 (or held NUL) was stored as it was, and verified, since the
+// hash is computed the same way from it. It still does.
+func TestEarlierRawFieldsVerify(t *testing.T) {
+	// As the SQLite store kept it at 1ccc8ec.
+	stored := audit.Event{Seq: 1, Time: t0, Type: "command", Actor: "alice", Subject: "a\x00b", Outcome: "refused",
+		Reason: "unknown command \"bogus\x89cmd\"", PrevHash: audit.GenesisHash,
+		Hash: "b6e92201de7d2c91239851e1fc4c4b40083c38129477228a18e094a3e38928ed"}
+	if err := audit.Verify([]audit.Event{stored}); err != nil {
+		t.Fatalf("the earlier event: %v", err)
+	}
+}
+
 // TestEarlierBrokenDetailsVerify: before the canonical form, an event whose
 // details held bytes that were not UTF-8 was stored with U+FFFD for them and
 // never verified again. It verifies now, and an alteration still shows.
