@@ -92,7 +92,9 @@ func (tc *targetConn) session(ctx context.Context, nch ssh.NewChannel) {
 	// The target's requests to the user. exit-status and exit-signal are
 	// held until the output is drained, then sent before EOF and close (RFC
 	// 4254 order; the recording's exit marker lands after the last output).
-	var held []*ssh.Request
+	// The last of each is held: a target that sends more holds no more of
+	// Bastion's memory.
+	var held [2]*ssh.Request // exit-status, exit-signal
 	reqsDone := make(chan struct{})
 	go func() {
 		defer close(reqsDone)
@@ -101,11 +103,11 @@ func (tc *targetConn) session(ctx context.Context, nch ssh.NewChannel) {
 			switch r.Type {
 			case "exit-status":
 				rec.setExit(r.Payload, false)
-				held = append(held, r)
+				held[0] = r
 				continue
 			case "exit-signal":
 				rec.setExit(r.Payload, true)
-				held = append(held, r)
+				held[1] = r
 				continue
 			}
 			ok, err := uch.SendRequest(r.Type, r.WantReply, r.Payload)
@@ -133,6 +135,9 @@ func (tc *targetConn) session(ctx context.Context, nch ssh.NewChannel) {
 	out.Wait()
 	<-reqsDone // the target closed the channel: every request it sent is in
 	for _, r := range held {
+		if r == nil {
+			continue
+		}
 		if _, err := uch.SendRequest(r.Type, false, r.Payload); err != nil {
 			tc.log.Debug("forward exit to user", "type", r.Type, "err", err)
 		}
