@@ -1,0 +1,550 @@
+package ssh
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/bastionhq/bastion/bastion/access"
+	"github.com/bastionhq/bastion/bastion/audit"
+	"github.com/bastionhq/bastion/bastion/policy"
+	"github.com/bastionhq/bastion/bastion/store"
+)
+
+func TestTargetExec(t *testing.T) {
+	e := newEnv(t)
+	c := e.mustDial("root@web01", "alice")
+
+	r := run(t, c, "echo hello; warn careful; exit 3", nil)
+	if r.err != nil || r.stdout != "hello\n" || r.stderr != "careful\n" || r.status != 3 {
+		t.Errorf("exec: %+v; want stdout hello, stderr careful, status 3", r)
+	}
+	if got := e.target.commands(); !slices.Equal(got, []string{"echo hello; warn careful; exit 3"}) {
+		t.Errorf("target ran %q", got)
+	}
+
+	// Bastion logged in to the target with a certificate from the upstream
+	// CA (the target checked the signature, the validity and the source
+	// address) for the login of the grant only.
+	e.target.mu.Lock()
+	certs := e.target.certs
+	e.target.mu.Unlock()
+	if len(certs) != 1 {
+		t.Fatalf("target saw %d logins; want 1", len(certs))
+	}
+	cert := certs[0]
+	if !slices.Equal(cert.ValidPrincipals, []string{"root"}) || !strings.HasPrefix(cert.KeyId, "alice/req-7/session-") {
+		t.Errorf("certificate principals %q, key id %q; want root, alice/req-7/session-…", cert.ValidPrincipals, cert.KeyId)
+	}
+	if got := cert.CriticalOptions["source-address"]; got != "127.0.0.1" {
+		t.Errorf("certificate source-address %q; want Bastion's address 127.0.0.1", got)
+	}
+	if life := time.Until(time.Unix(int64(cert.ValidBefore), 0)); life > UpstreamCertValidity {
+		t.Errorf("certificate valid for %s more; want at most %s", life, UpstreamCertValidity)
+	}
+
+	// The session was recorded: a session row, its end with the exit
+	// status, and a recording holding the output.
+	c.Close()
+	waitFor(t, "the session's end", func() bool { return len(e.audit.of(audit.SessionEnd)) == 1 })
+	created, ended := e.sessions.snapshot()
+	if len(created) != 1 || len(ended) != 1 {
+		t.Fatalf("sessions created %+v, ended %+v; want one of each", created, ended)
+	}
+	s := created[0]
+	if s.User != "alice" || s.Target != "web01" || s.Login != "root" || s.Protocol != "ssh" || s.Kind != "exec" ||
+		s.Command != "echo hello; warn careful; exit 3" || s.RequestID != 7 || s.State != store.SessionLive {
+		t.Errorf("session row %+v", s)
+	}
+	if ended[0].id != s.ID || ended[0].exitStatus != 3 {
+		t.Errorf("session end %+v; want %s with exit status 3", ended[0], s.ID)
+	}
+	rc, err := e.recordings.Open(context.Background(), s.Recording)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cast, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"exec: echo hello; warn careful; exit 3"`, `hello\n`, `careful\n`, `"exit status 3"`} {
+		if !strings.Contains(string(cast), want) {
+			t.Errorf("recording lacks %s:\n%s", want, cast)
+		}
+	}
+
+	// The audit log has the login, the start, the command and the end, all
+	// naming the grant.
+	for _, typ := range []string{audit.Login, audit.SessionStart, audit.Command, audit.SessionEnd} {
+		evs := e.audit.of(typ)
+		if len(evs) != 1 || evs[0].Subject != "alice" || evs[0].Target != "web01" || evs[0].RequestID != 7 {
+			t.Errorf("%s events %+v; want one for alice on web01, request 7", typ, evs)
+			continue
+		}
+		if evs[0].Outcome == audit.OutcomeError || evs[0].Outcome == audit.OutcomeRefused {
+			t.Errorf("%s event outcome %s", typ, evs[0].Outcome)
+		}
+	}
+	if cmd := e.audit.of(audit.Command); len(cmd) == 1 && cmd[0].Details["command"] != "echo hello; warn careful; exit 3" {
+		t.Errorf("command event %+v", cmd[0])
+	}
+}
+
+func TestTargetLoginRefused(t *testing.T) {
+	e := newEnv(t)
+	tests := []struct{ name, user, key string }{
+		{"no grant for the user", "root@web01", "bob"},
+		{"another login than granted", "admin@web01", "alice"},
+		{"a key nobody registered", "root@web01", "mallory"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := e.dial(tt.user, tt.key)
+			if err == nil {
+				c.Close()
+				t.Fatalf("login as %s with %s's key succeeded", tt.user, tt.key)
+			}
+		})
+	}
+	e.target.mu.Lock()
+	n := len(e.target.certs)
+	e.target.mu.Unlock()
+	if n != 0 {
+		t.Errorf("the target saw %d logins after refused ones", n)
+	}
+}
+
+func TestTargetEnvAllowList(t *testing.T) {
+	e := newEnv(t)
+	c := e.mustDial("root@web01", "alice")
+	var lang, foo error
+	r := run(t, c, "env", func(s *ssh.Session) {
+		lang = s.Setenv("LANG", "C.UTF-8")
+		foo = s.Setenv("FOO", "bar")
+	})
+	if lang != nil {
+		t.Errorf("Setenv LANG: %v; want it passed", lang)
+	}
+	if foo == nil {
+		t.Error("Setenv FOO succeeded; want it refused")
+	}
+	if r.err != nil || r.stdout != "LANG=C.UTF-8\n" {
+		t.Errorf("env on the target: %+v; want LANG only", r)
+	}
+}
+
+func TestTargetExecRefusedByRule(t *testing.T) {
+	e := newEnv(t)
+	c := e.mustDial("root@web01", "alice")
+	r := run(t, c, "rm -rf /srv", nil)
+	if r.err != nil || r.status != ExitDenied || r.stdout != "" {
+		t.Errorf("refused exec: %+v; want status %d and no output", r, ExitDenied)
+	}
+	if want := "bastion: denied by rule no-rm: deleting files needs a change ticket\n"; r.stderr != want {
+		t.Errorf("stderr %q; want %q", r.stderr, want)
+	}
+	if got := e.target.commands(); len(got) != 0 {
+		t.Errorf("the target ran %q", got)
+	}
+	cmds := e.audit.of(audit.Command)
+	if len(cmds) != 1 || cmds[0].Outcome != audit.OutcomeRefused || cmds[0].Details["command"] != "rm -rf /srv" {
+		t.Errorf("command events %+v; want one refusal of rm -rf /srv", cmds)
+	}
+	// The connection goes on.
+	if r := run(t, c, "echo still here", nil); r.stdout != "still here\n" {
+		t.Errorf("exec after a refusal: %+v", r)
+	}
+}
+
+func TestTargetExecHeldForApproval(t *testing.T) {
+	tests := []struct {
+		name       string
+		decision   *store.Request
+		wantStatus int
+		wantStdout string
+		wantStderr string
+		wantDone   bool
+	}{
+		{"approved", &store.Request{State: store.Approved, DecidedBy: "carol"},
+			0, "rebooting\n", "bastion: approved by carol\n", true},
+		{"denied", &store.Request{State: store.Denied, DecidedBy: "carol", DecisionReason: "not during the sale"},
+			ExitDenied, "", "bastion: held by rule reboot-needs-ok: request #42 denied by carol: not during the sale\n", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			c := e.mustDial("root@web01", "alice")
+			s, err := c.NewSession()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			var stdout, stderr syncBuffer
+			s.Stdout = &stdout
+			// Read stderr from the start: the session's own copy begins only
+			// once Start returns.
+			errPipe, err := s.StderrPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			copied := make(chan error, 1)
+			go func() { _, err := io.Copy(&stderr, errPipe); copied <- err }()
+			const command = "echo rebooting"
+			// Bastion answers the exec request once the command is decided,
+			// and Start waits for that answer.
+			started := make(chan error, 1)
+			go func() { started <- s.Start(command) }()
+			held := "bastion: held by rule reboot-needs-ok: waiting for approval of request #42 (approvers: lead)…\n"
+			waitOutput(t, &stderr, held)
+			if got := e.target.commands(); len(got) != 0 {
+				t.Fatalf("the target ran %q before the approval", got)
+			}
+			e.approvals.mu.Lock()
+			req := e.approvals.requested
+			e.approvals.mu.Unlock()
+			if len(req) != 1 || req[0].Command != command || req[0].Rule != "reboot-needs-ok" ||
+				!slices.Equal(req[0].Roles, []string{"lead"}) || req[0].Grant.User != "alice" || req[0].Grant.Target != "web01" {
+				t.Errorf("approval requests %+v", req)
+			}
+			e.approvals.decide <- tt.decision
+			if err := <-started; err != nil {
+				t.Fatal(err)
+			}
+			err = s.Wait()
+			if err := <-copied; err != nil {
+				t.Errorf("read stderr: %v", err)
+			}
+			status := 0
+			var ee *ssh.ExitError
+			if errors.As(err, &ee) {
+				status = ee.ExitStatus()
+			} else if err != nil {
+				t.Fatalf("wait: %v", err)
+			}
+			if status != tt.wantStatus || stdout.String() != tt.wantStdout || stderr.String() != held+tt.wantStderr {
+				t.Errorf("got status %d, stdout %q, stderr %q; want %d, %q, %q",
+					status, stdout.String(), stderr.String(), tt.wantStatus, tt.wantStdout, held+tt.wantStderr)
+			}
+			ran := len(e.target.commands()) == 1
+			e.approvals.mu.Lock()
+			done := slices.Equal(e.approvals.done, []int64{42})
+			e.approvals.mu.Unlock()
+			if ran != tt.wantDone || done != tt.wantDone {
+				t.Errorf("target ran the command: %v, request marked done: %v; want %v", ran, done, tt.wantDone)
+			}
+		})
+	}
+}
+
+func TestTargetShellRefusesLine(t *testing.T) {
+	e := newEnv(t)
+	c := e.mustDial("root@web01", "alice")
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.RequestPty("xterm", 24, 80, ssh.TerminalModes{}); err != nil {
+		t.Fatal(err)
+	}
+	in, err := s.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out syncBuffer
+	s.Stdout = &out
+	if err := s.Shell(); err != nil {
+		t.Fatal(err)
+	}
+	type step struct{ typed, want string }
+	for _, st := range []step{
+		{"", "$ "},
+		{"echo one\r", "one\r\n$ "},
+		{"rm -rf /srv\r", "\r\nbastion: denied by rule no-rm: deleting files needs a change ticket\r\n"},
+		{"echo two\r", "two\r\n$ "},
+	} {
+		if _, err := io.WriteString(in, st.typed); err != nil {
+			t.Fatal(err)
+		}
+		waitOutput(t, &out, st.want)
+	}
+	if _, err := io.WriteString(in, "exit 4\r"); err != nil {
+		t.Fatal(err)
+	}
+	var ee *ssh.ExitError
+	if err := s.Wait(); !errors.As(err, &ee) || ee.ExitStatus() != 4 {
+		t.Errorf("shell ended with %v; want exit status 4", err)
+	}
+	if got := e.target.commands(); !slices.Equal(got, []string{"echo one", "echo two", "exit 4"}) {
+		t.Errorf("the target's shell ran %q; want the refused line never to run", got)
+	}
+	cmds := e.audit.of(audit.Command)
+	if len(cmds) != 1 || cmds[0].Outcome != audit.OutcomeRefused || cmds[0].Details["command"] != "rm -rf /srv" ||
+		cmds[0].Details["interactive"] != "true" {
+		t.Errorf("command events %+v; want one refused typed line", cmds)
+	}
+}
+
+func TestTargetShellWithoutTerminalRefused(t *testing.T) {
+	e := newEnv(t)
+	c := e.mustDial("root@web01", "alice")
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var stderr syncBuffer
+	s.Stderr = &stderr
+	s.Stdin = strings.NewReader("rm -rf /srv\n")
+	if err := s.Shell(); err != nil {
+		t.Fatal(err)
+	}
+	var ee *ssh.ExitError
+	if err := s.Wait(); !errors.As(err, &ee) || ee.ExitStatus() != ExitDenied {
+		t.Errorf("shell without a terminal ended with %v; want exit status %d", err, ExitDenied)
+	}
+	if !strings.Contains(stderr.String(), "bastion: a shell without a terminal cannot be checked") {
+		t.Errorf("stderr %q; want the reason", stderr.String())
+	}
+	if got := e.target.commands(); len(got) != 0 {
+		t.Errorf("the target ran %q", got)
+	}
+}
+
+func TestTargetForwarding(t *testing.T) {
+	t.Run("refused when not permitted", func(t *testing.T) {
+		e := newEnv(t)
+		c := e.mustDial("root@web01", "alice")
+		_, err := c.Dial("tcp", "db.internal:5432")
+		if err == nil || !strings.Contains(err.Error(), "bastion: port forwarding (-L) is not allowed by your role") {
+			t.Errorf("-L: %v; want it refused with the reason", err)
+		}
+		if _, err := c.Listen("tcp", "127.0.0.1:0"); err == nil {
+			t.Error("-R succeeded; want it refused")
+		}
+		fwd := e.audit.of(audit.Forward)
+		if len(fwd) != 2 || fwd[0].Outcome != audit.OutcomeRefused || fwd[1].Outcome != audit.OutcomeRefused {
+			t.Errorf("forward events %+v; want two refusals", fwd)
+		}
+		// The connection still serves sessions.
+		if r := run(t, c, "echo ok", nil); r.stdout != "ok\n" {
+			t.Errorf("exec after refused forwarding: %+v", r)
+		}
+	})
+	t.Run("permitted", func(t *testing.T) {
+		e := newEnv(t, func(_ *env, cfg *Config) {
+			cfg.Permits = func(*access.Grant) Permits { return Permits{Local: true} }
+		})
+		c := e.mustDial("root@web01", "alice")
+		conn, err := c.Dial("tcp", "db.internal:5432")
+		if err != nil {
+			t.Fatalf("-L with permission: %v", err)
+		}
+		defer conn.Close()
+		if _, err := io.WriteString(conn, "ping"); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 4)
+		if _, err := io.ReadFull(conn, buf); err != nil || string(buf) != "ping" {
+			t.Errorf("relayed %q, %v; want the echo service's ping", buf, err)
+		}
+		// The target's own SSH server is never a forwarding destination.
+		_, port, _ := net.SplitHostPort(e.target.addr())
+		for _, host := range []string{"127.0.0.1", "localhost", "0.0.0.0"} {
+			if _, err := c.Dial("tcp", net.JoinHostPort(host, port)); err == nil || !strings.Contains(err.Error(), "would go around Bastion") {
+				t.Errorf("-L to %s:%s (the target's SSH): %v; want it refused", host, port, err)
+			}
+		}
+	})
+}
+
+// startCat starts `cat` on the target (it runs until its input ends) and
+// waits until the target runs it.
+func startCat(t *testing.T, e *env, c *ssh.Client) (*ssh.Session, *syncBuffer) {
+	t.Helper()
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if _, err := s.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	stderr := &syncBuffer{}
+	s.Stderr = stderr
+	if err := s.Start("cat"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "cat on the target", func() bool { return len(e.target.commands()) == 1 })
+	return s, stderr
+}
+
+// TestGrantRecheckRefusal checks that a session ends, telling the user the
+// refusal's reason, when the grant stops holding.
+func TestGrantRecheckRefusal(t *testing.T) {
+	e := newEnv(t)
+	c := e.mustDial("root@web01", "alice")
+	s, stderr := startCat(t, e, c)
+	e.grants.fail(&policy.Refusal{Reason: "request 7 was revoked by carol"})
+	if err := s.Wait(); err == nil {
+		t.Error("the session ended with status 0")
+	}
+	if want := "\r\nbastion: your access to web01 ended: request 7 was revoked by carol\r\n"; !strings.Contains(stderr.String(), want) {
+		t.Errorf("the user saw %q; want %q", stderr.String(), want)
+	}
+	waitFor(t, "the session's end", func() bool { return len(e.audit.of(audit.SessionEnd)) == 1 })
+	if end := e.audit.of(audit.SessionEnd)[0]; !strings.Contains(end.Reason, "revoked by carol") {
+		t.Errorf("session.end reason %q; want the refusal", end.Reason)
+	}
+	_, ended := e.sessions.snapshot()
+	if len(ended) != 1 || !strings.Contains(ended[0].reason, "revoked by carol") {
+		t.Errorf("session rows ended %+v; want one, ended for the refusal", ended)
+	}
+}
+
+// TestGrantRecheckStoreError checks that an error of the store while
+// re-checking a grant ends the session with a fixed message: the raw error
+// is for the log, never for the user.
+// (issue 13: before the frontend runtime's grant watcher, 300cac9, the user
+// was shown "your access to web01 ended: database is locked").
+func TestGrantRecheckStoreError(t *testing.T) {
+	e := newEnv(t)
+	c := e.mustDial("root@web01", "alice")
+	s, stderr := startCat(t, e, c)
+	e.grants.fail(errors.New("database is locked"))
+	if err := s.Wait(); err == nil {
+		t.Error("the session ended with status 0")
+	}
+	got := stderr.String()
+	if !strings.Contains(got, "\r\nbastion: ") {
+		t.Errorf("the user saw %q; want a message from Bastion saying why the session ended", got)
+	}
+	if strings.Contains(got, "database is locked") {
+		t.Errorf("the user saw the store's error: %q", got)
+	}
+}
+
+func TestGrantExpiry(t *testing.T) {
+	e := newEnv(t, func(e *env, _ *Config) { e.grants.ends = time.Now().Add(300 * time.Millisecond) })
+	c := e.mustDial("root@web01", "alice")
+	s, stderr := startCat(t, e, c)
+	if err := s.Wait(); err == nil {
+		t.Error("the session ended with status 0")
+	}
+	if want := "\r\nbastion: your access to web01 expired\r\n"; !strings.Contains(stderr.String(), want) {
+		t.Errorf("the user saw %q; want %q", stderr.String(), want)
+	}
+}
+
+func TestTargetUnavailable(t *testing.T) {
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedAddr := closed.Addr().String()
+	closed.Close()
+	tests := []struct {
+		name   string
+		target func(e *env) Target
+		want   string
+	}{
+		{"nothing listens", func(e *env) Target {
+			return Target{Name: "web01", Address: closedAddr, HostKey: e.target.hostKey.PublicKey()}
+		}, "bastion: cannot reach web01 (the operator's log has the details)"},
+		{"host key mismatch", func(e *env) Target {
+			return Target{Name: "web01", Address: e.target.addr(), HostKey: newSigner(t).PublicKey()}
+		}, "bastion: host key mismatch for web01"},
+		{"no pinned key and no host certificate", func(e *env) Target {
+			return Target{Name: "web01", Address: e.target.addr()}
+		}, "bastion: host key of web01 is neither pinned nor certified by Bastion's host CA"},
+		{"not configured", nil, "bastion: the target cannot be reached (the operator's log has the details)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, func(e *env, _ *Config) {
+				if tt.target == nil {
+					delete(e.targets.m, "web01")
+				} else {
+					e.targets.m["web01"] = tt.target(e)
+				}
+			})
+			c := e.mustDial("root@web01", "alice")
+			_, err := c.NewSession()
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("session: %v; want %q", err, tt.want)
+			}
+			if err != nil && strings.Contains(err.Error(), "127.0.0.1") {
+				t.Errorf("the user was told the target's address: %v", err)
+			}
+			starts := e.audit.of(audit.SessionStart)
+			if len(starts) != 1 || starts[0].Outcome != audit.OutcomeError {
+				t.Errorf("session.start events %+v; want one error", starts)
+			}
+		})
+	}
+}
+
+func TestHostCertificate(t *testing.T) {
+	e := newEnv(t, func(e *env, cfg *Config) {
+		cfg.HostCA = e.hostCA.PublicKey()
+		e.targets.m["web01"] = Target{Name: "web01", Address: e.target.addr()}
+	})
+	c := e.mustDial("root@web01", "alice")
+	if r := run(t, c, "echo certified", nil); r.err != nil || r.stdout != "certified\n" {
+		t.Errorf("exec on a target with a host certificate: %+v", r)
+	}
+}
+
+func TestRecordingUnavailableRefusesSession(t *testing.T) {
+	e := newEnv(t, func(e *env, cfg *Config) { cfg.Recordings = failingGuarantor{e.recordings} })
+	c := e.mustDial("root@web01", "alice")
+	r := run(t, c, "echo hello", nil)
+	if r.err != nil || r.status != ExitDenied || r.stdout != "" {
+		t.Errorf("exec without recording: %+v; want status %d, no output", r, ExitDenied)
+	}
+	if want := "bastion: the session cannot be recorded, so it may not start\n"; r.stderr != want {
+		t.Errorf("stderr %q; want %q", r.stderr, want)
+	}
+	if got := e.target.commands(); len(got) != 0 {
+		t.Errorf("the target ran %q unrecorded", got)
+	}
+	if created, _ := e.sessions.snapshot(); len(created) != 0 {
+		t.Errorf("session rows %+v for a session that did not start", created)
+	}
+}
+
+// TestExecAnsweredBeforeClose runs commands that end at once: the user must
+// get the answer to the exec request before the session closes, or an
+// x/crypto/ssh client (and others that wait for the answer) sees the
+// session fail with EOF although the command ran.
+//
+// Bastion bug found by this package's tests (issue 13's flaky-test work):
+// this fails today in some runs (with -race, about 1 in 10 single execs).
+// session (proxy_session.go) closes the user's channel once the target's
+// channel closes, while sessionRequests may not yet have answered the
+// exec request it forwarded.
+func TestExecAnsweredBeforeClose(t *testing.T) {
+	e := newEnv(t)
+	c := e.mustDial("root@web01", "alice")
+	const runs = 100
+	failed := 0
+	for range runs {
+		if r := run(t, c, "quick", nil); r.err != nil || r.status != 0 {
+			failed++
+			if failed == 1 {
+				t.Errorf("exec of a command that ends at once: %v", r)
+			}
+		}
+	}
+	if failed > 0 {
+		t.Errorf("%d of %d execs failed", failed, runs)
+	}
+}

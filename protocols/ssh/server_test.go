@@ -1,0 +1,281 @@
+package ssh
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/bastionhq/bastion/bastion/audit"
+)
+
+func TestSelfServiceCommand(t *testing.T) {
+	e := newEnv(t)
+	c := e.mustDial("alice", "alice")
+
+	r := run(t, c, "whoami", nil)
+	if r.err != nil || r.stdout != "alice\n" || r.stderr != "" || r.status != 0 {
+		t.Errorf("whoami: %+v; want stdout alice, status 0", r)
+	}
+	r = run(t, c, "fail", nil)
+	if r.err != nil || r.stdout != "" || r.stderr != "boom\n" || r.status != 3 {
+		t.Errorf("fail: %+v; want stderr boom, status 3", r)
+	}
+
+	e.commands.mu.Lock()
+	actor := e.commands.actors[0]
+	e.commands.mu.Unlock()
+	if actor.User != "alice" || actor.Key == nil || string(actor.Key.Marshal()) != string(e.keys["alice"].PublicKey().Marshal()) {
+		t.Errorf("command ran as %+v; want alice with her key", actor)
+	}
+	if !actor.Source.IsLoopback() {
+		t.Errorf("actor source %v; want the client's loopback address", actor.Source)
+	}
+	logins := e.audit.of(audit.Login)
+	if len(logins) != 1 || logins[0].Subject != "alice" || logins[0].Details["via"] != "self-service" ||
+		logins[0].Details["key"] != ssh.FingerprintSHA256(e.keys["alice"].PublicKey()) {
+		t.Errorf("login events %+v; want one self-service login of alice with her key's fingerprint", logins)
+	}
+}
+
+func TestSelfServiceRefusesKeys(t *testing.T) {
+	e := newEnv(t)
+	tests := []struct {
+		name, user, key string
+	}{
+		{"a key registered to another user", "alice", "bob"},
+		{"a key nobody registered", "alice", "mallory"},
+		{"a user nobody registered", "mallory", "mallory"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := e.dial(tt.user, tt.key)
+			if err == nil {
+				c.Close()
+				t.Fatalf("login as %s with %s's key succeeded", tt.user, tt.key)
+			}
+			if !strings.Contains(err.Error(), "unable to authenticate") {
+				t.Errorf("error %v; want an authentication failure", err)
+			}
+		})
+	}
+	if ran := e.commands.ran(); len(ran) != 0 {
+		t.Errorf("commands ran after refused logins: %q", ran)
+	}
+	if logins := e.audit.of(audit.Login); len(logins) != 0 {
+		t.Errorf("login events after refused logins: %+v", logins)
+	}
+}
+
+func TestBannerExplains(t *testing.T) {
+	tests := []struct {
+		name       string
+		user       string
+		selfOnly   bool // no target sessions served
+		wantBanner string
+	}{
+		{"invalid user name", "-alice", false, `bastion: invalid user name "-alice"`},
+		{"target sessions not served", "root@web01", true, "sessions on targets (root@web01) are not served here"},
+		{"valid user name", "alice", false, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, func(_ *env, cfg *Config) {
+				if tt.selfOnly {
+					cfg.Grants = nil
+				}
+			})
+			var banner string
+			c, err := ssh.Dial("tcp", e.addr, &ssh.ClientConfig{
+				User:            tt.user,
+				Auth:            []ssh.AuthMethod{ssh.PublicKeys(e.keys["alice"])},
+				HostKeyCallback: ssh.FixedHostKey(e.hostKey),
+				BannerCallback:  func(m string) error { banner += m; return nil },
+			})
+			if err == nil {
+				c.Close()
+			}
+			if tt.wantBanner == "" {
+				if err != nil || banner != "" {
+					t.Errorf("login: %v, banner %q; want a login without a banner", err, banner)
+				}
+				return
+			}
+			if err == nil {
+				t.Errorf("login as %q succeeded", tt.user)
+			}
+			if !strings.Contains(banner, tt.wantBanner) {
+				t.Errorf("banner %q; want it to contain %q", banner, tt.wantBanner)
+			}
+		})
+	}
+}
+
+func TestSelfServiceShellWithoutTerminal(t *testing.T) {
+	e := newEnv(t, func(_ *env, cfg *Config) { cfg.Banner = "Authorised use only.\n" })
+	c := e.mustDial("alice", "alice")
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var stdout, stderr syncBuffer
+	s.Stdin = strings.NewReader("whoami\n\nfail\nexit\nwhoami\n")
+	s.Stdout, s.Stderr = &stdout, &stderr
+	if err := s.Shell(); err != nil {
+		t.Fatal(err)
+	}
+	err = s.Wait()
+	var ee *ssh.ExitError
+	if !errors.As(err, &ee) || ee.ExitStatus() != 3 {
+		t.Errorf("shell ended with %v; want exit status 3 (that of the last command before exit)", err)
+	}
+	want := "Authorised use only.\nWelcome to Bastion, alice. Type `help` for commands, `exit` to leave.\nweb01\nalice\n"
+	if stdout.String() != want {
+		t.Errorf("stdout %q; want %q", stdout.String(), want)
+	}
+	if stderr.String() != "boom\n" {
+		t.Errorf("stderr %q; want boom", stderr.String())
+	}
+	if got := strings.Join(e.commands.ran(), ","); got != "targets,whoami,fail" {
+		t.Errorf("commands run: %s; want targets (the welcome), whoami, fail, and nothing after exit", got)
+	}
+}
+
+func TestSelfServicePrompt(t *testing.T) {
+	e := newEnv(t)
+	c := e.mustDial("alice", "alice")
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.RequestPty("xterm", 24, 80, ssh.TerminalModes{}); err != nil {
+		t.Fatal(err)
+	}
+	in, err := s.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out syncBuffer
+	s.Stdout = &out
+	if err := s.Shell(); err != nil {
+		t.Fatal(err)
+	}
+	waitOutput(t, &out, "bastion> ")
+	if err := s.WindowChange(40, 120); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(in, "whoami\r"); err != nil {
+		t.Fatal(err)
+	}
+	waitOutput(t, &out, "alice\r\n")
+	if _, err := io.WriteString(in, "exit\r"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Wait(); err != nil {
+		t.Errorf("prompt ended with %v; want exit status 0", err)
+	}
+	if !strings.Contains(out.String(), "Welcome to Bastion, alice.") {
+		t.Errorf("output %q; want the welcome", out.String())
+	}
+}
+
+func TestSelfServiceIdleTimeout(t *testing.T) {
+	const idle = 50 * time.Millisecond
+	e := newEnv(t, func(_ *env, cfg *Config) { cfg.IdleTimeout = idle })
+	c := e.mustDial("alice", "alice")
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// Input stays open and empty: only the idle timeout can end this.
+	if _, err := s.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	var stderr syncBuffer
+	s.Stderr = &stderr
+	if err := s.Shell(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Wait(); err == nil {
+		t.Log("shell ended with status 0")
+	}
+	if want := "bastion: closing the session after 50ms without input"; !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr %q; want %q", stderr.String(), want)
+	}
+}
+
+func TestSelfServiceRefusesChannels(t *testing.T) {
+	e := newEnv(t)
+	c := e.mustDial("alice", "alice")
+	_, err := c.Dial("tcp", "127.0.0.1:22")
+	if err == nil || !strings.Contains(err.Error(), "bastion: only sessions are allowed here") {
+		t.Errorf("forwarding from self-service: %v; want it refused, saying only sessions are allowed", err)
+	}
+	// The connection still serves sessions.
+	if r := run(t, c, "whoami", nil); r.stdout != "alice\n" {
+		t.Errorf("whoami after the refusal: %+v", r)
+	}
+}
+
+func TestServeAfterClose(t *testing.T) {
+	checkGoroutines(t)
+	srv, err := NewServer(Config{HostSigners: []ssh.Signer{newSigner(t)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := srv.Serve(l); !errors.Is(err, ErrServerClosed) {
+		t.Errorf("Serve after Close: %v; want ErrServerClosed", err)
+	}
+	if _, err := NewServer(Config{}); err == nil {
+		t.Error("NewServer without a host key succeeded")
+	}
+}
+
+// TestShutdownWaits checks that Shutdown lets an open session finish, and
+// closes it when its context ends.
+func TestShutdownWaits(t *testing.T) {
+	e := newEnv(t)
+	c := e.mustDial("alice", "alice")
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	var out syncBuffer
+	s.Stdout = &out
+	if err := s.Shell(); err != nil {
+		t.Fatal(err)
+	}
+	waitOutput(t, &out, "Welcome")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := e.srv.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown with an open session: %v; want the context's deadline", err)
+	}
+	if err := s.Wait(); err == nil {
+		t.Error("the session went on after Shutdown's deadline")
+	}
+	if _, err := e.dial("alice", "alice"); err == nil {
+		t.Error("login after Shutdown succeeded")
+	}
+}
