@@ -35,7 +35,11 @@ type Logins interface {
 	DBLoginFailed(ctx context.Context, in access.DBLogin, why error)
 	AuthorizeDB(ctx context.Context, in access.DBLogin, secret *store.DBSecret) (*access.Grant, error)
 	CheckGrant(ctx context.Context, g *access.Grant) error
+	// Record appends an event about what happened (kept and retried when
+	// the store cannot take it); Audit one whose action must not happen
+	// unaudited (a session start), failing when it cannot be made durable.
 	Record(ctx context.Context, a access.Actor, e audit.Event)
+	Audit(ctx context.Context, a access.Actor, e audit.Event) error
 }
 
 // Approvals is the part of the access service that holds statements for
@@ -113,10 +117,7 @@ func Guarantee(ctx context.Context, st recorder.Storage, failOpen bool) error {
 // without (the rest of) its recording, which failed with err.
 func Unrecorded(ctx context.Context, log *slog.Logger, a Logins, actor access.Actor, g *access.Grant, protocol string, err error) {
 	log.Error("recording failed; the session goes on unrecorded (fail-open role)", "err", err)
-	a.Record(ctx, actor, audit.Event{Type: audit.SessionStart, Subject: g.User, Target: g.Target,
-		RequestID: g.RequestID, Outcome: audit.OutcomeError,
-		Reason:  "recording failed, session continues unrecorded (fail-open): " + err.Error(),
-		Details: map[string]string{"protocol": protocol}})
+	a.Record(ctx, actor, g.AuditSession(protocol, "").StartFailed("recording failed, session continues unrecorded (fail-open): "+err.Error()))
 }
 
 // AuditEnd starts writing the session.end audit event of a database
@@ -126,8 +127,7 @@ func Unrecorded(ctx context.Context, log *slog.Logger, a Logins, actor access.Ac
 func AuditEnd(ctx context.Context, a Logins, actor access.Actor, g *access.Grant, protocol, session, reason string) (wait func()) {
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		a.Record(ctx, actor, audit.Event{Type: audit.SessionEnd, Subject: g.User, Target: g.Target, RequestID: g.RequestID,
-			Reason: reason, Details: map[string]string{"protocol": protocol, "session": session}})
+		a.Record(ctx, actor, g.AuditSession(protocol, session).End(reason, nil))
 	})
 	return wg.Wait
 }

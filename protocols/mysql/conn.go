@@ -19,6 +19,7 @@ import (
 	"github.com/bastionhq/bastion/bastion/store"
 	"github.com/bastionhq/bastion/internal/frontend"
 	"github.com/bastionhq/bastion/internal/rawconn"
+	"github.com/bastionhq/bastion/recorder/querylog"
 )
 
 // serverVersion is the version in the greeting. Clients read features from
@@ -321,16 +322,13 @@ func (c *clientConn) open(ctx context.Context, in access.DBLogin, secret *store.
 	// cannot be guaranteed (storage down, spool full).
 	if err := c.guaranteeRecording(ctx); err != nil {
 		c.log.Error("recording cannot be guaranteed", "err", err)
-		c.srv.cfg.Access.Record(ctx, c.actor, audit.Event{Type: audit.SessionStart, Subject: g.User, Target: g.Target,
-			RequestID: g.RequestID, Outcome: audit.OutcomeRefused, Reason: "recording cannot be guaranteed: " + err.Error(),
-			Details: map[string]string{"protocol": "mysql"}})
+		c.srv.cfg.Access.Record(ctx, c.actor, c.session("").StartRefused("recording cannot be guaranteed: "+err.Error()))
 		return c.fail(seq, erCannotConnect, "HY000", "bastion: the session cannot be recorded now, so it may not start (recording storage unavailable)")
 	}
 	up, err := dialUpstream(ctx, t, c.caps, c.charset)
 	if err != nil {
 		c.log.Warn("open target", "err", err)
-		c.srv.cfg.Access.Record(ctx, c.actor, audit.Event{Type: audit.SessionStart, Subject: g.User, Target: g.Target,
-			RequestID: g.RequestID, Outcome: audit.OutcomeError, Reason: err.Error(), Details: map[string]string{"protocol": "mysql"}})
+		c.srv.cfg.Access.Record(ctx, c.actor, c.session("").StartFailed(err.Error()))
 		return c.fail(seq, erCannotConnect, "HY000", fmt.Sprintf("bastion: %s cannot be reached (the operator's log has the details)", g.Target))
 	}
 	c.mu.Lock()
@@ -338,17 +336,14 @@ func (c *clientConn) open(ctx context.Context, in access.DBLogin, secret *store.
 	c.mu.Unlock()
 	if err := c.startRecording(ctx); err != nil {
 		c.log.Error("start recording", "err", err)
-		c.srv.cfg.Access.Record(ctx, c.actor, audit.Event{Type: audit.SessionStart, Subject: g.User, Target: g.Target,
-			RequestID: g.RequestID, Outcome: audit.OutcomeError, Reason: "recording unavailable: " + err.Error(),
-			Details: map[string]string{"protocol": "mysql"}})
+		c.srv.cfg.Access.Record(ctx, c.actor, c.session("").StartFailed("recording unavailable: "+err.Error()))
 		return c.fail(seq, erCannotConnect, "HY000", "bastion: the session cannot be recorded, so it may not start")
 	}
-	details := map[string]string{"protocol": "mysql"}
-	if c.rec != nil {
-		details["session"] = c.rec.id
+	// A session whose start cannot be audited does not start.
+	if err := c.srv.cfg.Access.Audit(ctx, c.actor, c.session(c.sessionID()).Start()); err != nil {
+		c.endRecording(ctx, "the session start could not be audited")
+		return c.fail(seq, erCannotConnect, "HY000", "bastion: the session cannot be audited now, so it may not start (the operator's log has the details)")
 	}
-	c.srv.cfg.Access.Record(ctx, c.actor, audit.Event{Type: audit.SessionStart, Subject: g.User, Target: g.Target,
-		RequestID: g.RequestID, Details: details})
 	c.log.Info("session started")
 	c.dec = newDecider(c.srv.cfg.Policy, g.User, g.Target, t.Database, g.Target)
 	if err := c.w.send(seq, okPacket(up.status)); err != nil {
@@ -361,6 +356,11 @@ func (c *clientConn) open(ctx context.Context, in access.DBLogin, secret *store.
 	c.stopWatch = c.srv.grants.Watch(c.grant, func(msg string) { c.end(errors.New(msg)) })
 	c.fc.Go(c.watchIdle)
 	return true
+}
+
+// session is the connection's session as audit events name it.
+func (c *clientConn) session(id string) audit.Session {
+	return c.grant.AuditSession(querylog.ProtocolMySQL, id)
 }
 
 // watchIdle ends the session when it waits for the client's next command
@@ -383,7 +383,6 @@ func (c *clientConn) watchIdle() {
 		}
 	}
 }
-
 
 // bufferedConn is a connection whose reads go through a buffer that may
 // already hold data.

@@ -100,6 +100,12 @@ func (c *clientConn) finish(reason string) {
 		defer dbrec.AuditEnd(ctx, c.srv.cfg.Access, c.actor, c.grant, querylog.ProtocolMySQL, c.sessionID(), reason)()
 	}
 	c.log.Info("session ended", "reason", reason)
+	c.endRecording(ctx, reason)
+}
+
+// endRecording writes the recording's end, closes it and ends the
+// session's row.
+func (c *clientConn) endRecording(ctx context.Context, reason string) {
 	if c.rec == nil {
 		return
 	}

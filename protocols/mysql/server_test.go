@@ -61,10 +61,13 @@ const secret = "the-jit-secret"
 // fakeAccess is an access service with one user, alice, holding secret for
 // shop, whose grant holds until revoked is set.
 type fakeAccess struct {
-	revoked atomic.Bool
-	ends    time.Duration // how long grants last; 0: an hour
-	mu      sync.Mutex
-	events  []audit.Event
+	revoked   atomic.Bool
+	storeDown atomic.Bool   // CheckGrant fails with an error that is not a refusal
+	ends      time.Duration // how long grants last; 0: an hour
+	mu        sync.Mutex
+	events    []audit.Event
+	// auditFails makes Audit fail, as when the store cannot take events.
+	auditFails bool
 }
 
 func (f *fakeAccess) DBSecretFor(_ context.Context, in access.DBLogin) (*store.DBSecret, error) {
@@ -95,6 +98,9 @@ func (f *fakeAccess) CheckGrant(context.Context, *access.Grant) error {
 	if f.revoked.Load() {
 		return &policy.Refusal{Reason: "request 7 was revoked"}
 	}
+	if f.storeDown.Load() {
+		return errors.New("sqlite: database is locked")
+	}
 	return nil
 }
 
@@ -102,6 +108,19 @@ func (f *fakeAccess) Record(_ context.Context, _ access.Actor, e audit.Event) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.events = append(f.events, e)
+}
+
+// Audit fails when auditFails is set, as the access service does when the
+// store cannot take an event.
+func (f *fakeAccess) Audit(ctx context.Context, a access.Actor, e audit.Event) error {
+	f.mu.Lock()
+	fail := f.auditFails
+	f.mu.Unlock()
+	if fail {
+		return errors.New("audit: store unavailable")
+	}
+	f.Record(ctx, a, e)
+	return nil
 }
 
 func (f *fakeAccess) RequestCommand(context.Context, access.Actor, access.CommandRequest) (*store.Request, error) {
@@ -375,6 +394,43 @@ func TestGrantEnds(t *testing.T) {
 	code, msg := parseErr(p)
 	if code != erConnKilled || seq != 1 || !strings.Contains(msg, "revoked") {
 		t.Fatalf("after revocation: %d (seq %d) %q", code, seq, msg)
+	}
+}
+
+// TestGrantCheckFails: when a grant cannot be checked (the store fails),
+// the session ends, and the client is told a fixed message, never the
+// store's error.
+func TestGrantCheckFails(t *testing.T) {
+	f := startFrontEnd(t, "")
+	u := rawLogin(t, f, nil)
+	f.access.storeDown.Store(true)
+	u.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	p, _, err := u.r.readMessage(1 << 12)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, msg := parseErr(p)
+	if code != erConnKilled || !strings.Contains(msg, "could not be checked") || strings.Contains(msg, "sqlite") {
+		t.Fatalf("after a failed check: %d %q", code, msg)
+	}
+}
+
+// TestSessionStartNotAudited: a session whose start cannot be audited
+// does not start.
+func TestSessionStartNotAudited(t *testing.T) {
+	fa := &fakeAccess{auditFails: true}
+	f := startFrontEndWith(t, "", fa, nil)
+	db := f.open(t, secret, false)
+	var me *mysql.MySQLError
+	if err := db.PingContext(t.Context()); !errors.As(err, &me) || !strings.Contains(me.Message, "cannot be audited") {
+		t.Fatalf("login whose start cannot be audited: %v", err)
+	}
+	fa.mu.Lock()
+	defer fa.mu.Unlock()
+	for _, e := range fa.events {
+		if e.Type == audit.SessionStart && e.Outcome == audit.OutcomeOK {
+			t.Fatalf("a session start was recorded: %+v", e)
+		}
 	}
 }
 

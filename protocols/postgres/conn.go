@@ -260,9 +260,7 @@ func (c *conn) login() bool {
 	}
 	if err := c.guaranteeRecording(ctx); err != nil {
 		c.log.Error("recording cannot be guaranteed", "err", err)
-		c.srv.cfg.Access.Record(ctx, c.actor, audit.Event{Type: audit.SessionStart, Subject: g.User, Target: g.Target,
-			RequestID: g.RequestID, Outcome: audit.OutcomeRefused, Reason: "recording cannot be guaranteed: " + err.Error(),
-			Details: map[string]string{"protocol": "postgres"}})
+		c.srv.cfg.Access.Record(ctx, c.actor, c.session("").StartRefused("recording cannot be guaranteed: "+err.Error()))
 		c.fatal(codeConnectionFailure, "the session cannot be recorded now, so it may not start")
 		return false
 	}
@@ -273,8 +271,7 @@ func (c *conn) login() bool {
 	}
 	if err != nil {
 		c.log.Warn("open target", "err", err)
-		c.srv.cfg.Access.Record(ctx, c.actor, audit.Event{Type: audit.SessionStart, Subject: g.User, Target: g.Target,
-			RequestID: g.RequestID, Outcome: audit.OutcomeError, Reason: err.Error(), Details: map[string]string{"protocol": "postgres"}})
+		c.srv.cfg.Access.Record(ctx, c.actor, c.session("").StartFailed(err.Error()))
 		tell := "the target cannot be reached"
 		var ue *upstreamError
 		if errors.As(err, &ue) {
@@ -292,18 +289,21 @@ func (c *conn) login() bool {
 	c.up = up
 	if err := c.startRecording(ctx); err != nil {
 		c.log.Error("start recording", "err", err)
-		c.srv.cfg.Access.Record(ctx, c.actor, audit.Event{Type: audit.SessionStart, Subject: g.User, Target: g.Target,
-			RequestID: g.RequestID, Outcome: audit.OutcomeError, Reason: "recording unavailable: " + err.Error(),
-			Details: map[string]string{"protocol": "postgres"}})
+		c.srv.cfg.Access.Record(ctx, c.actor, c.session("").StartFailed("recording unavailable: "+err.Error()))
 		up.nc.Close()
 		c.fatal(codeConnectionFailure, "the session cannot be recorded, so it may not start")
+		return false
+	}
+	// A session whose start cannot be audited does not start.
+	if err := c.srv.cfg.Access.Audit(ctx, c.actor, c.session(c.rec.id).Start()); err != nil {
+		up.nc.Close()
+		c.rec.end(ctx, c, "the session start could not be audited")
+		c.fatal(codeConnectionFailure, "the session cannot be audited now, so it may not start (the operator's log has the details)")
 		return false
 	}
 	c.newKey()
 	c.srv.register(c)
 	c.stopWatch = c.srv.grants.Watch(g, func(msg string) { c.end(errors.New(msg)) })
-	c.srv.cfg.Access.Record(ctx, c.actor, audit.Event{Type: audit.SessionStart, Subject: g.User, Target: g.Target,
-		RequestID: g.RequestID, Details: map[string]string{"protocol": "postgres", "session": c.rec.id}})
 	c.log.Info("session started", "session", c.rec.id)
 
 	msgs := [][]byte{authMessage(0)}
@@ -407,9 +407,13 @@ func (c *conn) misreads(params map[string]string) string {
 // differently from the rules' parser.
 func (c *conn) refuseMisread(ctx context.Context, why string) {
 	c.log.Info("login refused", "reason", why)
-	c.srv.cfg.Access.Record(ctx, c.actor, audit.Event{Type: audit.SessionStart, Subject: c.grant.User, Target: c.grant.Target,
-		RequestID: c.grant.RequestID, Outcome: audit.OutcomeRefused, Reason: why, Details: map[string]string{"protocol": "postgres"}})
+	c.srv.cfg.Access.Record(ctx, c.actor, c.session("").StartRefused(why))
 	c.fatal(codeInsufficientPrivilege, why)
+}
+
+// session is the connection's session as audit events name it.
+func (c *conn) session(id string) audit.Session {
+	return c.grant.AuditSession(querylog.ProtocolPostgres, id)
 }
 
 // release resets the target connection and keeps it for another session
@@ -465,4 +469,3 @@ func (c *conn) finish(reason string) {
 		c.log.Info("session ended", "session", c.rec.id, "reason", reason)
 	})
 }
-

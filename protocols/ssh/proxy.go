@@ -91,24 +91,25 @@ func (s *Server) serveTarget(fc *frontend.Conn, conn *ssh.ServerConn, chans <-ch
 	if s.cfg.Permits != nil {
 		tc.permit = s.cfg.Permits(g)
 	}
-	details := map[string]string{"login": g.Login, "session": id}
-	if g.Serial != 0 {
-		details["serial"] = fmt.Sprint(g.Serial)
-	}
+	sess := tc.auditSession()
 
 	up, err := s.dialUpstream(ctx, g, id)
 	if err != nil {
 		log.Warn("upstream connection failed", "err", err)
-		s.cfg.Audit.Record(ctx, actor, audit.Event{Type: audit.SessionStart, Subject: g.User, Target: g.Target, RequestID: g.RequestID,
-			Outcome: audit.OutcomeError, Reason: err.Error(), Details: details})
+		s.cfg.Audit.Record(ctx, actor, sess.StartFailed(err.Error()))
 		refuseAll(chans, "bastion: "+userMessage(err), log)
 		return
 	}
 	tc.up = up
 	defer up.Close()
+	// A session whose start cannot be audited does not start.
+	if err := s.cfg.Audit.Audit(ctx, actor, sess.Start()); err != nil {
+		go ssh.DiscardRequests(reqs)
+		tellAll(chans, "bastion: the session cannot be audited now, so it may not start (the operator's log has the details)", log)
+		return
+	}
 	log.Info("session start")
 	start := time.Now()
-	s.cfg.Audit.Record(ctx, actor, audit.Event{Type: audit.SessionStart, Subject: g.User, Target: g.Target, RequestID: g.RequestID, Details: details})
 
 	// Bastion ends the connection (the grant ended, shutdown) by telling
 	// every open session why, then closing it.
@@ -157,15 +158,17 @@ func (s *Server) serveTarget(fc *frontend.Conn, conn *ssh.ServerConn, chans <-ch
 	}
 	tc.mu.Unlock()
 	log.Info("session end", "reason", reason, "duration", time.Since(start).Round(time.Millisecond).String())
-	details["duration"] = time.Since(start).Round(time.Millisecond).String()
+	extra := map[string]string{"duration": time.Since(start).Round(time.Millisecond).String()}
 	tc.mu.Lock()
 	if tc.refusals > maxRefusalEvents {
-		details["refused_requests"] = fmt.Sprint(tc.refusals) // the first maxRefusalEvents are audited one by one
+		extra["refused_requests"] = fmt.Sprint(tc.refusals) // the first maxRefusalEvents are audited one by one
 	}
 	tc.mu.Unlock()
-	s.cfg.Audit.Record(context.WithoutCancel(ctx), actor, audit.Event{Type: audit.SessionEnd, Subject: g.User, Target: g.Target,
-		RequestID: g.RequestID, Reason: reason, Details: details})
+	s.cfg.Audit.Record(context.WithoutCancel(ctx), actor, sess.End(reason, extra))
 }
+
+// session is the connection's session as audit events name it.
+func (tc *targetConn) auditSession() audit.Session { return tc.grant.AuditSession("ssh", tc.id) }
 
 // end ends the connection because of why: every open session is told,
 // then the connection closed. Only the first reason counts.
@@ -407,13 +410,9 @@ func (tc *targetConn) auditRefusal(e audit.Event) {
 	}
 }
 
+// audit records an event about something that happened in the session.
 func (tc *targetConn) audit(e audit.Event) {
-	e.Subject, e.Target, e.RequestID = tc.grant.User, tc.grant.Target, tc.grant.RequestID
-	if e.Details == nil {
-		e.Details = map[string]string{}
-	}
-	e.Details["session"] = tc.id
-	tc.srv.cfg.Audit.Record(context.Background(), tc.actor, e)
+	tc.srv.cfg.Audit.Record(context.Background(), tc.actor, tc.auditSession().About(e))
 }
 
 func rejectChannel(nch ssh.NewChannel, reason ssh.RejectionReason, msg string, log *slog.Logger) {

@@ -59,9 +59,13 @@ type Commands interface {
 	RunLine(ctx context.Context, actor access.Actor, stdio cli.IO, line string) int
 }
 
-// Auditor records audit events.
+// Auditor records audit events: Record those about what happened (kept
+// and retried when the store cannot take them), Audit those whose action
+// must not happen unaudited (a session start), failing when the event
+// cannot be made durable.
 type Auditor interface {
 	Record(ctx context.Context, a access.Actor, e audit.Event)
+	Audit(ctx context.Context, a access.Actor, e audit.Event) error
 }
 
 // Config configures a Server.
@@ -269,13 +273,12 @@ func (s *Server) handleConn(fc *frontend.Conn) {
 	log.Info("login", "key", fp, "client", string(conn.ClientVersion()))
 	ctx := fc.Context()
 	if g, ok := grantOf(conn.Permissions, actor.Source); ok {
-		s.cfg.Audit.Record(ctx, actor, audit.Event{Type: audit.Login, Subject: actor.User, Target: g.Target, RequestID: g.RequestID,
-			Details: map[string]string{"key": fp, "login": g.Login, "via": "target"}})
+		s.cfg.Audit.Record(ctx, actor, audit.LoginAttempt{User: actor.User, Target: g.Target, RequestID: g.RequestID,
+			Protocol: "ssh", Login: g.Login, Key: fp, Via: "target"}.OK())
 		s.serveTarget(fc, conn, chans, reqs, g, actor, log)
 		return
 	}
-	s.cfg.Audit.Record(ctx, actor, audit.Event{Type: audit.Login, Subject: actor.User,
-		Details: map[string]string{"key": fp, "via": "self-service"}})
+	s.cfg.Audit.Record(ctx, actor, audit.LoginAttempt{User: actor.User, Protocol: "ssh", Key: fp, Via: "self-service"}.OK())
 
 	go ssh.DiscardRequests(reqs)
 	c := &connection{srv: s, fc: fc, conn: conn, actor: actor, keyFingerprint: fp, log: log}
