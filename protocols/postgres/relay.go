@@ -304,23 +304,45 @@ type portal struct {
 // refused when it cannot be tracked.
 const maxTracked = 10000
 
+// Bounds on the buffer of a message read whole that is larger than the
+// read buffer (a long statement from the client, a long error from the
+// target).
+const (
+	// readChunk is how much the buffer grows by before the bytes to fill
+	// it have come: a header announcing the largest message a client may
+	// send costs Bastion what the client sent, not what it announced.
+	readChunk = 64 << 10
+	// maxRetainedMessage is the largest such buffer a connection keeps
+	// for its next message; a larger one is let go after use.
+	maxRetainedMessage = 1 << 20
+)
+
 // readWhole returns the message at the front of r, header included, read
-// whole: from r's buffer when it fits, else into *big. The caller
-// discards it from r when done (discard).
+// whole: from r's buffer when it fits, else into *big (or, over
+// maxRetainedMessage, a buffer that is not kept). The caller discards it
+// from r when done (discard).
 func readWhole(r *bufio.Reader, n int, big *[]byte) (msg []byte, discard int, err error) {
 	total := headerLen + n
 	if total <= r.Size() {
 		msg, err = r.Peek(total)
 		return msg, total, err
 	}
-	if cap(*big) < total {
-		*big = make([]byte, total)
+	buf := (*big)[:0]
+	if total > maxRetainedMessage {
+		buf = nil
 	}
-	msg = (*big)[:total]
-	if _, err := io.ReadFull(r, msg); err != nil {
-		return nil, 0, err
+	for len(buf) < total {
+		k := min(total-len(buf), readChunk)
+		start := len(buf)
+		buf = slices.Grow(buf, k)[:start+k]
+		if _, err := io.ReadFull(r, buf[start:]); err != nil {
+			return nil, 0, err
+		}
 	}
-	return msg, 0, nil
+	if total <= maxRetainedMessage {
+		*big = buf
+	}
+	return buf, 0, nil
 }
 
 // forward copies the message at the front of r (n body bytes) to w

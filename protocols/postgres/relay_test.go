@@ -1,6 +1,11 @@
 package postgres
 
 import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
 	"strings"
 	"testing"
 )
@@ -147,5 +152,46 @@ func TestQueueFailedBatch(t *testing.T) {
 	q.endBatch()
 	if e, ok := q.take(entryExec); !ok || e.text != "y" {
 		t.Fatalf("statement after the failed batch: %+v %v", e, ok)
+	}
+}
+
+// TestReadWhole: a message larger than the read buffer is read whole; its
+// buffer grows with the bytes that came, not with the length announced, and
+// one over maxRetainedMessage is not kept.
+func TestReadWhole(t *testing.T) {
+	const bufSize = 4096
+	var big []byte
+	t.Run("announced, not sent", func(t *testing.T) {
+		in := appendMsg(nil, msgQuery, []byte("SELECT 1"))
+		binary.BigEndian.PutUint32(in[1:], 64<<20) // 64 MiB announced
+		r := bufio.NewReaderSize(bytes.NewReader(in), bufSize)
+		var buf []byte
+		if _, _, err := readWhole(r, 64<<20-4, &buf); !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("truncated message: %v", err)
+		}
+		if cap(buf) > 0 {
+			t.Fatalf("kept %d bytes of a message over the bound", cap(buf))
+		}
+	})
+	for _, tt := range []struct {
+		name string
+		size int
+		kept bool
+	}{
+		{"kept", maxRetainedMessage / 2, true},
+		{"not kept", 2 * maxRetainedMessage, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			body := bytes.Repeat([]byte{'x'}, tt.size)
+			in := appendMsg(nil, msgQuery, body)
+			r := bufio.NewReaderSize(bytes.NewReader(in), bufSize)
+			msg, discard, err := readWhole(r, len(body), &big)
+			if err != nil || discard != 0 || !bytes.Equal(msg, in) {
+				t.Fatalf("read %d bytes, discard %d, %v", len(msg), discard, err)
+			}
+			if kept := cap(big) >= len(in); kept != tt.kept {
+				t.Fatalf("buffer of %d bytes kept after a message of %d", cap(big), len(in))
+			}
+		})
 	}
 }
