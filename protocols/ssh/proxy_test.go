@@ -548,3 +548,58 @@ func TestExecAnsweredBeforeClose(t *testing.T) {
 		t.Errorf("%d of %d execs failed", failed, runs)
 	}
 }
+
+func TestTargetSubsystems(t *testing.T) {
+	e := newEnv(t)
+	c := e.mustDial("root@web01", "alice")
+
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.RequestSubsystem("netconf"); err == nil {
+		t.Error("subsystem netconf was started; want only sftp")
+	}
+
+	s, err = c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	in, err := s.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := s.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RequestSubsystem("sftp"); err != nil {
+		t.Fatalf("subsystem sftp: %v", err)
+	}
+	// SSH_FXP_INIT, version 3: relayed to the target (which echoes it).
+	initPacket := []byte{0, 0, 0, 5, 1, 0, 0, 0, 3}
+	if _, err := in.Write(initPacket); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(initPacket))
+	if _, err := io.ReadFull(out, got); err != nil || string(got) != string(initPacket) {
+		t.Errorf("relayed %v, %v; want the init packet back", got, err)
+	}
+	in.Close()
+	if rest, err := io.ReadAll(out); err != nil || len(rest) != 0 {
+		t.Errorf("after the client's EOF: %q, %v; want the session to end", rest, err)
+	}
+	if got := e.target.commands(); !slices.Equal(got, []string{"subsystem sftp"}) {
+		t.Errorf("the target ran %q; want only the sftp subsystem", got)
+	}
+	waitFor(t, "the sftp session's row", func() bool { _, ended := e.sessions.snapshot(); return len(ended) == 1 })
+	if created, _ := e.sessions.snapshot(); len(created) != 1 || created[0].Kind != "sftp" {
+		t.Errorf("session rows %+v; want one sftp session", created)
+	}
+	cmds := e.audit.of(audit.Command)
+	if len(cmds) != 1 || cmds[0].Details["subsystem"] != "sftp" {
+		t.Errorf("command events %+v; want the sftp subsystem", cmds)
+	}
+}

@@ -279,3 +279,40 @@ func TestShutdownWaits(t *testing.T) {
 		t.Error("login after Shutdown succeeded")
 	}
 }
+
+// TestPanicEndsOneConnection checks that a panic while serving a
+// connection (a self-service command, an exec rule) ends that connection
+// only: another open connection goes on, and new ones are served.
+func TestPanicEndsOneConnection(t *testing.T) {
+	tests := []struct{ name, user string }{
+		{"self-service command", "alice"},
+		{"exec rule on a target", "root@web01"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			other := e.mustDial(tt.user, "alice")
+			c := e.mustDial(tt.user, "alice")
+			if r := run(t, c, "panic", nil); r.err == nil && r.status == 0 {
+				t.Errorf("the panicking command succeeded: %v", r)
+			}
+			closed := make(chan error, 1)
+			go func() { closed <- c.Wait() }()
+			select {
+			case <-closed:
+			case <-time.After(waitTimeout):
+				t.Fatal("the connection that panicked is still open")
+			}
+			for name, client := range map[string]*ssh.Client{"the other connection": other, "a new connection": e.mustDial(tt.user, "alice")} {
+				want := "alice\n"
+				cmd := "whoami"
+				if tt.user != "alice" {
+					cmd, want = "echo alive", "alive\n"
+				}
+				if r := run(t, client, cmd, nil); r.err != nil || r.stdout != want {
+					t.Errorf("%s after the panic: %v", name, r)
+				}
+			}
+		})
+	}
+}

@@ -328,6 +328,8 @@ func (c *fakeCommands) RunLine(_ context.Context, a access.Actor, stdio cli.IO, 
 	case "fail":
 		fmt.Fprintln(stdio.Stderr, "boom")
 		return 3
+	case "panic":
+		panic("a bug in a command")
 	}
 	fmt.Fprintf(stdio.Stderr, "unknown command %q\n", line)
 	return 2
@@ -433,12 +435,15 @@ func (c *fakeCA) SignUser(req ca.UserCertRequest) (*ssh.Certificate, error) {
 	return c.auth.SignUser(req)
 }
 
-// fakeRules refuses rm, holds anything that mentions reboot for approval, allows the rest. Command
+// fakeRules refuses rm, holds anything that mentions reboot for approval,
+// panics on panic, allows the rest. Command
 // rules apply everywhere, so pty shells are filtered.
 type fakeRules struct{}
 
 func (fakeRules) CheckExec(_ context.Context, _, _, command string) ExecDecision {
 	switch {
+	case command == "panic":
+		panic("a bug in a rule")
 	case strings.HasPrefix(command, "rm "):
 		return ExecDecision{Refusal: "denied by rule no-rm: deleting files needs a change ticket"}
 	case strings.Contains(command, "reboot"):
@@ -676,6 +681,24 @@ func (ft *fakeTarget) session(nch ssh.NewChannel) {
 			}
 		case "pty-req", "window-change":
 			ok = true
+		case "subsystem":
+			// sftp: an echo of the client's packets, enough to see them relayed.
+			var sub struct{ Name string }
+			if ssh.Unmarshal(req.Payload, &sub) != nil || sub.Name != "sftp" || started {
+				break
+			}
+			started, ok, replied = true, true, true
+			ft.record("subsystem sftp")
+			if req.WantReply {
+				req.Reply(true, nil)
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := io.Copy(ch, ch); err == nil {
+					exit(ch, 0)
+				}
+			}()
 		case "exec", "shell":
 			if started {
 				break
