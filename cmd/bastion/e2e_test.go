@@ -499,6 +499,32 @@ func TestAuditTamperDetected(t *testing.T) {
 	}
 }
 
+// TestAuditOddBytes: command lines holding bytes that are not UTF-8, or
+// terminal escapes (argv cannot hold NUL), sent by a user with no grant, are
+// audited and the chain still verifies; the auditor sees them escaped, not
+// raw on their terminal. (One such byte made verify report the chain
+// altered from that event on, so a real alteration could hide behind it.)
+func TestAuditOddBytes(t *testing.T) {
+	t.Parallel()
+	b := startBastion(t, "")
+	for _, line := range []string{"bogus\x89cmd", "request web01 --for 1h --reason \xff\xfe", "esc\x1b]0;pwned\x07"} {
+		if _, _, code := b.ssh("mallory", line); code == 0 {
+			t.Fatalf("%q: exit 0", line)
+		}
+	}
+	out, stderr, code := b.local("audit", "verify")
+	if code != 0 {
+		t.Fatalf("audit verify: exit %d: %s %s", code, out, stderr)
+	}
+	out, _, code = b.local("audit", "--user", "mallory")
+	if code != 0 {
+		t.Fatalf("audit: exit %d", code)
+	}
+	if !strings.Contains(out, `bogus\\x89cmd`) || strings.ContainsAny(out, "\x89\x1b") {
+		t.Fatalf("the auditor's view of the odd bytes:\n%q", out)
+	}
+}
+
 // TestConfigErrors: a broken config names file, line and field, and serve
 // exits with status 2 without starting.
 func TestConfigErrors(t *testing.T) {

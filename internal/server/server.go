@@ -401,7 +401,7 @@ func (b *Bastion) httpHandler() http.Handler {
 // unauthenticated connections, or its store cannot be read or written. The
 // reason is short and safe to show; the cause is logged.
 func (b *Bastion) unready(ctx context.Context) string {
-	for _, reason := range []string{nearFileLimit(processStatus()), nearConnectionCap(b.gate.Stats())} {
+	for _, reason := range []string{nearFileLimit(processStatus()), nearConnectionCap(b.gate.Stats()), auditBacklog(b.Access.PendingAudit())} {
 		if reason != "" {
 			b.log.Warn("readiness: " + reason)
 			return reason
@@ -418,6 +418,15 @@ func (b *Bastion) unready(ctx context.Context) string {
 		return "store not writable"
 	}
 	return ""
+}
+
+// auditBacklog is why Bastion is unready while audit events wait for the
+// store (it refused them; they are kept and retried), or "".
+func auditBacklog(pending int, _ uint64) string {
+	if pending == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d audit events wait for the store", pending)
 }
 
 // probeStoreWrite writes and removes a small file next to the SQLite

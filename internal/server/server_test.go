@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/bastionhq/bastion/bastion/access"
+	"github.com/bastionhq/bastion/bastion/audit"
 	"github.com/bastionhq/bastion/bastion/cli"
 	"github.com/bastionhq/bastion/bastion/config"
 	"github.com/bastionhq/bastion/bastion/store"
@@ -433,4 +435,38 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond) // polling the condition
 	}
+}
+
+// TestReadyzAuditBacklog: /readyz is unready while audit events wait for a
+// store that refused them, and ready again once they are written.
+func TestReadyzAuditBacklog(t *testing.T) {
+	checkGoroutines(t)
+	dir := t.TempDir()
+	cfg := testConfig(t, dir, "")
+	b, err := New(t.Context(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	readyz(t, b, http.StatusOK, "ready\n")
+
+	// Another connection to the same SQLite file makes every append fail.
+	db, err := sql.Open("sqlite3", cfg.Store.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TRIGGER refuse BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`); err != nil {
+		t.Fatal(err)
+	}
+	b.Access.Record(t.Context(), access.Actor{User: "alice"}, audit.Event{Type: audit.Command, Reason: "kept"})
+	readyz(t, b, http.StatusServiceUnavailable, "not ready: 1 audit events wait for the store\n")
+
+	if _, err := db.Exec(`DROP TRIGGER refuse`); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Access.FlushAudit(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	readyz(t, b, http.StatusOK, "ready\n")
 }
