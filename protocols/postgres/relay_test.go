@@ -3,11 +3,13 @@ package postgres
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"io"
 	"strings"
 	"testing"
+	"testing/synctest"
 )
 
 // TestQueue: the target-to-client loop takes completions and poisons from
@@ -194,4 +196,46 @@ func TestReadWhole(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestWaitRoom: the client-to-target loop goes on at once while the queue
+// has room; when it is full, it sends the target a Flush and waits until
+// an answer takes an entry, or until the connection ends.
+func TestWaitRoom(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var up bytes.Buffer
+		c := &conn{ubw: bufio.NewWriter(&up)}
+		var cancel context.CancelCauseFunc
+		c.ctx, cancel = context.WithCancelCause(context.Background())
+		if err := c.waitRoom(); err != nil || up.Len() != 0 {
+			t.Fatalf("with room: %v, sent %q", err, up.Bytes())
+		}
+		for range maxPendingEntries {
+			c.pending.push(entry{kind: entrySync})
+		}
+		done := make(chan error, 1)
+		go func() { done <- c.waitRoom() }()
+		synctest.Wait()
+		select {
+		case err := <-done:
+			t.Fatalf("returned with the queue full: %v", err)
+		default:
+		}
+		if !bytes.Equal(up.Bytes(), flushMsg) {
+			t.Fatalf("sent the target %q, want a Flush", up.Bytes())
+		}
+		c.pending.endBatch()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+
+		c.pending.push(entry{kind: entrySync})
+		go func() { done <- c.waitRoom() }()
+		synctest.Wait()
+		why := errors.New("grant ended")
+		cancel(why)
+		if err := <-done; err != why {
+			t.Fatalf("waiting when the connection ended: %v", err)
+		}
+	})
 }
