@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -234,12 +235,13 @@ func (e *env) mustDial(user, keyOwner string) *ssh.Client {
 // result is what a client saw of one exec session.
 type result struct {
 	stdout, stderr string
-	status         int // -1: no exit status
+	status         int    // -1: no exit status
+	signal         string // of exit-signal, if sent
 	err            error
 }
 
 func (r result) String() string {
-	return fmt.Sprintf("stdout %q, stderr %q, status %d, err %v", r.stdout, r.stderr, r.status, r.err)
+	return fmt.Sprintf("stdout %q, stderr %q, status %d, signal %q, err %v", r.stdout, r.stderr, r.status, r.signal, r.err)
 }
 
 // run runs command in a new session channel of c, after setup (may be
@@ -269,6 +271,9 @@ type execChannel struct {
 	stdout, stderr syncBuffer
 	copied         sync.WaitGroup
 	status         chan int // once the channel closes: its exit status, or -1
+
+	mu     sync.Mutex
+	signal string // of exit-signal, if sent
 }
 
 // startExec opens a session channel, lets setup (may be nil) send requests
@@ -283,8 +288,18 @@ func startExec(c *ssh.Client, command string, setup func(ssh.Channel)) (*execCha
 		status := -1
 		for r := range reqs {
 			var st struct{ Status uint32 }
-			if r.Type == "exit-status" && ssh.Unmarshal(r.Payload, &st) == nil {
+			var sig struct { // RFC 4254 6.10
+				Signal     string
+				CoreDumped bool
+				Msg, Lang  string
+			}
+			switch {
+			case r.Type == "exit-status" && ssh.Unmarshal(r.Payload, &st) == nil:
 				status = int(st.Status)
+			case r.Type == "exit-signal" && ssh.Unmarshal(r.Payload, &sig) == nil:
+				x.mu.Lock()
+				x.signal = sig.Signal
+				x.mu.Unlock()
 			}
 			if r.WantReply {
 				r.Reply(false, nil)
@@ -318,7 +333,9 @@ func (x *execChannel) wait() result {
 	}
 	select {
 	case status := <-x.status:
-		return result{stdout: x.stdout.String(), stderr: x.stderr.String(), status: status}
+		x.mu.Lock()
+		defer x.mu.Unlock()
+		return result{stdout: x.stdout.String(), stderr: x.stderr.String(), status: status, signal: x.signal}
 	case <-time.After(waitTimeout):
 		return result{stdout: x.stdout.String(), stderr: x.stderr.String(), status: -1, err: errors.New("the session's output ended, but not the session")}
 	}
@@ -577,6 +594,42 @@ func (f *fakeSessions) snapshot() ([]store.Session, []endedSession) {
 	return slices.Clone(f.created), slices.Clone(f.ended)
 }
 
+// breakableStorage is recording storage whose objects fail every write and
+// sync once broken is set (a full or lost disk).
+type breakableStorage struct {
+	recorder.Storage
+	broken atomic.Bool
+}
+
+func (s *breakableStorage) Create(ctx context.Context, name string) (recorder.Object, error) {
+	o, err := s.Storage.Create(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return breakableObject{o, &s.broken}, nil
+}
+
+type breakableObject struct {
+	recorder.Object
+	broken *atomic.Bool
+}
+
+var errDiskFailed = errors.New("disk failed")
+
+func (o breakableObject) Write(p []byte) (int, error) {
+	if o.broken.Load() {
+		return 0, errDiskFailed
+	}
+	return o.Object.Write(p)
+}
+
+func (o breakableObject) Sync() error {
+	if o.broken.Load() {
+		return errDiskFailed
+	}
+	return o.Object.Sync()
+}
+
 // failingGuarantor is recording storage that cannot guarantee recordings.
 type failingGuarantor struct{ recorder.Storage }
 
@@ -584,7 +637,8 @@ func (failingGuarantor) Guarantee(context.Context) error { return errors.New("sp
 
 // fakeTarget is an SSH server that accepts only user certificates signed by
 // the upstream CA (principal = login, source-address checked), and runs a
-// tiny shell: echo, warn (to stderr), env, cat, exit N, joined with ';'.
+// tiny shell: echo, warn (to stderr), env, cat, exit N, joined with ';';
+// an exec of kill SIG alone ends with exit-signal SIG.
 // A pty shell echoes what is typed and runs each line.
 type fakeTarget struct {
 	t       *testing.T
@@ -779,6 +833,16 @@ func (ft *fakeTarget) session(nch ssh.NewChannel) {
 				} else {
 					status = ft.shell(ch, env)
 				}
+				if f := strings.Fields(ex.Command); len(f) == 2 && f[0] == "kill" {
+					ch.SendRequest("exit-signal", false, ssh.Marshal(struct {
+						Signal     string
+						CoreDumped bool
+						Msg, Lang  string
+					}{Signal: f[1]}))
+					ch.CloseWrite()
+					ch.Close()
+					return
+				}
 				exit(ch, status)
 			}()
 		}
@@ -827,6 +891,8 @@ func (ft *fakeTarget) run(line string, env map[string]string, stdin io.Reader, s
 			if _, err := io.Copy(stdout, stdin); err != nil {
 				status = 1
 			}
+		case "kill":
+			return -1, true // the session ends with exit-signal f[1] (see session)
 		case "exit":
 			if len(f) > 1 {
 				status, _ = strconv.Atoi(f[1])
