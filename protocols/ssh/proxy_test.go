@@ -321,9 +321,23 @@ func TestTargetForwarding(t *testing.T) {
 		if _, err := c.Listen("tcp", "127.0.0.1:0"); err == nil {
 			t.Error("-R succeeded; want it refused")
 		}
+		var x11 bool
+		run(t, c, "echo", func(ch ssh.Channel) {
+			var err error
+			if x11, err = ch.SendRequest("x11-req", true, ssh.Marshal(struct {
+				Single          bool
+				Protocol, Token string
+				Screen          uint32
+			}{false, "MIT-MAGIC-COOKIE-1", "00", 0})); err != nil {
+				t.Error(err)
+			}
+		})
+		if x11 {
+			t.Error("-X succeeded; want it refused")
+		}
 		fwd := e.audit.of(audit.Forward)
-		if len(fwd) != 2 || fwd[0].Outcome != audit.OutcomeRefused || fwd[1].Outcome != audit.OutcomeRefused {
-			t.Errorf("forward events %+v; want two refusals", fwd)
+		if len(fwd) != 3 || fwd[0].Outcome != audit.OutcomeRefused || fwd[1].Outcome != audit.OutcomeRefused || fwd[2].Outcome != audit.OutcomeRefused {
+			t.Errorf("forward events %+v; want three refusals", fwd)
 		}
 		// The connection still serves sessions.
 		if r := run(t, c, "echo ok", nil); r.stdout != "ok\n" {
@@ -717,6 +731,62 @@ func TestRecordingFailsMidSession(t *testing.T) {
 			waitFor(t, "the session's end", func() bool { _, ended := e.sessions.snapshot(); return len(ended) == 1 })
 			if _, ended := e.sessions.snapshot(); !strings.Contains(ended[0].reason, "recording failed") || !strings.Contains(ended[0].reason, "disk failed") {
 				t.Errorf("session end %+v; want the recording failure as its reason", ended[0])
+			}
+		})
+	}
+}
+
+// TestAgentForwarding checks that a target reaches the user's agent only
+// when the role permits agent forwarding and the user asked for it.
+func TestAgentForwarding(t *testing.T) {
+	tests := []struct {
+		name    string
+		permit  bool
+		request bool
+		want    string
+	}{
+		{"not permitted", false, true, "agent refused: agent forwarding is not allowed\n"},
+		{"permitted but not asked for", true, false, "agent refused: agent forwarding is not allowed\n"},
+		{"permitted and asked for", true, true, "agent answered ping\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, func(_ *env, cfg *Config) {
+				cfg.Permits = func(*access.Grant) Permits { return Permits{Agent: tt.permit} }
+			})
+			c := e.mustDial("root@web01", "alice")
+			// The user's agent: an echo.
+			agents := c.HandleChannelOpen("auth-agent@openssh.com")
+			go func() {
+				for nch := range agents {
+					ch, reqs, err := nch.Accept()
+					if err != nil {
+						continue
+					}
+					go ssh.DiscardRequests(reqs)
+					go func() {
+						defer ch.Close()
+						if _, err := io.Copy(ch, ch); err == nil {
+							ch.CloseWrite()
+						}
+					}()
+				}
+			}()
+			var asked bool
+			r := run(t, c, "agent", func(ch ssh.Channel) {
+				if !tt.request {
+					return
+				}
+				var err error
+				if asked, err = ch.SendRequest("auth-agent-req@openssh.com", true, nil); err != nil {
+					t.Error(err)
+				}
+			})
+			if r.err != nil || r.stdout != tt.want {
+				t.Errorf("agent on the target: %v; want %q", r, tt.want)
+			}
+			if tt.request && asked != tt.permit {
+				t.Errorf("agent forwarding request answered %v; want %v", asked, tt.permit)
 			}
 		})
 	}

@@ -638,7 +638,8 @@ func (failingGuarantor) Guarantee(context.Context) error { return errors.New("sp
 // fakeTarget is an SSH server that accepts only user certificates signed by
 // the upstream CA (principal = login, source-address checked), and runs a
 // tiny shell: echo, warn (to stderr), env, cat, exit N, joined with ';';
-// an exec of kill SIG alone ends with exit-signal SIG.
+// an exec of kill SIG alone ends with exit-signal SIG; an exec of agent
+// opens an agent channel back to the user and reports what came of it.
 // A pty shell echoes what is typed and runs each line.
 type fakeTarget struct {
 	t       *testing.T
@@ -746,7 +747,7 @@ func (ft *fakeTarget) handle(nc net.Conn) {
 		switch nch.ChannelType() {
 		case "session":
 			wg.Add(1)
-			go func() { defer wg.Done(); ft.session(nch) }()
+			go func() { defer wg.Done(); ft.session(conn, nch) }()
 		case "direct-tcpip":
 			// An echo service reached through the target.
 			ch, creqs, err := nch.Accept()
@@ -769,7 +770,7 @@ func (ft *fakeTarget) handle(nc net.Conn) {
 	wg.Wait()
 }
 
-func (ft *fakeTarget) session(nch ssh.NewChannel) {
+func (ft *fakeTarget) session(conn *ssh.ServerConn, nch ssh.NewChannel) {
 	ch, reqs, err := nch.Accept()
 	if err != nil {
 		return
@@ -787,7 +788,7 @@ func (ft *fakeTarget) session(nch ssh.NewChannel) {
 			if ssh.Unmarshal(req.Payload, &kv) == nil {
 				env[kv.Name], ok = kv.Value, true
 			}
-		case "pty-req", "window-change":
+		case "pty-req", "window-change", "auth-agent-req@openssh.com":
 			ok = true
 		case "subsystem":
 			// sftp: an echo of the client's packets, enough to see them relayed.
@@ -833,6 +834,11 @@ func (ft *fakeTarget) session(nch ssh.NewChannel) {
 				} else {
 					status = ft.shell(ch, env)
 				}
+				if ex.Command == "agent" {
+					fmt.Fprintln(ch, agentPing(conn))
+					exit(ch, 0)
+					return
+				}
 				if f := strings.Fields(ex.Command); len(f) == 2 && f[0] == "kill" {
 					ch.SendRequest("exit-signal", false, ssh.Marshal(struct {
 						Signal     string
@@ -850,6 +856,30 @@ func (ft *fakeTarget) session(nch ssh.NewChannel) {
 			req.Reply(ok, nil)
 		}
 	}
+}
+
+// agentPing opens an agent channel towards the user (as sshd does for a
+// program using the forwarded agent), sends ping and returns what came
+// back, or why the channel was refused.
+func agentPing(conn *ssh.ServerConn) string {
+	ch, reqs, err := conn.OpenChannel("auth-agent@openssh.com", nil)
+	if err != nil {
+		var oce *ssh.OpenChannelError
+		if errors.As(err, &oce) {
+			return "agent refused: " + oce.Message
+		}
+		return "agent failed: " + err.Error()
+	}
+	defer ch.Close()
+	go ssh.DiscardRequests(reqs)
+	if _, err := io.WriteString(ch, "ping"); err != nil {
+		return "agent failed: " + err.Error()
+	}
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(ch, buf); err != nil {
+		return "agent failed: " + err.Error()
+	}
+	return "agent answered " + string(buf)
 }
 
 func exit(ch ssh.Channel, status int) {
