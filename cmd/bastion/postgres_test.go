@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,6 +51,37 @@ func testPostgres(t *testing.T) *harness.Postgres {
 			TLS: true, Databases: []string{"orders", "plain"}, InitSQL: map[string]string{"orders": pgInitSQL},
 		})
 	})
+}
+
+// freshOrders recreates the orders database from pgInitSQL, and drops the
+// role TestPostgres creates, so that each run (go test -count=N) starts
+// from the same data instead of from what the run before left: its
+// tables, its role, its rows.
+func freshOrders(t *testing.T, pg *harness.Postgres) {
+	t.Helper()
+	ctx := t.Context()
+	admin, err := pgx.Connect(ctx, pg.DSN("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	for _, sql := range []string{
+		"DROP DATABASE IF EXISTS orders WITH (FORCE)",
+		"DROP ROLE IF EXISTS bastion_redacted",
+		"CREATE DATABASE orders",
+	} {
+		if _, err := admin.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	orders, err := pgx.Connect(ctx, pg.DSN("orders"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer orders.Close(context.Background())
+	if _, err := orders.Exec(ctx, pgInitSQL); err != nil {
+		t.Fatalf("seed orders: %v", err)
+	}
 }
 
 // pgRoles are the roles of the PostgreSQL tests: alice (developer) may
@@ -140,6 +172,7 @@ func psql(t *testing.T, conninfo string, args ...string) (string, string, int) {
 }
 
 func TestPostgres(t *testing.T) {
+	freshOrders(t, testPostgres(t))
 	p := startPGBastion(t)
 	orders := p.grantDB(t, "alice", "orders")
 	plain := p.grantDB(t, "alice", "plain")
@@ -559,51 +592,134 @@ func testProtocol(t *testing.T, p *pgBastion, tok dbToken) {
 		}
 	})
 	for _, proto := range []string{"3.0", "3.2"} {
-		t.Run("cancel protocol "+proto, func(t *testing.T) {
-			app := "cancel-" + proto
-			conn := p.connect(t, tok, "max_protocol_version="+proto+"&application_name="+app)
-			key := conn.PgConn().SecretKey()
-			if wantLen := map[string]int{"3.0": 4, "3.2": 32}[proto]; len(key) != wantLen {
-				t.Fatalf("cancel key of %d bytes, want %d", len(key), wantLen)
-			}
-			// sleeping reports whether the target runs sql for this
-			// connection. Each step runs its own text: the backend shows the
-			// statement before as active for a moment after it ends, and a
-			// cancel request sent then would find nothing to cancel.
-			sleeping := func(sql string) func() bool {
-				return func() bool {
-					out, _, _ := runCmd(t, nil, "psql", "-X", "-A", "-t", p.pg.DSN("postgres"), "-c",
-						"SELECT count(*) FROM pg_stat_activity WHERE application_name = '"+app+"' AND state = 'active' AND query = '"+sql+"'")
-					return strings.TrimSpace(out) == "1"
-				}
-			}
-			// A cancel request on its own connection, with the key Bastion
-			// made up: the target cancels the statement.
-			done := make(chan error, 1)
-			go func() {
-				_, err := conn.Exec(context.Background(), "SELECT pg_sleep(60)")
-				done <- err
-			}()
-			waitFor(t, 10*time.Second, sleeping("SELECT pg_sleep(60)"))
-			if err := conn.PgConn().CancelRequest(t.Context()); err != nil {
+		t.Run("cancel protocol "+proto, func(t *testing.T) { testCancel(t, p, tok, proto) })
+	}
+}
+
+// refusedCancel is what Bastion logs when a cancel request names no live
+// connection or carries the wrong key.
+const refusedCancel = `"msg":"cancel request for no live connection"`
+
+// testCancel: a cancel request with the key Bastion made up for a
+// connection is forwarded to the target and cancels the statement running
+// there; one with a wrong key (the right process ID with another secret,
+// or another process ID) cancels nothing. Both are checked on the target
+// itself, not by how a client reacts to a cancelled context.
+//
+// Nothing runs on the connection after the cancelled statement: one cancel
+// request may also cancel the statement that follows the one it was meant
+// for (the postmaster signals the backend twice, its process and its
+// process group; pgx's CancelRequestContextWatcherHandler sleeps after a
+// cancel for this reason). A second statement run at once after a cancel
+// was cancelled too, in 1 of 4 runs of go test -count=2.
+func testCancel(t *testing.T, p *pgBastion, tok dbToken, proto string) {
+	ctx := t.Context()
+	app := "cancel-" + proto
+	conn := p.connect(t, tok, "max_protocol_version="+proto+"&application_name="+app)
+	pid, key := conn.PgConn().PID(), conn.PgConn().SecretKey()
+	if wantLen := map[string]int{"3.0": 4, "3.2": 32}[proto]; len(key) != wantLen {
+		t.Fatalf("cancel key of %d bytes, want %d", len(key), wantLen)
+	}
+	// admin is a connection straight to the target: it holds the lock the
+	// first statement waits for and watches what the target runs.
+	admin, err := pgx.Connect(ctx, p.pg.DSN("orders"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	// running waits until the target runs sql for this connection, and
+	// waits for a lock in it if locked.
+	running := func(sql string, locked bool) {
+		t.Helper()
+		q := "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND state = 'active' AND query = $2"
+		if locked {
+			q += " AND wait_event_type = 'Lock'"
+		}
+		waitFor(t, 10*time.Second, func() bool {
+			var n int
+			if err := admin.QueryRow(ctx, q, app, sql).Scan(&n); err != nil {
 				t.Fatal(err)
 			}
-			if pe := pgError(t, <-done); pe.Code != "57014" {
-				t.Fatalf("cancelled statement: %v, want 57014 (query_canceled)", pe)
-			}
-			// Cancelling the context: pgx sends the cancel request itself.
-			ctx, cancel := context.WithCancel(t.Context())
-			go func() {
-				_, err := conn.Exec(ctx, "SELECT pg_sleep(61)")
-				done <- err
-			}()
-			waitFor(t, 10*time.Second, sleeping("SELECT pg_sleep(61)"))
-			cancel()
-			if err := <-done; !errors.Is(err, context.Canceled) {
-				t.Fatalf("statement whose context was cancelled: %v", err)
-			}
-			waitFor(t, 10*time.Second, func() bool { return !sleeping("SELECT pg_sleep(61)")() })
+			return n == 1
 		})
+	}
+	run := func(sql string) chan error {
+		done := make(chan error, 1)
+		go func() { _, err := conn.Exec(context.Background(), sql); done <- err }()
+		return done
+	}
+	// result is how the statement of done ended, within a bound far
+	// below the minute pg_sleep(60) would take.
+	result := func(done chan error) error {
+		t.Helper()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(20 * time.Second):
+			t.Fatal("the statement did not end within 20s")
+			return nil
+		}
+	}
+
+	// Wrong keys: the statement waits for a lock the admin holds, Bastion
+	// refuses both requests, then the lock is released and the statement
+	// must end normally (a forwarded cancel would have ended it with
+	// 57014 while it waited).
+	lock := int64(len(key)) // one per protocol
+	if _, err := admin.Exec(ctx, "SELECT pg_advisory_lock($1)", lock); err != nil {
+		t.Fatal(err)
+	}
+	waiting := fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", lock)
+	done := run(waiting)
+	running(waiting, true)
+	refused := strings.Count(p.logs.String(), refusedCancel)
+	otherSecret := bytes.Clone(key)
+	otherSecret[len(otherSecret)-1] ^= 1
+	sendCancel(t, tok.Port, pid, otherSecret)
+	sendCancel(t, tok.Port, pid^1, key)
+	// Bastion answers a cancel request with nothing, as PostgreSQL does:
+	// its log says when it has refused both.
+	waitFor(t, 10*time.Second, func() bool { return strings.Count(p.logs.String(), refusedCancel) == refused+2 })
+	if _, err := admin.Exec(ctx, "SELECT pg_advisory_unlock($1)", lock); err != nil {
+		t.Fatal(err)
+	}
+	if err := result(done); err != nil {
+		t.Fatalf("a statement that cancel requests with wrong keys were sent for: %v, want it to run to its end", err)
+	}
+
+	// The right key, from pgx on a TLS connection of its own: the target
+	// cancels the running statement.
+	sleep := "SELECT pg_sleep(60)"
+	done = run(sleep)
+	running(sleep, false)
+	if err := conn.PgConn().CancelRequest(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if pe := pgError(t, result(done)); pe.Code != "57014" {
+		t.Fatalf("cancelled statement: %v, want 57014 (query_canceled)", pe)
+	}
+}
+
+// sendCancel sends a CancelRequest for pid and key to Bastion on a plain
+// connection of its own (as libpq before PostgreSQL 17 does) and waits
+// until Bastion closes it, answering nothing.
+func sendCancel(t *testing.T, port int, pid uint32, key []byte) {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	msg, err := (&pgproto3.CancelRequest{ProcessID: pid, SecretKey: key}).Encode(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nc.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := io.ReadAll(nc); err != nil || len(b) != 0 {
+		t.Fatalf("Bastion answered a cancel request with %q, %v; want nothing", b, err)
 	}
 }
 
