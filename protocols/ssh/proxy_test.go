@@ -782,12 +782,47 @@ func TestAgentForwarding(t *testing.T) {
 					t.Error(err)
 				}
 			})
-			if r.err != nil || r.stdout != tt.want {
+			if r.err != nil || r.stdout != tt.want || r.stderr != "" || r.status != 0 {
 				t.Errorf("agent on the target: %v; want %q", r, tt.want)
 			}
 			if tt.request && asked != tt.permit {
 				t.Errorf("agent forwarding request answered %v; want %v", asked, tt.permit)
 			}
 		})
+	}
+}
+
+// TestRemoteForwarding checks ssh -R where the role permits it: the
+// request reaches the target, and a connection to the forwarded port
+// reaches the user's listener.
+func TestRemoteForwarding(t *testing.T) {
+	e := newEnv(t, func(_ *env, cfg *Config) {
+		cfg.Permits = func(*access.Grant) Permits { return Permits{Remote: true} }
+	})
+	c := e.mustDial("root@web01", "alice")
+	l, err := c.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("-R with permission: %v", err)
+	}
+	defer l.Close()
+	if got := l.Addr().String(); got != "127.0.0.1:4242" {
+		t.Errorf("forwarded %s; want the port the target chose, 127.0.0.1:4242", got)
+	}
+	accepted := make(chan error, 1)
+	go func() {
+		conn, err := l.Accept()
+		if err != nil {
+			accepted <- err
+			return
+		}
+		defer conn.Close()
+		_, err = io.CopyN(conn, conn, 4)
+		accepted <- err
+	}()
+	if r := run(t, c, "rconnect", nil); r.err != nil || r.stdout != "rconnect answered ping\n" || r.status != 0 {
+		t.Errorf("connection to the forwarded port: %v", r)
+	}
+	if err := <-accepted; err != nil {
+		t.Errorf("the user's listener: %v", err)
 	}
 }

@@ -639,7 +639,8 @@ func (failingGuarantor) Guarantee(context.Context) error { return errors.New("sp
 // the upstream CA (principal = login, source-address checked), and runs a
 // tiny shell: echo, warn (to stderr), env, cat, exit N, joined with ';';
 // an exec of kill SIG alone ends with exit-signal SIG; an exec of agent
-// opens an agent channel back to the user and reports what came of it.
+// (or rconnect) opens an agent channel (or a connection to the latest
+// remote forward) back to the user and reports what came of it.
 // A pty shell echoes what is typed and runs each line.
 type fakeTarget struct {
 	t       *testing.T
@@ -648,10 +649,11 @@ type fakeTarget struct {
 	cfg     *ssh.ServerConfig
 	wg      sync.WaitGroup
 
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
-	certs []*ssh.Certificate // that logged in
-	ran   []string           // exec commands and typed lines, as run
+	mu       sync.Mutex
+	conns    map[net.Conn]struct{}
+	certs    []*ssh.Certificate // that logged in
+	ran      []string           // exec commands and typed lines, as run
+	forwards []remoteForward    // asked for by the user (ssh -R)
 }
 
 // The target presents its plain host key, and a host certificate for web01
@@ -741,7 +743,7 @@ func (ft *fakeTarget) handle(nc net.Conn) {
 			ft.mu.Unlock()
 		}
 	}
-	go ssh.DiscardRequests(reqs)
+	go ft.globalRequests(reqs)
 	var wg sync.WaitGroup
 	for nch := range chans {
 		switch nch.ChannelType() {
@@ -834,10 +836,11 @@ func (ft *fakeTarget) session(conn *ssh.ServerConn, nch ssh.NewChannel) {
 				} else {
 					status = ft.shell(ch, env)
 				}
-				if ex.Command == "agent" {
+				switch ex.Command {
+				case "agent":
 					fmt.Fprintln(ch, agentPing(conn))
-					exit(ch, 0)
-					return
+				case "rconnect":
+					fmt.Fprintln(ch, ft.rconnect(conn))
 				}
 				if f := strings.Fields(ex.Command); len(f) == 2 && f[0] == "kill" {
 					ch.SendRequest("exit-signal", false, ssh.Marshal(struct {
@@ -858,28 +861,84 @@ func (ft *fakeTarget) session(conn *ssh.ServerConn, nch ssh.NewChannel) {
 	}
 }
 
+// remoteForward is a port the user asked the target to forward (ssh -R).
+type remoteForward struct {
+	Addr string
+	Port uint32
+}
+
+// globalRequests accepts remote forwarding (ssh -R) without listening: a
+// connection to the port is made up by the rconnect command.
+func (ft *fakeTarget) globalRequests(reqs <-chan *ssh.Request) {
+	for req := range reqs {
+		var fwd remoteForward
+		if req.Type != "tcpip-forward" || ssh.Unmarshal(req.Payload, &fwd) != nil {
+			if req.WantReply {
+				req.Reply(false, nil)
+			}
+			continue
+		}
+		if fwd.Port == 0 {
+			fwd.Port = 4242
+		}
+		ft.mu.Lock()
+		ft.forwards = append(ft.forwards, fwd)
+		ft.mu.Unlock()
+		if req.WantReply {
+			req.Reply(true, ssh.Marshal(struct{ Port uint32 }{fwd.Port}))
+		}
+	}
+}
+
+// rconnect opens a forwarded-tcpip channel for the last remote forward (as
+// sshd does when a connection arrives at the port), sends ping and returns
+// what came back, or why the channel was refused.
+func (ft *fakeTarget) rconnect(conn *ssh.ServerConn) string {
+	ft.mu.Lock()
+	if len(ft.forwards) == 0 {
+		ft.mu.Unlock()
+		return "no forwards"
+	}
+	fwd := ft.forwards[len(ft.forwards)-1]
+	ft.mu.Unlock()
+	payload := ssh.Marshal(struct {
+		Addr       string
+		Port       uint32
+		OriginAddr string
+		OriginPort uint32
+	}{fwd.Addr, fwd.Port, "10.0.0.9", 5555})
+	ch, reqs, err := conn.OpenChannel("forwarded-tcpip", payload)
+	return ping("rconnect", ch, reqs, err)
+}
+
 // agentPing opens an agent channel towards the user (as sshd does for a
 // program using the forwarded agent), sends ping and returns what came
 // back, or why the channel was refused.
 func agentPing(conn *ssh.ServerConn) string {
 	ch, reqs, err := conn.OpenChannel("auth-agent@openssh.com", nil)
+	return ping("agent", ch, reqs, err)
+}
+
+// ping sends ping on a channel the target opened and returns what came
+// back, or why the channel was refused.
+func ping(what string, ch ssh.Channel, reqs <-chan *ssh.Request, err error) string {
 	if err != nil {
 		var oce *ssh.OpenChannelError
 		if errors.As(err, &oce) {
-			return "agent refused: " + oce.Message
+			return what + " refused: " + oce.Message
 		}
-		return "agent failed: " + err.Error()
+		return what + " failed: " + err.Error()
 	}
 	defer ch.Close()
 	go ssh.DiscardRequests(reqs)
 	if _, err := io.WriteString(ch, "ping"); err != nil {
-		return "agent failed: " + err.Error()
+		return what + " failed: " + err.Error()
 	}
 	buf := make([]byte, 4)
 	if _, err := io.ReadFull(ch, buf); err != nil {
-		return "agent failed: " + err.Error()
+		return what + " failed: " + err.Error()
 	}
-	return "agent answered " + string(buf)
+	return what + " answered " + string(buf)
 }
 
 func exit(ch ssh.Channel, status int) {
@@ -921,6 +980,7 @@ func (ft *fakeTarget) run(line string, env map[string]string, stdin io.Reader, s
 			if _, err := io.Copy(stdout, stdin); err != nil {
 				status = 1
 			}
+		case "agent", "rconnect": // run by session, which has the connection
 		case "kill":
 			return -1, true // the session ends with exit-signal f[1] (see session)
 		case "exit":
