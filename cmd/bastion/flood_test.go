@@ -169,6 +169,61 @@ func TestPostgresPipelineBounds(t *testing.T) {
 	}
 }
 
+// TestPostgresHeldAlternativesBounded: when the relay cannot tell which of
+// several statements or bindings a held execution runs (a Parse or Bind
+// the target may skip), the approver is shown all of them; a client that
+// keeps adding alternatives of 100 KB each is refused once they pass 1 MiB,
+// instead of making Bastion hold a growing text for every few bytes sent.
+func TestPostgresHeldAlternativesBounded(t *testing.T) {
+	const alternatives = 20
+	p := startPGBastion(t)
+	orders := p.grantDB(t, "alice", "orders")
+	conn, br := rawPG(t, orders.URL)
+	big := "SELECT 1 -- " + strings.Repeat("x", 100<<10)
+	const tooLong = "what its approver would be shown is too long"
+
+	t.Run("parse", func(t *testing.T) {
+		// A held statement, then others parsed as the unnamed statement in
+		// the same batch: the target may have kept the held one.
+		batch := pgMsg(nil, 'P', "\x00INSERT INTO refunds (note) VALUES ('parsed')\x00\x00\x00")
+		for i := range alternatives {
+			batch = pgMsg(batch, 'P', fmt.Sprintf("\x00%s %d\x00\x00\x00", big, i))
+		}
+		batch = pgMsg(batch, 'S', "")
+		got := exchange(t, conn, br, batch)
+		if want := strings.Repeat("1 ", 11) + "E Z"; got != want {
+			t.Fatalf("answers %q, want %q", got, want)
+		}
+	})
+	t.Run("bind", func(t *testing.T) {
+		batch := pgMsg(nil, 'P', "h\x00INSERT INTO refunds (note) VALUES ($1)\x00\x00\x00")
+		batch = pgMsg(batch, 'P', "big\x00"+big+"\x00\x00\x00")
+		batch = pgMsg(batch, 'S', "")
+		if got := exchange(t, conn, br, batch); got != "1 1 Z" {
+			t.Fatalf("prepare: %q", got)
+		}
+		// A portal of the held statement, then other bindings of it.
+		batch = pgMsg(nil, 'B', "p\x00h\x00\x00\x00\x00\x01\x00\x00\x00\x04bind\x00\x00")
+		for range alternatives {
+			batch = pgMsg(batch, 'B', "p\x00big\x00\x00\x00\x00\x00\x00\x00")
+		}
+		batch = pgMsg(batch, 'S', "")
+		// The target fails the second Bind (the portal exists) and skips
+		// the rest; Bastion refuses one of those it forwards.
+		if got := exchange(t, conn, br, batch); got != "2 E Z" {
+			t.Fatalf("bind: %q", got)
+		}
+	})
+	// The refusals are audited; in the Bind case, only there.
+	audit := p.mustRun("carol", "audit", "--user", "alice", "--type", "query", "--json")
+	if n := strings.Count(audit, tooLong); n < 2 {
+		t.Fatalf("%d refusals of alternatives too long to show, want one per case at least:\n%s", n, audit)
+	}
+	if got := pgQuery(t, conn, br, "SELECT 41 + 1"); got != "42" {
+		t.Fatalf("the connection afterwards: %q", got)
+	}
+}
+
 // rawPG logs in to url and returns the raw connection, for messages no
 // client library sends.
 func rawPG(t *testing.T, url string) (net.Conn, *bufio.Reader) {

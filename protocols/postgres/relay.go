@@ -515,7 +515,11 @@ func (c *conn) clientMessage(typ byte, msg []byte) error {
 			if d.Action != policy.CommandRequireApproval {
 				d, shown = *old.hold, m.Query
 			}
-			shown += "\n-- or, if the target kept an earlier statement: " + old.shown
+			if len(shown)+len(old.shown) > maxHeldShown {
+				d = tooLongToShow(d)
+			} else {
+				shown += "\n-- or, if the target kept an earlier statement: " + old.shown
+			}
 		}
 		if d.Action == policy.CommandDeny {
 			c.deny(d, m.Query)
@@ -555,17 +559,16 @@ func (c *conn) clientMessage(typ byte, msg []byte) error {
 				if p.hold == nil {
 					p.hold, p.shown = old.hold, st.text
 				}
+				if len(p.shown)+len(old.shown) > maxHeldShown {
+					return c.refuseBind(tooLongToShow(*p.hold), st.text)
+				}
 				p.shown += "\n-- or, if the portal still holds an earlier binding: " + old.shown
 			}
 			c.ext.portals[m.Portal] = p
 		} else if st.hold != nil {
 			// An untracked portal of a held statement would run unasked.
-			d := policy.QueryDecision{Action: policy.CommandDeny, Rule: st.hold.Rule,
-				Reason: fmt.Sprintf("%s, and this session has too many open portals to hold it for approval", st.hold.Reason)}
-			c.deny(d, st.text)
-			c.push(entry{kind: entryPoison, denial: denial(d)})
-			_, err := c.ubw.Write(poisonExecute)
-			return err
+			return c.refuseBind(policy.QueryDecision{Action: policy.CommandDeny, Rule: st.hold.Rule,
+				Reason: fmt.Sprintf("%s, and this session has too many open portals to hold it for approval", st.hold.Reason)}, st.text)
 		}
 	case msgExecute:
 		name, err := parseExecute(body)
@@ -612,6 +615,31 @@ func (c *conn) clientMessage(typ byte, msg []byte) error {
 		c.push(entry{kind: entryExec, text: "<function call>", start: time.Now()}, entry{kind: entrySync})
 	}
 	_, err := c.ubw.Write(msg)
+	return err
+}
+
+// maxHeldShown bounds what the approver of a held execution would be shown
+// when the relay cannot tell which of several statements or bindings the
+// target runs (a Parse or Bind the target may skip after an error, while
+// an earlier one that needs approval stays): each such message adds what
+// it may run to what is shown, so without a bound a client could make the
+// relay hold a statement's text again for every few bytes it sends. Past
+// the bound the message is refused.
+const maxHeldShown = 1 << 20
+
+// tooLongToShow is the refusal of a message that would take what an
+// approver of the held execution d is shown over maxHeldShown.
+func tooLongToShow(d policy.QueryDecision) policy.QueryDecision {
+	return policy.QueryDecision{Action: policy.CommandDeny, Rule: d.Rule,
+		Reason: d.Reason + ", and what its approver would be shown is too long: the statements this execution may run are over 1 MiB"}
+}
+
+// refuseBind denies a Bind by rule d: the target gets an Execute of a
+// portal that does not exist instead, which fails the batch.
+func (c *conn) refuseBind(d policy.QueryDecision, text string) error {
+	c.deny(d, text)
+	c.push(entry{kind: entryPoison, denial: denial(d)})
+	_, err := c.ubw.Write(poisonExecute)
 	return err
 }
 
