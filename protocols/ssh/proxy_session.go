@@ -73,7 +73,11 @@ func (tc *targetConn) session(ctx context.Context, nch ssh.NewChannel) {
 		rec.markStarted() // releases the input goroutine of a session that never started
 		rec.end(tc.endReason())
 	}()
-	go func() { defer tc.guard(); tc.sessionRequests(ctx, uch, upch, ureqs, rec) }()
+	// answering counts the user's requests forwarded to the target and not
+	// yet answered: the channel is not closed under them (a command that
+	// ends at once must still get its exec answered first).
+	var answering sync.WaitGroup
+	go func() { defer tc.guard(); tc.sessionRequests(ctx, uch, upch, ureqs, rec, &answering) }()
 
 	// Input: this goroutine is deliberately not waited for. It ends when the
 	// user sends EOF (then the target gets EOF too) or when the channels
@@ -134,6 +138,9 @@ func (tc *targetConn) session(ctx context.Context, nch ssh.NewChannel) {
 	}()
 	out.Wait()
 	<-reqsDone // the target closed the channel: every request it sent is in
+	// The target has closed the channel, so a forwarded request still
+	// waiting for its answer gets it, or EOF, at once.
+	answering.Wait()
 	for _, r := range held {
 		if r == nil {
 			continue
@@ -213,7 +220,7 @@ func (tc *targetConn) failClosed(uch, upch ssh.Channel) {
 // sessionRequests forwards the user's session requests to the target,
 // checking exec commands against the rules first and refusing what the
 // role does not allow.
-func (tc *targetConn) sessionRequests(ctx context.Context, uch, upch ssh.Channel, reqs <-chan *ssh.Request, rec *channelRec) {
+func (tc *targetConn) sessionRequests(ctx context.Context, uch, upch ssh.Channel, reqs <-chan *ssh.Request, rec *channelRec, answering *sync.WaitGroup) {
 	for req := range reqs {
 		forward := false
 		switch req.Type {
@@ -294,19 +301,27 @@ func (tc *targetConn) sessionRequests(ctx context.Context, uch, upch ssh.Channel
 				tc.auditRefusal(audit.Event{Type: audit.Forward, Outcome: audit.OutcomeRefused, Reason: "X11 forwarding is not allowed by your role"})
 			}
 		}
-		ok := false
-		if forward {
-			var err error
-			ok, err = upch.SendRequest(req.Type, req.WantReply, req.Payload)
-			if err != nil {
-				tc.log.Debug("forward request", "type", req.Type, "err", err)
-				ok = false
-			}
+		tc.forwardRequest(upch, req, forward, answering)
+	}
+}
+
+// forwardRequest sends req to the target if forward, and answers the user
+// with the target's answer (or a refusal).
+func (tc *targetConn) forwardRequest(upch ssh.Channel, req *ssh.Request, forward bool, answering *sync.WaitGroup) {
+	answering.Add(1)
+	defer answering.Done()
+	ok := false
+	if forward {
+		var err error
+		ok, err = upch.SendRequest(req.Type, req.WantReply, req.Payload)
+		if err != nil {
+			tc.log.Debug("forward request", "type", req.Type, "err", err)
+			ok = false
 		}
-		if req.WantReply {
-			if err := req.Reply(ok, nil); err != nil {
-				tc.log.Debug("reply to user", "type", req.Type, "err", err)
-			}
+	}
+	if req.WantReply {
+		if err := req.Reply(ok, nil); err != nil {
+			tc.log.Debug("reply to user", "type", req.Type, "err", err)
 		}
 	}
 }

@@ -531,12 +531,12 @@ func TestRecordingUnavailableRefusesSession(t *testing.T) {
 // get that answer before the session closes, or Session reports EOF
 // although the command ran (and so would other clients that wait for it).
 //
-// Bastion bug found by this package's tests (issue 13's flaky-test work):
-// this fails today in most runs (with -race, measured: the target case in
-// 10 of 10 runs, self-service in 8 of 10; without it, 6 and 0 of 10). A target session (proxy_session.go: session) closes
-// the user's channel once the target's closes, while sessionRequests may not
-// yet have answered the exec it forwarded; a self-service session
-// (selfservice.go: session) starts the command before answering the exec.
+// Found by this test (with -race, before the fix: the target case failed
+// in 10 of 10 runs, self-service in 8 of 10): a target session closed the
+// user's channel once the target's closed, while the exec it forwarded could
+// still be unanswered; a self-service session started the command before
+// answering the exec. Now a target session waits for the answers it owes,
+// and a self-service command starts once its request is answered.
 func TestExecAnsweredBeforeClose(t *testing.T) {
 	tests := []struct{ name, user, command, want string }{
 		{"target", "root@web01", "echo hi", "hi\n"},
@@ -628,11 +628,10 @@ func TestTargetSubsystems(t *testing.T) {
 // the exit-signal, the session row exit status 128, and the recording a
 // marker.
 //
-// Bastion bug found by this package's tests: the recording and session row
-// parts fail today. record.go's setExit reads exit-signal as struct{ Signal
-// string }, but the message has four fields (RFC 4254 6.10: signal, core
-// dumped, error message, language tag), and ssh.Unmarshal refuses trailing
-// data; so no exit-signal from a real target is ever recorded.
+// Found by this test: record.go's setExit read exit-signal as struct{
+// Signal string }, but the message has four fields (RFC 4254 6.10: signal,
+// core dumped, error message, language tag), and ssh.Unmarshal refuses
+// trailing data; so no exit-signal from a real target was recorded.
 func TestTargetExitSignal(t *testing.T) {
 	e := newEnv(t)
 	c := e.mustDial("root@web01", "alice")

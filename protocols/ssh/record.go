@@ -253,7 +253,14 @@ func (r *channelRec) setExit(payload []byte, signal bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if signal {
-		var sig struct{ Signal string }
+		// RFC 4254 6.10: the signal's name, whether core was dumped, an
+		// error message and its language tag.
+		var sig struct {
+			Signal     string
+			CoreDumped bool
+			Error      string
+			Lang       string
+		}
 		if ssh.Unmarshal(payload, &sig) == nil {
 			r.write(func() error { return r.term.Marker("killed by signal " + sig.Signal) })
 			r.exit = 128

@@ -53,6 +53,7 @@ func (c *connection) session(ctx context.Context, ch ssh.Channel, reqs <-chan *s
 	defer close(done)
 	for req := range reqs {
 		ok := false
+		var start func() // the command, started once its request is answered
 		switch req.Type {
 		case "pty-req":
 			var p ptyRequest
@@ -90,15 +91,21 @@ func (c *connection) session(ctx context.Context, ch ssh.Channel, reqs <-chan *s
 			mu.Lock()
 			p := pty
 			mu.Unlock()
-			c.fc.Go(func() {
-				code := c.run(ctx, ch, req.Type == "shell", command, p, resize)
+			shell := req.Type == "shell"
+			start = func() {
+				code := c.run(ctx, ch, shell, command, p, resize)
 				c.exit(ch, code)
-			})
+			}
 		}
 		if req.WantReply {
 			if err := req.Reply(ok, nil); err != nil {
 				c.log.Debug("reply to request", "type", req.Type, "err", err)
 			}
+		}
+		// Answered first: a command that ends at once would otherwise close
+		// the channel before the client hears that its exec was accepted.
+		if start != nil {
+			c.fc.Go(start)
 		}
 	}
 }
