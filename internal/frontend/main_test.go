@@ -1,0 +1,11 @@
+package frontend
+
+import (
+	"testing"
+
+	"github.com/bastionhq/bastion/internal/leakcheck"
+)
+
+// TestMain fails the package if a goroutine its tests started (a
+// connection, the watcher) outlives them.
+func TestMain(m *testing.M) { leakcheck.Main(m) }
