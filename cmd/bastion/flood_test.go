@@ -230,6 +230,39 @@ func TestPostgresHeldAlternativesBounded(t *testing.T) {
 	}
 }
 
+// TestPostgresPortalsForgotten: portals last until the end of their
+// transaction, and the relay forgets them there too: a client that binds
+// a thousand portals of 16,000 parameters each, one per transaction, and
+// never closes them does not make Bastion keep their parameters.
+func TestPostgresPortalsForgotten(t *testing.T) {
+	const portals, params = 1000, 16000
+	p := startPGBastion(t)
+	plain := p.grantDB(t, "alice", "plain")
+	conn, br := rawPG(t, plain.URL)
+	if got := exchange(t, conn, br, pgMsg(pgMsg(nil, 'P', "s\x00SELECT 1\x00\x00\x00"), 'S', "")); got != "1 Z" {
+		t.Fatalf("prepare: %q", got)
+	}
+	pid := p.cmd.Process.Pid
+	before := procStatus(t, pid, "VmRSS")
+	nulls := strings.Repeat("\xff\xff\xff\xff", params)
+	for i := range portals {
+		// The target refuses the parameters (the statement takes none),
+		// but the relay tracks the portal as it forwards the Bind.
+		bind := fmt.Sprintf("p%d\x00s\x00\x00\x00%s%s\x00\x00", i, string(bin.BigEndian.AppendUint16(nil, params)), nulls)
+		if got := exchange(t, conn, br, pgMsg(pgMsg(nil, 'B', bind), 'S', "")); got != "E Z" {
+			t.Fatalf("bind %d: %q", i, got)
+		}
+	}
+	peak := procStatus(t, pid, "VmHWM")
+	t.Logf("peak VmRSS %d MB, %d MB over the start", peak>>20, (peak-before)>>20)
+	if peak-before > floodCeiling {
+		t.Fatalf("Bastion's peak memory rose by %d MB with %d portals bound, over the ceiling of %d MB", (peak-before)>>20, portals, floodCeiling>>20)
+	}
+	if got := pgQuery(t, conn, br, "SELECT 41 + 1"); got != "42" {
+		t.Fatalf("the connection afterwards: %q", got)
+	}
+}
+
 // rawPG logs in to url and returns the raw connection, for messages no
 // client library sends.
 func rawPG(t *testing.T, url string) (net.Conn, *bufio.Reader) {

@@ -959,11 +959,21 @@ func testHeldExecutions(t *testing.T, p *pgBastion, tok dbToken) {
 	refunds("an execution after a skipped Close", "first refund")
 
 	// A portal bound to a held statement and not executed may still be
-	// there when the client binds it again (if the target skipped that
-	// Bind): the next execution of the portal is held, showing both.
+	// there, within its transaction, when the client binds it again (if
+	// the target skipped that Bind): the next execution of the portal is
+	// held, showing both. Once the transaction ended, no portal is left,
+	// and the approver sees only what runs.
+	if _, err := conn.Exec(ctx, "BEGIN"); err != nil {
+		t.Fatal(err)
+	}
 	batch(&pgproto3.Bind{PreparedStatement: "refund", Parameters: [][]byte{[]byte("phantom")}})
 	decide(run("refund", "rebound"), false,
 		has("$1 = 'rebound'", "earlier binding: INSERT INTO refunds (note) VALUES ($1)\n-- parameters: $1 = 'phantom'"))
+	if _, err := conn.Exec(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	batch(&pgproto3.Bind{PreparedStatement: "refund", Parameters: [][]byte{[]byte("phantom")}})
+	decide(run("refund", "after the transaction"), false, is("INSERT INTO refunds (note) VALUES ($1)\n-- parameters: $1 = 'after the transaction'"))
 
 	// The unnamed statement: a Parse after a failed message of its batch is
 	// skipped and the held statement stays, so its execution stays held.

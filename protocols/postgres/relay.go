@@ -106,6 +106,8 @@ type queue struct {
 	// skips the rest of it up to Sync. Set by failBatch, cleared by
 	// endBatch.
 	failed bool
+	// status is the transaction status of the last batch ended.
+	status byte
 	// room is signalled when entries are removed.
 	room chan struct{}
 }
@@ -213,12 +215,14 @@ func (q *queue) failBatch() []entry {
 	return left
 }
 
-// endBatch removes the current batch through its sync and returns the
-// statements left in it.
-func (q *queue) endBatch() []entry {
+// endBatch removes the current batch through its sync, which the target
+// answered with transaction status status, and returns the statements left
+// in it.
+func (q *queue) endBatch(status byte) []entry {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.failed = false
+	q.status = status
 	var left []entry
 	for q.head < len(q.items) {
 		e := q.items[q.head]
@@ -233,6 +237,14 @@ func (q *queue) endBatch() []entry {
 		}
 	}
 	return left
+}
+
+// idle reports whether the target has answered everything and is out of
+// any transaction.
+func (q *queue) idle() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.head == len(q.items) && q.status == 'I'
 }
 
 // empty reports whether nothing is pending.
@@ -383,6 +395,14 @@ func (c *conn) clientToTarget() error {
 		hdr, err := c.br.Peek(headerLen)
 		if err != nil {
 			return err
+		}
+		if !c.ext.inBatch && c.ext.portals != nil && c.pending.idle() {
+			// Nothing was sent since the last Sync or Query, and the
+			// target answered it out of any transaction: a portal lasts
+			// until the end of its transaction, so the target has none,
+			// and none is tracked (those the client never closed would
+			// otherwise stay, with their parameters, up to maxTracked).
+			c.ext.portals = nil
 		}
 		typ := hdr[0]
 		switch typ {
@@ -753,10 +773,12 @@ func (c *conn) targetToClient() error {
 				return err
 			}
 		case msgReadyForQuery:
+			status := byte(0) // unknown
 			if len(msg) == headerLen+1 {
-				c.lastStatus = msg[headerLen]
+				status = msg[headerLen]
+				c.lastStatus = status
 			}
-			for _, e := range c.pending.endBatch() {
+			for _, e := range c.pending.endBatch(status) {
 				why := ""
 				if batchErr {
 					why = notRun

@@ -30,7 +30,7 @@ func TestQueue(t *testing.T) {
 	if _, ok := q.take(entryPoison); ok {
 		t.Fatal("took a poison of the next batch")
 	}
-	left := q.endBatch()
+	left := q.endBatch('I')
 	if len(left) != 1 || left[0].text != "b" {
 		t.Fatalf("left in the batch: %+v", left)
 	}
@@ -40,7 +40,7 @@ func TestQueue(t *testing.T) {
 	if e, ok := q.take(entryPoison); !ok || e.text != "next batch" {
 		t.Fatalf("poison of the second batch: %+v %v", e, ok)
 	}
-	if left := q.endBatch(); len(left) != 0 {
+	if left := q.endBatch('I'); len(left) != 0 {
 		t.Fatalf("left: %+v", left)
 	}
 	// Compaction keeps order.
@@ -49,7 +49,7 @@ func TestQueue(t *testing.T) {
 		if e, ok := q.take(entryExec); !ok || e.text != string(rune('a'+i%26)) {
 			t.Fatalf("round %d: %+v %v", i, e, ok)
 		}
-		q.endBatch()
+		q.endBatch('I')
 	}
 	q.push(entry{kind: entryExec, text: "unfinished"})
 	if left := q.drain(); len(left) != 1 || left[0].text != "unfinished" {
@@ -85,7 +85,7 @@ func TestQueueBounds(t *testing.T) {
 	case <-room: // signalled by nothing yet: drain a stale signal
 	default:
 	}
-	q.endBatch()
+	q.endBatch('I')
 	select {
 	case <-room:
 	default:
@@ -138,7 +138,7 @@ func TestQueueFailedBatch(t *testing.T) {
 	if len(skipped) != 1 || skipped[0].text != "d" {
 		t.Fatalf("skipped: %+v", skipped)
 	}
-	if left := q.endBatch(); len(left) != 0 {
+	if left := q.endBatch('I'); len(left) != 0 {
 		t.Fatalf("left at the failed batch's sync: %+v", left)
 	}
 	if e, ok := q.take(entryExec); !ok || e.text != "next" {
@@ -151,7 +151,7 @@ func TestQueueFailedBatch(t *testing.T) {
 	if skipped := q.push(entry{kind: entryExec, text: "y"}); len(skipped) != 0 {
 		t.Fatalf("skipped after a queued sync: %+v", skipped)
 	}
-	q.endBatch()
+	q.endBatch('I')
 	if e, ok := q.take(entryExec); !ok || e.text != "y" {
 		t.Fatalf("statement after the failed batch: %+v %v", e, ok)
 	}
@@ -224,7 +224,7 @@ func TestWaitRoom(t *testing.T) {
 		if !bytes.Equal(up.Bytes(), flushMsg) {
 			t.Fatalf("sent the target %q, want a Flush", up.Bytes())
 		}
-		c.pending.endBatch()
+		c.pending.endBatch('I')
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
