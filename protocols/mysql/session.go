@@ -115,8 +115,10 @@ func (c *clientConn) command(p []byte, seq byte) error {
 		return c.execute(p, seq)
 	case comStmtSendLongData:
 		if len(p) >= 7 {
-			if st := c.stmts[binary.LittleEndian.Uint32(p[1:])]; st != nil {
-				st.long[int(binary.LittleEndian.Uint16(p[5:]))] = true
+			// Only the statement's own parameters are marked: the map
+			// holds no more entries than it has.
+			if st, i := c.stmts[binary.LittleEndian.Uint32(p[1:])], int(binary.LittleEndian.Uint16(p[5:])); st != nil && i < st.params {
+				st.long[i] = true
 			}
 		}
 		return c.forward(seq, p) // no response
