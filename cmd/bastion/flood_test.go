@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"golang.org/x/sys/unix"
 )
@@ -159,6 +160,29 @@ func TestPostgresPipelineBounds(t *testing.T) {
 		got := exchange(t, conn, br, batch)
 		if want := "1" + strings.Repeat(" 2 D C", executes) + " Z"; got != want {
 			t.Fatalf("answers %q, want %q", got, want)
+		}
+	})
+	ok = ok && t.Run("pgx batch", func(t *testing.T) {
+		// pgx writes a whole batch before it reads: more statements than
+		// maxPendingEntries, whose answers fit the sockets' buffers, must
+		// not stall it.
+		const queries = 10_000
+		conn := p.connect(t, plain, "")
+		b := &pgx.Batch{}
+		for i := range queries {
+			b.Queue("SELECT $1::int", i)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), exchangeTimeout)
+		defer cancel()
+		res := conn.SendBatch(ctx, b)
+		for i := range queries {
+			var n int
+			if err := res.QueryRow().Scan(&n); err != nil || n != i {
+				t.Fatalf("query %d: %d, %v", i, n, err)
+			}
+		}
+		if err := res.Close(); err != nil {
+			t.Fatal(err)
 		}
 	})
 	if !ok {
