@@ -48,10 +48,18 @@ func (s *Store) dispatch() {
 			idle = false
 			continue
 		}
-		if r.creating || now.Before(r.retryAt) || !r.hasWork() {
+		if r.creating || !r.hasWork() {
 			continue
 		}
-		r.busy, idle = true, false
+		// A recording waiting to retry is not idle: its retries say when
+		// the storage takes uploads again. A probe in between would say
+		// so whenever the storage answers a listing but refuses writes,
+		// and OnHealth would report a recovery at every retry.
+		idle = false
+		if now.Before(r.retryAt) {
+			continue
+		}
+		r.busy = true
 		s.wg.Add(1)
 		go s.run(r)
 	}
