@@ -46,6 +46,28 @@ func testMariaDB(t *testing.T) *harness.MariaDB {
 	})
 }
 
+// freshShop recreates the shop database from myInitSQL, and drops the
+// user TestMySQL creates, so that each run (go test -count=N) starts from
+// the same data instead of from what the run before left.
+func freshShop(t *testing.T, m *harness.MariaDB) {
+	t.Helper()
+	db, err := sql.Open("mysql", m.DSN("")+"?multiStatements=true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range []string{
+		"DROP DATABASE IF EXISTS shop",
+		"DROP USER IF EXISTS 'bastion_redacted'@'%'",
+		"CREATE DATABASE shop",
+		"USE shop;" + myInitSQL,
+	} {
+		if _, err := db.ExecContext(t.Context(), q); err != nil {
+			t.Fatalf("%.40s: %v", q, err)
+		}
+	}
+}
+
 // myRoles: alice (developer) may request shop, with the demo's query rules
 // (those of orders, in MySQL's terms), and gets the sandbox database
 // "plain" (no rules) automatically.
@@ -146,6 +168,7 @@ func myError(t *testing.T, err error) *mysql.MySQLError {
 }
 
 func TestMySQL(t *testing.T) {
+	freshShop(t, testMariaDB(t))
 	m := startMyBastion(t)
 	shop := m.grant(t, "alice", "shop")
 	plain := m.grant(t, "alice", "plain")
