@@ -42,7 +42,7 @@ import (
 var ErrServerClosed = errors.New("frontend: server closed")
 
 // errShutdown is the cause of connections ended by Shutdown.
-var errShutdown = errors.New("Bastion is shutting down")
+var errShutdown = errors.New("bastion is shutting down")
 
 // closeGrace is how long Shutdown waits, after telling the connections
 // left that they end, before it closes their sockets: time to write the
@@ -201,7 +201,7 @@ func (s *Server) live() []*Conn {
 }
 
 // Shutdown stops accepting, waits for open connections to end until ctx
-// ends, then ends those left with "Bastion is shutting down" (each
+// ends, then ends those left with "bastion is shutting down" (each
 // protocol tells its client in its own way), and closes their sockets
 // after closeGrace. It returns ctx's error when it had to end connections.
 func (s *Server) Shutdown(ctx context.Context) error {
