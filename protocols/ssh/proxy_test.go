@@ -2,6 +2,7 @@ package ssh
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -277,11 +278,34 @@ func TestTargetShellRefusesLine(t *testing.T) {
 		t.Errorf("session row %+v; want a shell", created[0])
 	}
 	cast := readRecording(t, e, created[0].Recording)
-	for _, want := range []string{`"width":80,"height":24`, `"r", "120x40"`, `"i", "echo one\r"`, `"m", "denied: denied by rule no-rm`} {
+	for _, want := range []string{`"width":80,"height":24`, `"r", "120x40"`, `"m", "denied: denied by rule no-rm`} {
 		if !strings.Contains(cast, want) {
 			t.Errorf("recording lacks %s:\n%s", want, cast)
 		}
 	}
+	// Typed input is recorded in pieces, as its echo comes back.
+	if typed := castData(t, cast, "i"); !strings.Contains(typed, "echo one\r") || !strings.Contains(typed, "rm -rf /srv\r") {
+		t.Errorf("recorded input %q; want what was typed", typed)
+	}
+}
+
+// castData joins the data of a recording's events of one code ("i", "o").
+func castData(t *testing.T, cast, code string) string {
+	t.Helper()
+	var b strings.Builder
+	for i, line := range strings.Split(strings.TrimSpace(cast), "\n") {
+		if i == 0 {
+			continue // the header
+		}
+		var ev []any
+		if err := json.Unmarshal([]byte(line), &ev); err != nil || len(ev) != 3 {
+			t.Fatalf("recording line %q: %v", line, err)
+		}
+		if ev[1] == code {
+			b.WriteString(ev[2].(string))
+		}
+	}
+	return b.String()
 }
 
 func TestTargetShellWithoutTerminalRefused(t *testing.T) {
@@ -823,5 +847,25 @@ func TestRemoteForwarding(t *testing.T) {
 	}
 	if err := <-accepted; err != nil {
 		t.Errorf("the user's listener: %v", err)
+	}
+}
+
+// TestSessionStartUnaudited checks the audit-failure policy: a target
+// session whose start cannot be audited does not start.
+func TestSessionStartUnaudited(t *testing.T) {
+	e := newEnv(t, func(e *env, _ *Config) { e.audit.failing = true })
+	c := e.mustDial("root@web01", "alice")
+	r := run(t, c, "echo hello", nil)
+	if r.err != nil || r.stdout != "" || r.status == 0 {
+		t.Errorf("exec when the start cannot be audited: %v; want it refused", r)
+	}
+	if want := "bastion: the session cannot be audited now, so it may not start"; !strings.Contains(r.stderr, want) {
+		t.Errorf("stderr %q; want %q", r.stderr, want)
+	}
+	if got := e.target.commands(); len(got) != 0 {
+		t.Errorf("the target ran %q", got)
+	}
+	if starts := e.audit.of(audit.SessionStart); len(starts) != 0 {
+		t.Errorf("session.start events %+v; want none written", starts)
 	}
 }
