@@ -260,7 +260,7 @@ func TestTargetShellRefusesLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ee *ssh.ExitError
-	if err := s.Wait(); !errors.As(err, &ee) || ee.ExitStatus() != 4 {
+	if err := waitSession(t, s); !errors.As(err, &ee) || ee.ExitStatus() != 4 {
 		t.Errorf("shell ended with %v; want exit status 4", err)
 	}
 	if got := e.target.commands(); !slices.Equal(got, []string{"echo one", "echo two", "exit 4"}) {
@@ -323,7 +323,7 @@ func TestTargetShellWithoutTerminalRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ee *ssh.ExitError
-	if err := s.Wait(); !errors.As(err, &ee) || ee.ExitStatus() != ExitDenied {
+	if err := waitSession(t, s); !errors.As(err, &ee) || ee.ExitStatus() != ExitDenied {
 		t.Errorf("shell without a terminal ended with %v; want exit status %d", err, ExitDenied)
 	}
 	if !strings.Contains(stderr.String(), "bastion: a shell without a terminal cannot be checked") {
@@ -423,7 +423,7 @@ func TestGrantRecheckRefusal(t *testing.T) {
 	c := e.mustDial("root@web01", "alice")
 	s, stderr := startCat(t, e, c)
 	e.grants.fail(&policy.Refusal{Reason: "request 7 was revoked by carol"})
-	if err := s.Wait(); err == nil {
+	if err := waitSession(t, s); err == nil {
 		t.Error("the session ended with status 0")
 	}
 	if want := "\r\nbastion: your access to web01 ended: request 7 was revoked by carol\r\n"; !strings.Contains(stderr.String(), want) {
@@ -449,12 +449,12 @@ func TestGrantRecheckStoreError(t *testing.T) {
 	c := e.mustDial("root@web01", "alice")
 	s, stderr := startCat(t, e, c)
 	e.grants.fail(errors.New("database is locked"))
-	if err := s.Wait(); err == nil {
+	if err := waitSession(t, s); err == nil {
 		t.Error("the session ended with status 0")
 	}
 	got := stderr.String()
-	if !strings.Contains(got, "\r\nbastion: ") {
-		t.Errorf("the user saw %q; want a message from Bastion saying why the session ended", got)
+	if want := "\r\nbastion: your access to web01 could not be checked, so the session ends"; !strings.Contains(got, want) {
+		t.Errorf("the user saw %q; want the fixed message %q", got, want)
 	}
 	if strings.Contains(got, "database is locked") {
 		t.Errorf("the user saw the store's error: %q", got)
@@ -465,7 +465,7 @@ func TestGrantExpiry(t *testing.T) {
 	e := newEnv(t, func(e *env, _ *Config) { e.grants.ends = time.Now().Add(300 * time.Millisecond) })
 	c := e.mustDial("root@web01", "alice")
 	s, stderr := startCat(t, e, c)
-	if err := s.Wait(); err == nil {
+	if err := waitSession(t, s); err == nil {
 		t.Error("the session ended with status 0")
 	}
 	if want := "\r\nbastion: your access to web01 expired\r\n"; !strings.Contains(stderr.String(), want) {

@@ -130,7 +130,7 @@ func TestSelfServiceShellWithoutTerminal(t *testing.T) {
 	if err := s.Shell(); err != nil {
 		t.Fatal(err)
 	}
-	err = s.Wait()
+	err = waitSession(t, s)
 	var ee *ssh.ExitError
 	if !errors.As(err, &ee) || ee.ExitStatus() != 3 {
 		t.Errorf("shell ended with %v; want exit status 3 (that of the last command before exit)", err)
@@ -178,7 +178,7 @@ func TestSelfServicePrompt(t *testing.T) {
 	if _, err := io.WriteString(in, "exit\r"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Wait(); err != nil {
+	if err := waitSession(t, s); err != nil {
 		t.Errorf("prompt ended with %v; want exit status 0", err)
 	}
 	if !strings.Contains(out.String(), "Welcome to Bastion, alice.") {
@@ -204,7 +204,7 @@ func TestSelfServiceIdleTimeout(t *testing.T) {
 	if err := s.Shell(); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Wait(); err == nil {
+	if err := waitSession(t, s); err == nil {
 		t.Log("shell ended with status 0")
 	}
 	if want := "bastion: closing the session after 50ms without input"; !strings.Contains(stderr.String(), want) {
@@ -272,7 +272,7 @@ func TestShutdownWaits(t *testing.T) {
 	if err := e.srv.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Shutdown with an open session: %v; want the context's deadline", err)
 	}
-	if err := s.Wait(); err == nil {
+	if err := waitSession(t, s); err == nil {
 		t.Error("the session went on after Shutdown's deadline")
 	}
 	if _, err := e.dial("alice", "alice"); err == nil {

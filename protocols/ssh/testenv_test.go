@@ -313,7 +313,9 @@ func startExec(c *ssh.Client, command string, setup func(ssh.Channel)) (*execCha
 	if setup != nil {
 		setup(ch)
 	}
-	if _, err := ch.SendRequest("exec", false, ssh.Marshal(struct{ Command string }{command})); err != nil {
+	// EOF: Bastion has closed the channel already (a refusal that does not
+	// wait for the request); wait reports what it said.
+	if _, err := ch.SendRequest("exec", false, ssh.Marshal(struct{ Command string }{command})); err != nil && !errors.Is(err, io.EOF) {
 		ch.Close()
 		return nil, err
 	}
@@ -338,6 +340,21 @@ func (x *execChannel) wait() result {
 		return result{stdout: x.stdout.String(), stderr: x.stderr.String(), status: status, signal: x.signal}
 	case <-time.After(waitTimeout):
 		return result{stdout: x.stdout.String(), stderr: x.stderr.String(), status: -1, err: errors.New("the session's output ended, but not the session")}
+	}
+}
+
+// waitSession waits, up to waitTimeout, for s to end and returns what
+// Wait returned.
+func waitSession(t *testing.T, s *ssh.Session) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- s.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(waitTimeout):
+		t.Fatal("the session did not end")
+		return nil
 	}
 }
 
