@@ -12,6 +12,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/bastionhq/bastion/bastion/audit"
+	"github.com/bastionhq/bastion/internal/leakcheck"
 )
 
 func TestSelfServiceCommand(t *testing.T) {
@@ -226,7 +227,7 @@ func TestSelfServiceRefusesChannels(t *testing.T) {
 }
 
 func TestServeAfterClose(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	srv, err := NewServer(Config{HostSigners: []ssh.Signer{newSigner(t)}})
 	if err != nil {
 		t.Fatal(err)

@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"maps"
 	"net"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,58 +32,13 @@ import (
 	"github.com/bastionhq/bastion/bastion/policy"
 	"github.com/bastionhq/bastion/bastion/store"
 	"github.com/bastionhq/bastion/ca"
+	"github.com/bastionhq/bastion/internal/leakcheck"
 	"github.com/bastionhq/bastion/recorder"
 )
 
 // waitTimeout bounds every wait for a condition in these tests; nothing
 // here should take more than a fraction of it.
 const waitTimeout = 10 * time.Second
-
-// checkGoroutines fails the test if goroutines started during it are still
-// running when it ends (after every other cleanup: it is registered first).
-// It waits for them to finish, up to waitTimeout, and reports their stacks.
-func checkGoroutines(t *testing.T) {
-	t.Helper()
-	before := goroutines()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(waitTimeout)
-		for {
-			var left []string
-			for id, stack := range goroutines() {
-				if _, ok := before[id]; !ok {
-					left = append(left, stack)
-				}
-			}
-			if len(left) == 0 {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Errorf("%d goroutines still running after the test:\n\n%s", len(left), strings.Join(left, "\n\n"))
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
-}
-
-// goroutines returns the stacks of all goroutines by goroutine id.
-func goroutines() map[string]string {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	m := map[string]string{}
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		id, _, _ := strings.Cut(strings.TrimPrefix(g, "goroutine "), " ")
-		m[id] = g
-	}
-	return m
-}
 
 // waitFor waits until cond holds, failing the test after waitTimeout.
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -137,7 +91,7 @@ type env struct {
 // may log in as root on web01 (request 7); bob may not.
 func newEnv(t *testing.T, opts ...func(*env, *Config)) *env {
 	t.Helper()
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	e := &env{
 		t:         t,
 		keys:      map[string]ssh.Signer{"alice": newSigner(t), "bob": newSigner(t), "mallory": newSigner(t)},
