@@ -248,36 +248,77 @@ func TestServeAfterClose(t *testing.T) {
 	}
 }
 
-// TestShutdownWaits checks that Shutdown lets an open session finish, and
-// closes it when its context ends.
-func TestShutdownWaits(t *testing.T) {
-	e := newEnv(t)
-	c := e.mustDial("alice", "alice")
-	s, err := c.NewSession()
-	if err != nil {
-		t.Fatal(err)
+// TestShutdown checks that Shutdown stops new logins and lets an open
+// connection finish, and closes it when its context ends first.
+func TestShutdown(t *testing.T) {
+	tests := []struct {
+		name     string
+		finishes bool // the session ends by itself before the deadline
+	}{
+		{"the session finishes", true},
+		{"the deadline comes first", false},
 	}
-	defer s.Close()
-	if _, err := s.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	var out syncBuffer
-	s.Stdout = &out
-	if err := s.Shell(); err != nil {
-		t.Fatal(err)
-	}
-	waitOutput(t, &out, "Welcome")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			c := e.mustDial("alice", "alice")
+			s, err := c.NewSession()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			in, err := s.StdinPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out syncBuffer
+			s.Stdout = &out
+			if err := s.Shell(); err != nil {
+				t.Fatal(err)
+			}
+			waitOutput(t, &out, "Welcome")
 
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	if err := e.srv.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("Shutdown with an open session: %v; want the context's deadline", err)
-	}
-	if err := waitSession(t, s); err == nil {
-		t.Error("the session went on after Shutdown's deadline")
-	}
-	if _, err := e.dial("alice", "alice"); err == nil {
-		t.Error("login after Shutdown succeeded")
+			deadline := 100 * time.Millisecond
+			if tt.finishes {
+				deadline = waitTimeout
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), deadline)
+			defer cancel()
+			shut := make(chan error, 1)
+			go func() { shut <- e.srv.Shutdown(ctx) }()
+			// Listeners close first: a new login fails while the session is open.
+			waitFor(t, "logins to be refused", func() bool {
+				c, err := e.dial("alice", "alice")
+				if err == nil {
+					c.Close()
+				}
+				return err != nil
+			})
+			if tt.finishes {
+				if _, err := io.WriteString(in, "whoami\nexit\n"); err != nil {
+					t.Fatal(err)
+				}
+				if err := waitSession(t, s); err != nil {
+					t.Errorf("the session ended with %v; want it to finish normally", err)
+				}
+				if !strings.Contains(out.String(), "alice\n") {
+					t.Errorf("output %q; want the command served during shutdown", out.String())
+				}
+				// Shutdown waits for connections, not sessions: ssh closes
+				// its connection when its session ends.
+				c.Close()
+				if err := <-shut; err != nil {
+					t.Errorf("Shutdown: %v; want nil once the session finished", err)
+				}
+				return
+			}
+			if err := <-shut; !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("Shutdown with an open session: %v; want the context's deadline", err)
+			}
+			if err := waitSession(t, s); err == nil {
+				t.Error("the session went on after Shutdown's deadline")
+			}
+		})
 	}
 }
 
