@@ -127,11 +127,16 @@ func (s *Server) serveTarget(fc *frontend.Conn, conn *ssh.ServerConn, chans <-ch
 	})
 
 	var wg sync.WaitGroup
+	var open channelCount
 	for nch := range chans {
 		switch nch.ChannelType() {
 		case "session":
+			release, ok := open.admit(nch, log)
+			if !ok {
+				continue
+			}
 			wg.Add(1)
-			fc.Go(func() { defer wg.Done(); defer tc.guard(); tc.session(ctx, nch) })
+			fc.Go(func() { defer wg.Done(); defer release(); defer tc.guard(); tc.session(ctx, nch) })
 		case "direct-tcpip":
 			if !tc.permit.Local {
 				tc.refuse(ctx, nch, "port forwarding (-L) is not allowed by your role")
@@ -141,8 +146,12 @@ func (s *Server) serveTarget(fc *frontend.Conn, conn *ssh.ServerConn, chans <-ch
 				tc.refuse(ctx, nch, "forwarding to the target's own SSH server would go around Bastion")
 				continue
 			}
+			release, ok := open.admit(nch, log)
+			if !ok {
+				continue
+			}
 			wg.Add(1)
-			fc.Go(func() { defer wg.Done(); defer tc.guard(); tc.relayChannel(ctx, nch) })
+			fc.Go(func() { defer wg.Done(); defer release(); defer tc.guard(); tc.relayChannel(ctx, nch) })
 		default:
 			tc.refuse(ctx, nch, fmt.Sprintf("channel type %q is not allowed", nch.ChannelType()))
 		}

@@ -77,7 +77,14 @@ func (tc *targetConn) session(ctx context.Context, nch ssh.NewChannel) {
 	// yet answered: the channel is not closed under them (a command that
 	// ends at once must still get its exec answered first).
 	var answering sync.WaitGroup
-	go func() { defer tc.guard(); tc.sessionRequests(ctx, uch, upch, ureqs, rec, &answering) }()
+	go func() {
+		defer tc.guard()
+		tc.sessionRequests(ctx, uch, upch, ureqs, rec, &answering)
+		// The user closed the channel: so does Bastion, towards the target
+		// (a session with no command yet would otherwise hold the target's
+		// channel, and its slot, until the connection ends).
+		upch.Close()
+	}()
 
 	// Input: this goroutine is deliberately not waited for. It ends when the
 	// user sends EOF (then the target gets EOF too) or when the channels

@@ -282,6 +282,7 @@ func (s *Server) handleConn(fc *frontend.Conn) {
 
 	go ssh.DiscardRequests(reqs)
 	c := &connection{srv: s, fc: fc, conn: conn, actor: actor, keyFingerprint: fp, log: log}
+	var open channelCount
 	for nch := range chans {
 		if nch.ChannelType() != "session" {
 			log.Info("refused channel", "type", nch.ChannelType())
@@ -290,12 +291,17 @@ func (s *Server) handleConn(fc *frontend.Conn) {
 			}
 			continue
 		}
+		release, ok := open.admit(nch, log)
+		if !ok {
+			continue
+		}
 		ch, creqs, err := nch.Accept()
 		if err != nil {
+			release()
 			log.Debug("accept channel", "err", err)
 			continue
 		}
-		fc.Go(func() { c.session(ctx, ch, creqs) })
+		fc.Go(func() { defer release(); c.session(ctx, ch, creqs) })
 	}
 }
 
