@@ -187,32 +187,6 @@ func TestSelfServicePrompt(t *testing.T) {
 	}
 }
 
-func TestSelfServiceIdleTimeout(t *testing.T) {
-	const idle = 50 * time.Millisecond
-	e := newEnv(t, func(_ *env, cfg *Config) { cfg.IdleTimeout = idle })
-	c := e.mustDial("alice", "alice")
-	s, err := c.NewSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	// Input stays open and empty: only the idle timeout can end this.
-	if _, err := s.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	var stderr syncBuffer
-	s.Stderr = &stderr
-	if err := s.Shell(); err != nil {
-		t.Fatal(err)
-	}
-	if err := waitSession(t, s); err == nil {
-		t.Log("shell ended with status 0")
-	}
-	if want := "bastion: closing the session after 50ms without input"; !strings.Contains(stderr.String(), want) {
-		t.Errorf("stderr %q; want %q", stderr.String(), want)
-	}
-}
-
 func TestSelfServiceRefusesChannels(t *testing.T) {
 	e := newEnv(t)
 	c := e.mustDial("alice", "alice")
