@@ -421,8 +421,13 @@ func TestWatcher(t *testing.T) {
 			stop2 := w.Watch(&access.Grant{User: "bob", Target: "web01", RequestID: 10}, func(string) { t.Error("a stopped watch ended") })
 			stop2()
 			ck.set(errors.New("down"))
-			time.Sleep(2 * GrantCheckInterval)
-			synctest.Wait() // the watcher's goroutine has exited: synctest.Test fails on a leak
+			synctest.Wait() // no time passes: the last stop ends the goroutine at once
+			w.mu.Lock()
+			running := w.running
+			w.mu.Unlock()
+			if running {
+				t.Fatal("the watcher still runs with nothing to watch")
+			}
 		})
 	})
 }

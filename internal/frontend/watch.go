@@ -110,6 +110,14 @@ func (w *Watcher) Watch(g *access.Grant, end func(msg string)) (stop func()) {
 			if len(e.ends) == 0 {
 				delete(w.grants, k)
 			}
+			if len(w.grants) == 0 && w.running {
+				// Nothing left to watch: let the goroutine end now
+				// rather than at its next tick.
+				select {
+				case w.resched <- struct{}{}:
+				default:
+				}
+			}
 		}
 	}
 }
