@@ -56,15 +56,39 @@ func Check(t testing.TB) {
 //
 //	func TestMain(m *testing.M) { leakcheck.Main(m) }
 func Main(m *testing.M) {
-	before := ids()
+	before := Take()
 	code := m.Run()
 	if code == 0 {
-		if left := find(before, Wait); len(left) > 0 {
-			fmt.Fprintf(os.Stderr, "leakcheck: %s\n", report("the tests", left))
+		if err := before.Leaked(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 			code = 1
 		}
 	}
 	os.Exit(code)
+}
+
+// Snapshot is the goroutines running at one moment, for a TestMain that
+// has its own setup and teardown, where Main does not fit:
+//
+//	before := leakcheck.Take()
+//	code := m.Run()
+//	teardown()
+//	if err := before.Leaked(); err != nil && code == 0 {
+//		fmt.Fprintln(os.Stderr, err)
+//		code = 1
+//	}
+type Snapshot struct{ ids map[int64]bool }
+
+// Take records the goroutines running now.
+func Take() Snapshot { return Snapshot{ids()} }
+
+// Leaked waits up to Wait until every goroutine started since s has ended,
+// and returns an error listing the stacks of those still running, or nil.
+func (s Snapshot) Leaked() error {
+	if left := find(s.ids, Wait); len(left) > 0 {
+		return fmt.Errorf("leakcheck: %s", report("the tests", left))
+	}
+	return nil
 }
 
 // goroutine is one goroutine of a stack dump.

@@ -48,6 +48,18 @@ func TestFindCatchesALeak(t *testing.T) {
 	}
 }
 
+func TestSnapshot(t *testing.T) {
+	before := Take()
+	release := plant()
+	if err := before.Leaked(); err == nil || !strings.HasPrefix(err.Error(), "leakcheck: 1 goroutines outlived the tests by 5s:") || !strings.Contains(err.Error(), "plantedLeak") {
+		t.Fatalf("Leaked with a planted goroutine: %v", err)
+	}
+	release()
+	if err := before.Leaked(); err != nil {
+		t.Fatalf("Leaked after its release: %v", err)
+	}
+}
+
 func TestFindIgnoresEarlierGoroutines(t *testing.T) {
 	release := plant()
 	defer release()
