@@ -18,6 +18,7 @@ import (
 
 	"github.com/bastionhq/bastion/ca"
 	"github.com/bastionhq/bastion/internal/harness"
+	"github.com/bastionhq/bastion/internal/leakcheck"
 )
 
 // binary is the bastion binary built once for the package's tests.
@@ -36,9 +37,16 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "build bastion:", err)
 		os.Exit(1)
 	}
+	before := leakcheck.Take()
 	code := m.Run()
 	for _, f := range atExit {
 		f()
+	}
+	// What the tests started in this process (clients, their connections,
+	// helpers) must be gone once they and the shared servers have stopped.
+	if err := before.Leaked(); err != nil && code == 0 {
+		fmt.Fprintln(os.Stderr, err)
+		code = 1
 	}
 	os.RemoveAll(dir)
 	os.Exit(code)
