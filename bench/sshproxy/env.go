@@ -151,6 +151,9 @@ func start(ctx context.Context, o options) (b *bench, err error) {
 func (b *bench) startBastion(ctx context.Context, dataDir, alicePub string) error {
 	cfgYAML := fmt.Sprintf(`data_dir: %s
 listen: {ssh: "127.0.0.1:0"}
+# One user opens every session of the idle benchmark (1,000): over the
+# default cap of 256 connections per user.
+server: {limits: {connections_per_user: 2000}}
 users:
   - {name: alice, roles: [developer], keys: [%q]}
 targets:
