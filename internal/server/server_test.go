@@ -24,6 +24,7 @@ import (
 	"github.com/bastionhq/bastion/bastion/config"
 	"github.com/bastionhq/bastion/bastion/store"
 	"github.com/bastionhq/bastion/internal/harness"
+	"github.com/bastionhq/bastion/internal/leakcheck"
 )
 
 // runWait bounds how long Run takes to serve after it starts, and to
@@ -124,13 +125,13 @@ func TestNewReleasesOnError(t *testing.T) {
 			log := slog.New(slog.DiscardHandler)
 			cfg := testConfig(t, dir, recordings+webhook+tc.broken(t, dir))
 			cfg.Listen.Postgres = "127.0.0.1:0"
-			before := goroutines()
+			before := leakcheck.Take()
 			_, err := New(t.Context(), cfg, log)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("New: %v, want an error about %s", err, tc.want)
 			}
-			if left := waitGoroutines(before); len(left) > 0 {
-				t.Fatalf("after the failed New, %d goroutines left:\n%s", len(left), strings.Join(left, "\n\n"))
+			if err := before.Leaked(); err != nil {
+				t.Fatalf("after the failed New: %v", err)
 			}
 			if spoolLocked(t, cfg.Recording.SpoolDir) {
 				t.Fatal("after the failed New, the spool is still locked")
