@@ -224,23 +224,7 @@ func TestTargetExecHeldForApproval(t *testing.T) {
 func TestTargetShellRefusesLine(t *testing.T) {
 	e := newEnv(t)
 	c := e.mustDial("root@web01", "alice")
-	s, err := c.NewSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.RequestPty("xterm", 24, 80, ssh.TerminalModes{}); err != nil {
-		t.Fatal(err)
-	}
-	in, err := s.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out syncBuffer
-	s.Stdout = &out
-	if err := s.Shell(); err != nil {
-		t.Fatal(err)
-	}
+	s, in, out := ptyShell(t, c)
 	if err := s.WindowChange(40, 120); err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +238,7 @@ func TestTargetShellRefusesLine(t *testing.T) {
 		if _, err := io.WriteString(in, st.typed); err != nil {
 			t.Fatal(err)
 		}
-		waitOutput(t, &out, st.want)
+		waitOutput(t, out, st.want)
 	}
 	if _, err := io.WriteString(in, "exit 4\r"); err != nil {
 		t.Fatal(err)

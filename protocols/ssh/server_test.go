@@ -151,31 +151,15 @@ func TestSelfServiceShellWithoutTerminal(t *testing.T) {
 func TestSelfServicePrompt(t *testing.T) {
 	e := newEnv(t)
 	c := e.mustDial("alice", "alice")
-	s, err := c.NewSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.RequestPty("xterm", 24, 80, ssh.TerminalModes{}); err != nil {
-		t.Fatal(err)
-	}
-	in, err := s.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out syncBuffer
-	s.Stdout = &out
-	if err := s.Shell(); err != nil {
-		t.Fatal(err)
-	}
-	waitOutput(t, &out, "bastion> ")
+	s, in, out := ptyShell(t, c)
+	waitOutput(t, out, "bastion> ")
 	if err := s.WindowChange(40, 120); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := io.WriteString(in, "whoami\r"); err != nil {
 		t.Fatal(err)
 	}
-	waitOutput(t, &out, "alice\r\n")
+	waitOutput(t, out, "alice\r\n")
 	if _, err := io.WriteString(in, "exit\r"); err != nil {
 		t.Fatal(err)
 	}

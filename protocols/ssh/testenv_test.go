@@ -219,6 +219,30 @@ func run(t *testing.T, c *ssh.Client, command string, setup func(ssh.Channel)) r
 	return x.wait()
 }
 
+// ptyShell opens a session on c with a terminal (80×24) and a shell, and
+// returns its input and what it prints; the session closes with the test.
+func ptyShell(t *testing.T, c *ssh.Client) (*ssh.Session, io.WriteCloser, *syncBuffer) {
+	t.Helper()
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.RequestPty("xterm", 24, 80, ssh.TerminalModes{}); err != nil {
+		t.Fatal(err)
+	}
+	in, err := s.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &syncBuffer{}
+	s.Stdout = out
+	if err := s.Shell(); err != nil {
+		t.Fatal(err)
+	}
+	return s, in, out
+}
+
 // execChannel is a session channel running an exec command.
 type execChannel struct {
 	ch             ssh.Channel
