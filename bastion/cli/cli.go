@@ -223,11 +223,25 @@ func (c *CLI) Run(ctx context.Context, actor access.Actor, stdio IO, words []str
 }
 
 // RunLine splits a command line as a shell would (see SplitWords) and runs
-// it. A line that cannot be split is a usage error, reported like any other.
+// it. When its quoting is not balanced, the words of free-text flags
+// (--reason, --comment) are taken literally (see splitFreeText). A line that
+// still cannot be split is a usage error, reported like any other, with a
+// hint on quoting over ssh.
 func (c *CLI) RunLine(ctx context.Context, actor access.Actor, stdio IO, line string) int {
 	words, err := SplitWords(line)
+	var qe *quoteError
+	if errors.As(err, &qe) {
+		if f := blankFields(line); len(f) > 0 {
+			if cmd := c.command(f[0].word); cmd != nil {
+				words, err = splitFreeText(line, cmd.flags)
+			}
+		}
+	}
 	if err != nil {
 		r := &run{CLI: c, ctx: ctx, actor: actor, io: stdio, json: strings.Contains(line, "--json")}
+		if errors.As(err, &qe) {
+			return r.finish("", usagef("%v; "+quoteHint, err, actor.User))
+		}
 		return r.finish("", usagef("%v", err))
 	}
 	return c.Run(ctx, actor, stdio, words)

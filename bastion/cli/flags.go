@@ -12,14 +12,26 @@ const (
 	boolFlag   flagKind = iota // --json
 	stringFlag                 // --for 30m, --for=30m
 	listFlag                   // --login root --login deploy, or --login root,deploy
-	// textFlag takes every following word up to the next flag, so that
-	// `--reason INC-1 disk full` works even though ssh joins its arguments
-	// with spaces and drops the user's quotes.
+	// textFlag takes every following word up to the next flag the command
+	// knows, so that `--reason INC-1 disk full` works even though ssh joins
+	// its arguments with spaces and drops the user's quotes. Other words
+	// that start with "--" are text (`--reason retry --force push`).
 	textFlag
 )
 
 // flagSpec declares a command's flags.
 type flagSpec map[string]flagKind
+
+// known reports whether word is a flag of the command ("--for",
+// "--for=30m"), or one every command accepts.
+func (s flagSpec) known(word string) bool {
+	if !strings.HasPrefix(word, "--") {
+		return false
+	}
+	name, _, _ := strings.Cut(word[2:], "=")
+	_, ok := s[name]
+	return ok || name == "json" || name == "help" || name == "h"
+}
 
 // args is a parsed command line.
 type args struct {
@@ -91,7 +103,7 @@ func parseArgs(words []string, spec flagSpec) (*args, error) {
 			if hasVal {
 				parts = append(parts, val)
 			}
-			for i+1 < len(words) && !strings.HasPrefix(words[i+1], "--") {
+			for i+1 < len(words) && !spec.known(words[i+1]) {
 				i++
 				parts = append(parts, words[i])
 			}

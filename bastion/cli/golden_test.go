@@ -50,7 +50,8 @@ var cliCases = []cliCase{
 	{name: "unknown-flag", line: "whoami --verbose", code: ExitUsage},
 	{name: "flag-needs-value", line: "request web01 --for", code: ExitUsage},
 	{name: "bool-flag-value", line: "ca --tls=yes", code: ExitUsage},
-	{name: "unsplittable-line", line: `request web01 --reason "open quote --json`, code: ExitUsage},
+	{name: "unsplittable-line", line: `request web01 --login "root --for 30m --reason x --json`, code: ExitUsage},
+	{name: "unsplittable-line-apostrophe", line: `request web01 --login o'brien --for 30m --reason x`, code: ExitUsage},
 
 	// whoami
 	{name: "whoami", line: "whoami"},
@@ -75,6 +76,10 @@ var cliCases = []cliCase{
 
 	// request
 	{name: "request", line: "request web01 --login root --for 30m --reason INC-2 disk full again"},
+	// ssh drops the user's quotes: `--reason "can't log in"` arrives bare.
+	{name: "request-reason-apostrophe", line: "request web01 --login root --for 30m --reason can't log in"},
+	{name: "request-reason-apostrophe-then-flag", line: "request web01 --reason it's down,  again --for 30m --json"},
+	{name: "request-reason-dashes", line: "request web01 --for 30m --reason retry of --force push -- INC-3"},
 	{name: "request-json", line: "request orders shop --for 1h --reason=refunds --json"},
 	{name: "request-refused", line: "request db-prod --for 1h --reason x", code: ExitRefused},
 	{name: "request-no-target", line: "request --for 1h", code: ExitUsage},
@@ -104,6 +109,7 @@ var cliCases = []cliCase{
 
 	// approve, deny, revoke
 	{name: "approve", user: "bob", line: "approve 3 --comment looks fine"},
+	{name: "approve-comment-apostrophe", user: "bob", line: "approve 3 --comment don't forget the ticket"},
 	{name: "approve-json", user: "bob", line: "approve 3 --json"},
 	{name: "approve-refused", line: "approve 3", code: ExitRefused},
 	{name: "approve-usage", user: "bob", line: "approve -3", code: ExitUsage},

@@ -132,3 +132,77 @@ func TestParseArgs(t *testing.T) {
 		})
 	}
 }
+
+// TestSplitFreeText: a line whose quoting is not balanced (ssh dropped the
+// user's quotes) still reads when the stray quote is in free text.
+func TestSplitFreeText(t *testing.T) {
+	spec := flagSpec{"for": stringFlag, "login": listFlag, "reason": textFlag, "comment": textFlag}
+	tests := []struct {
+		name string
+		line string
+		want []string
+		err  string
+	}{
+		{name: "balanced line splits as usual", line: `request web01 --reason "INC-1 disk"`, want: []string{"request", "web01", "--reason", "INC-1 disk"}},
+		{name: "apostrophe in reason", line: "request web01 --for 30m --reason can't log in",
+			want: []string{"request", "web01", "--for", "30m", "--reason=can't log in"}},
+		{name: "blanks made single spaces", line: "request web01 --reason can't \t log  in ",
+			want: []string{"request", "web01", "--reason=can't log in"}},
+		{name: "reason with =", line: "request web01 --reason=it's down", want: []string{"request", "web01", "--reason=it's down"}},
+		{name: "known flag ends the text", line: "request web01 --reason it's down --for 30m --json",
+			want: []string{"request", "web01", "--reason=it's down", "--for", "30m", "--json"}},
+		{name: "unknown flag is text", line: `request web01 --reason won't --force "it`,
+			want: []string{"request", "web01", `--reason=won't --force "it`}},
+		{name: "two free-text flags", line: "x --reason it's --comment don't 'x",
+			want: []string{"x", "--reason=it's", "--comment=don't 'x"}},
+		{name: "balanced rest after the text", line: `x --reason it's --login 'a b'`,
+			want: []string{"x", "--reason=it's", "--login", "a b"}},
+		{name: "reason without words", line: "x --login o --reason --for '1h", err: "unterminated single quote"},
+		{name: "quote before the free text", line: "request web01 --login o'brien --reason x", err: "unterminated single quote"},
+		{name: "no free-text flag", line: `request "web01`, err: "unterminated double quote"},
+		{name: "quote in the rest", line: `x --reason it's --login "a`, err: "unterminated double quote"},
+		{name: "control character", line: "x --reason it's \x1b[2J", err: "control character"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := splitFreeText(tc.line, spec)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("splitFreeText(%q) = %q, %v; want error %q", tc.line, got, err, tc.err)
+				}
+				return
+			}
+			if err != nil || !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("splitFreeText(%q) = %q, %v; want %q", tc.line, got, err, tc.want)
+			}
+		})
+	}
+}
+
+// TestTextFlag: a free-text flag takes words up to the next flag the
+// command knows; other words that start with "--" are text.
+func TestTextFlag(t *testing.T) {
+	spec := flagSpec{"for": stringFlag, "reason": textFlag}
+	tests := []struct {
+		name   string
+		words  []string
+		reason string
+		pos    []string
+	}{
+		{name: "words joined", words: []string{"--reason", "INC-1", "disk", "full"}, reason: "INC-1 disk full"},
+		{name: "unknown flag is text", words: []string{"--reason", "retry", "--force", "--", "x"}, reason: "retry --force -- x"},
+		{name: "known flag ends it", words: []string{"--reason", "a", "--for=1h", "b"}, reason: "a", pos: []string{"b"}},
+		{name: "json ends it", words: []string{"--reason=a", "b", "--json"}, reason: "a b"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a, err := parseArgs(tc.words, spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := a.str("reason"); got != tc.reason || !reflect.DeepEqual(a.pos, tc.pos) {
+				t.Fatalf("parseArgs(%q): reason %q, pos %q; want %q, %q", tc.words, got, a.pos, tc.reason, tc.pos)
+			}
+		})
+	}
+}
