@@ -315,7 +315,16 @@ func (r *run) cert() error {
 	if err != nil {
 		return err
 	}
-	return r.printCert(id)
+	err = r.printCert(id)
+	var ref *policy.Refusal
+	if errors.As(err, &ref) {
+		// An empty certificate file (`cert N > file` too early) is ignored
+		// by ssh without a word: say what to do instead.
+		if q, gerr := r.access.Get(r.ctx, r.actor, id); gerr == nil && q.State == store.Pending && q.Requester == r.actor.User {
+			return &policy.Refusal{Reason: fmt.Sprintf("request %d is pending; use `wait %d`, which prints the certificate once it is approved", id, id)}
+		}
+	}
+	return err
 }
 
 func (r *run) printCert(id int64) error {

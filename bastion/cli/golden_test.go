@@ -134,7 +134,9 @@ var cliCases = []cliCase{
 	// cert
 	{name: "cert", line: "cert 1"},
 	{name: "cert-json", line: "cert 1 --json"},
-	{name: "cert-refused", line: "cert 3", code: ExitRefused},
+	{name: "cert-pending", line: "cert 3", code: ExitRefused},
+	{name: "cert-pending-json", line: "cert 3 --json", code: ExitRefused},
+	{name: "cert-refused", line: "cert 4", code: ExitRefused},
 	{name: "cert-usage", line: "cert one", code: ExitUsage},
 
 	// token
