@@ -322,3 +322,29 @@ func TestVerifyOffline(t *testing.T) {
 		t.Errorf("altered chunk: exit %d, %q", code, errOut)
 	}
 }
+
+// TestAuditNewestPages: `audit --limit N` shows the newest N events, oldest
+// first, also when the matching events span several of the store's pages.
+func TestAuditNewestPages(t *testing.T) {
+	log := &fakeAudit{}
+	for i := range 2*auditPage + 500 {
+		e := audit.Event{Type: audit.Login, Actor: "alice", Outcome: audit.OutcomeOK, Time: t0.Add(time.Duration(i) * time.Second)}
+		var prev *audit.Event
+		if i > 0 {
+			prev = &log.events[i-1]
+		}
+		e.Seal(prev)
+		log.events = append(log.events, e)
+	}
+	for _, limit := range []int{1, 3, auditPage, auditPage + 1, 3 * auditPage} {
+		got, err := newestAudit(t.Context(), log, store.AuditFilter{User: "alice", Limit: limit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := log.events[max(0, len(log.events)-limit):]
+		if len(got) != len(want) || got[0].Seq != want[0].Seq || got[len(got)-1].Seq != want[len(want)-1].Seq {
+			t.Errorf("limit %d: %d events, seq %d..%d; want %d, seq %d..%d", limit, len(got), got[0].Seq, got[len(got)-1].Seq,
+				len(want), want[0].Seq, want[len(want)-1].Seq)
+		}
+	}
+}

@@ -428,7 +428,7 @@ func (r *run) auditCmd() error {
 		}
 		return nil
 	}
-	events, err := r.audit.Audit(r.ctx, f)
+	events, err := newestAudit(r.ctx, r.audit, f)
 	if err != nil {
 		return err
 	}
@@ -450,6 +450,33 @@ func (r *run) auditCmd() error {
 		r.printf("%s\n", line)
 	}
 	return nil
+}
+
+// newestAudit returns the newest f.Limit events matching f (all of them if
+// f.Limit is 0), oldest first, as `requests --limit` shows the newest. The
+// store reads events in ascending order only, so with a limit the matching
+// events are read page by page and only the last f.Limit kept.
+func newestAudit(ctx context.Context, log AuditLog, f store.AuditFilter) ([]audit.Event, error) {
+	limit := f.Limit
+	if limit == 0 {
+		return log.Audit(ctx, f)
+	}
+	f.Limit = max(limit, auditPage)
+	var out []audit.Event
+	for {
+		page, err := log.Audit(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page...)
+		if len(out) > limit {
+			out = append(out[:0:0], out[len(out)-limit:]...)
+		}
+		if len(page) < f.Limit {
+			return out, nil
+		}
+		f.AfterSeq = page[len(page)-1].Seq
+	}
 }
 
 // parseSince accepts a duration back from now ("24h") or an RFC 3339 time.
