@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
@@ -94,7 +95,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bastion: %v\n", err)
 		return cli.ExitUsage
 	}
-	b, err := server.NewLocal(ctx, cfg, slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	// A local command logs errors only: its output is what the operator
+	// reads, and warnings about the running server's state are the
+	// server's to log.
+	b, err := server.NewLocal(ctx, cfg, slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError})))
 	if err != nil {
 		fmt.Fprintf(stderr, "bastion: %v\n", err)
 		return cli.ExitRefused
@@ -106,10 +110,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "bastion: --as: unknown user %q\n", *as)
 			return cli.ExitUsage
 		}
-		return b.CLI.Run(ctx, access.Actor{User: *as}, stdio, rest)
+		return b.CLI.Run(ctx, access.Actor{User: *as, Source: localSource}, stdio, rest)
 	}
-	return b.CLI.RunAsOperator(ctx, access.Actor{User: "operator"}, stdio, rest)
+	return b.CLI.RunAsOperator(ctx, access.Actor{User: "operator", Source: localSource}, stdio, rest)
 }
+
+// localSource is the source address of a command run on the server itself
+// (bastion --config FILE COMMAND): this machine's loopback address, what
+// whoami shows and what the policy's source networks are checked against.
+var localSource = netip.AddrFrom4([4]byte{127, 0, 0, 1})
 
 func serve(ctx context.Context, path string, stderr io.Writer, log *slog.Logger) int {
 	cfg, err := config.Load(path)
