@@ -58,6 +58,19 @@ func TestConfig(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the demo's configuration does not load: %v", err)
 	}
+	// The listeners' actual addresses, not the default ports: when 5433 or
+	// 3307 is taken the demo listens elsewhere, and token prints the URL
+	// with the port from listen.
+	for _, l := range []struct{ name, got, want string }{
+		{"ssh", cfg.Listen.SSH, ls.SSH.Addr().String()},
+		{"http", cfg.Listen.HTTP, ls.HTTP.Addr().String()},
+		{"postgres", cfg.Listen.Postgres, ls.Databases[policy.KindPostgres].Addr().String()},
+		{"mysql", cfg.Listen.MySQL, ls.Databases[policy.KindMySQL].Addr().String()},
+	} {
+		if l.got != l.want {
+			t.Errorf("listen.%s = %q, want the listener's address %q", l.name, l.got, l.want)
+		}
+	}
 
 	read := func(tables, functions []string) policy.Statement {
 		return policy.Statement{Kind: policy.StatementRead, Command: "SELECT", Tables: tables, Functions: functions}
