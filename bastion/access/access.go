@@ -98,6 +98,9 @@ type Config struct {
 	// AuditBacklog is how many audit events Record keeps in memory while
 	// the store cannot take them; 0 means DefaultAuditBacklog.
 	AuditBacklog int
+	// MaxPending caps a user's pending requests; 0 means
+	// DefaultMaxPending.
+	MaxPending int
 }
 
 // Service runs the access workflow.
@@ -112,7 +115,8 @@ type Service struct {
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced whenever a request changes here
 
-	backlog auditBacklog
+	backlog    auditBacklog
+	maxPending int
 }
 
 // New returns a Service.
@@ -120,7 +124,11 @@ func New(cfg Config) *Service {
 	s := &Service{
 		store: cfg.Store, policy: cfg.Policy, userCA: cfg.UserCA, notify: cfg.Notifier,
 		now: cfg.Now, log: cfg.Logger, changed: make(chan struct{}),
-		backlog: auditBacklog{max: cfg.AuditBacklog, wake: make(chan struct{}, 1)},
+		backlog:    auditBacklog{max: cfg.AuditBacklog, wake: make(chan struct{}, 1)},
+		maxPending: cfg.MaxPending,
+	}
+	if s.maxPending <= 0 {
+		s.maxPending = DefaultMaxPending
 	}
 	if s.backlog.max <= 0 {
 		s.backlog.max = DefaultAuditBacklog
@@ -158,6 +166,9 @@ func (s *Service) Request(ctx context.Context, a Actor, in RequestInput) (*store
 	plan, err := s.policy().PlanRequest(policy.RequestInput{
 		User: a.User, Targets: in.Targets, Logins: in.Logins, Duration: in.Duration, Reason: in.Reason,
 	}, env)
+	if err == nil && !plan.AutoApproved {
+		err = s.pendingRoom(ctx, a.User, now)
+	}
 	if err != nil {
 		s.refused(ctx, a, audit.RequestCreate, 0, strings.Join(in.Targets, ","), err)
 		return nil, err

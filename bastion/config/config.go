@@ -73,6 +73,9 @@ type Limits struct {
 	Unauthenticated, UnauthenticatedPerSource int
 	// ConnectionsPerUser caps one user's authenticated connections.
 	ConnectionsPerUser int
+	// PendingRequestsPerUser caps one user's pending access requests
+	// (0: access.DefaultMaxPending).
+	PendingRequestsPerUser int
 }
 
 // Store selects the state store.

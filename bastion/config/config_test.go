@@ -52,7 +52,7 @@ server:
   hostnames: [bastion.example.com]
   handshake_timeout: 10s
   idle_timeout: 30m
-  limits: {unauthenticated: 500, unauthenticated_per_source: 20, connections_per_user: 40}
+  limits: {unauthenticated: 500, unauthenticated_per_source: 20, connections_per_user: 40, pending_requests_per_user: 3}
 ca:
   user_ca: keys/user_ca
   host_ca: /etc/bastion/host_ca
@@ -159,7 +159,7 @@ func TestParseFullConfig(t *testing.T) {
 			Hostnames:        []string{"bastion.example.com"},
 			HandshakeTimeout: 10 * time.Second,
 			IdleTimeout:      30 * time.Minute,
-			Limits:           config.Limits{Unauthenticated: 500, UnauthenticatedPerSource: 20, ConnectionsPerUser: 40},
+			Limits:           config.Limits{Unauthenticated: 500, UnauthenticatedPerSource: 20, ConnectionsPerUser: 40, PendingRequestsPerUser: 3},
 		},
 		Store:      config.Store{Driver: "sqlite", DSN: "/etc/bastion/data/bastion.db"},
 		CA:         config.CA{UserCA: "/etc/bastion/keys/user_ca", HostCA: "/etc/bastion/host_ca"},

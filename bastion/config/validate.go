@@ -52,6 +52,7 @@ type rawLimits struct {
 	Unauthenticated          int `yaml:"unauthenticated"`
 	UnauthenticatedPerSource int `yaml:"unauthenticated_per_source"`
 	ConnectionsPerUser       int `yaml:"connections_per_user"`
+	PendingRequestsPerUser   int `yaml:"pending_requests_per_user"`
 }
 
 type rawStore struct {
@@ -256,6 +257,7 @@ func (v *validator) config(raw *rawConfig) *Config {
 				Unauthenticated:          v.limit("server.limits.unauthenticated", raw.Server.Limits.Unauthenticated),
 				UnauthenticatedPerSource: v.limit("server.limits.unauthenticated_per_source", raw.Server.Limits.UnauthenticatedPerSource),
 				ConnectionsPerUser:       v.limit("server.limits.connections_per_user", raw.Server.Limits.ConnectionsPerUser),
+				PendingRequestsPerUser:   v.limit("server.limits.pending_requests_per_user", raw.Server.Limits.PendingRequestsPerUser),
 			},
 		},
 		CA: CA{

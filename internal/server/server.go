@@ -135,7 +135,8 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, process fu
 		})
 		notifier = b.webhook
 	}
-	b.Access = access.New(access.Config{Store: b.Store, Policy: policyFn, UserCA: cas.User, Notifier: notifier, Logger: log})
+	b.Access = access.New(access.Config{Store: b.Store, Policy: policyFn, UserCA: cas.User, Notifier: notifier, Logger: log,
+		MaxPending: cfg.Server.Limits.PendingRequestsPerUser})
 	lim := cfg.Server.Limits
 	b.gate = frontend.NewGate(frontend.Limits{Unauthenticated: lim.Unauthenticated,
 		UnauthenticatedPerSource: lim.UnauthenticatedPerSource, PerUser: lim.ConnectionsPerUser})
