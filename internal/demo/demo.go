@@ -409,14 +409,14 @@ Bastion demo is running (Ctrl-C stops it and everything it started).
   ssh:     %s        http: http://%s/healthz
   config:  %s/bastion.yaml      details: %s/demo.json
   users:   alice (developer), bob (lead, approves), carol (auditor); keys in %s/keys/
-  targets: web01 (OpenSSH %s), orders (PostgreSQL %s), shop (MariaDB %s)
+  targets: web01 (this machine's own sshd, %s: root there is root here), orders (PostgreSQL %s), shop (MariaDB %s)
 
 Try, in another terminal:
   %s/alice alice@127.0.0.1 targets
   %s/alice alice@127.0.0.1 request web01 --login root --for 30m --reason "INC-1 disk full"
   %s/bob bob@127.0.0.1 requests --state pending
   %s/bob bob@127.0.0.1 approve 1 --comment "go ahead"
-  %s/alice alice@127.0.0.1 cert 1 > %s/keys/alice-cert.pub
+  %s/alice alice@127.0.0.1 wait 1 > %s/keys/alice-cert.pub   # prints the certificate once approved
   ssh-keygen -L -f %s/keys/alice-cert.pub
   %s/alice root@web01@127.0.0.1           # a recorded shell on web01 (ssh uses keys/alice-cert.pub)
   %s/carol carol@127.0.0.1 sessions
