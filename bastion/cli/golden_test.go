@@ -188,6 +188,14 @@ var cliCases = []cliCase{
 
 	// replay, export, watch
 	{name: "replay-ssh", line: "replay ssh-1 --speed 1000"},
+	{name: "replay-refused-exec", line: "replay ssh-4 --speed 1000", setup: func(f *fixture) {
+		f.sessions.sessions["ssh-4"].Command = "rm -rf /tmp/x"
+		f.storage.objects["2026/12/01/ssh-4.cast"] = []byte(`{"version":2,"width":80,"height":24,"timestamp":1764579300}
+[0.000000,"m","exec: rm -rf /tmp/x"]
+[0.001000,"m","denied: rule no-rm: rm is not allowed on web01"]
+[0.002000,"m","exit status 1"]
+`)
+	}},
 	{name: "replay-database", line: "replay pg-2 --idle-limit 1ms"},
 	{name: "replay-other-user", line: "replay ssh-3", code: ExitRefused},
 	{name: "replay-missing", user: "carol", line: "replay ssh-4", code: ExitRefused},

@@ -180,6 +180,9 @@ func (r *run) replay() error {
 	}
 	defer rc.Close()
 	if sess.Protocol == "ssh" {
+		// The markers are part of the replay: a refused exec has no output,
+		// only its command and the refusal.
+		opts.Markers = true
 		return replay.Play(r.ctx, rc, r.io.Stdout, opts)
 	}
 	return replay.Transcript(r.ctx, rc, r.io.Stdout, opts)

@@ -5,13 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
+	"unicode"
 
 	"github.com/bastionhq/bastion/recorder/asciicast"
 )
 
 // Play writes the output events of the asciicast recording in r to w, paced
-// as recorded (see Options). Input, resizes, markers and unknown events are
-// skipped, as asciinema does; pauses are measured between output events. It
+// as recorded (see Options). With Options.Markers, markers (the command of an
+// exec, a refusal, the exit status) are written too, each on a line of its
+// own as "[bastion] LABEL", their unprintable characters escaped; input,
+// resizes and unknown events are skipped, as asciinema does. Pauses are
+// measured between the events written. It
 // returns nil at the end of the recording, ctx.Err() when ctx is done, and
 // otherwise the first error reading the recording or writing to w, after
 // playing what came before it.
@@ -25,6 +31,7 @@ func Play(ctx context.Context, r io.Reader, w io.Writer, opts Options) error {
 		return fmt.Errorf("replay: %w", err)
 	}
 	p := pacer{opts: opts}
+	lineStart := true // the last output ended a line
 	for {
 		ev, err := cast.Next()
 		if errors.Is(err, io.EOF) {
@@ -33,14 +40,44 @@ func Play(ctx context.Context, r io.Reader, w io.Writer, opts Options) error {
 		if err != nil {
 			return fmt.Errorf("replay: %w", err)
 		}
-		if ev.Type != asciicast.TypeOutput {
+		data := ev.Data
+		switch {
+		case ev.Type == asciicast.TypeOutput:
+		case ev.Type == asciicast.TypeMarker && opts.Markers:
+			data = markerLine(ev.Data)
+			if !lineStart {
+				data = "\r\n" + data
+			}
+		default:
 			continue
 		}
+		if data == "" {
+			continue
+		}
+		lineStart = strings.HasSuffix(data, "\n")
 		if err := p.wait(ctx, ev.Time); err != nil {
 			return err
 		}
-		if _, err := io.WriteString(w, ev.Data); err != nil {
+		if _, err := io.WriteString(w, data); err != nil {
 			return fmt.Errorf("replay: write: %w", err)
 		}
 	}
+}
+
+// markerLine formats a marker's label as a line of the replay: newlines and
+// other unprintable characters (a command can hold escape sequences meant
+// for the auditor's terminal) are escaped.
+func markerLine(label string) string {
+	var b strings.Builder
+	b.WriteString("[bastion] ")
+	for _, r := range label {
+		if r != '\t' && !unicode.IsPrint(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	b.WriteString("\r\n")
+	return b.String()
 }

@@ -31,6 +31,9 @@ type Options struct {
 	// Sleep waits for d, or until ctx is done and then returns ctx.Err().
 	// nil means a timer. Tests replace it.
 	Sleep func(ctx context.Context, d time.Duration) error
+	// Markers makes Play write the recording's markers as lines of their
+	// own (see Play). Transcript ignores it.
+	Markers bool
 }
 
 // withDefaults checks o and fills in its defaults.

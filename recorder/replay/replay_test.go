@@ -227,3 +227,29 @@ func (w *syncWriter) Write(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// TestPlayMarkers: with Markers, a refused exec (markers, no output) replays
+// as its command and refusal, each marker on a line of its own and escaped.
+func TestPlayMarkers(t *testing.T) {
+	rec := cast(t,
+		asciicast.Event{Time: 0, Type: "m", Data: "exec: rm -rf /tmp/x\x1b[2J"},
+		asciicast.Event{Time: s, Type: "m", Data: "denied: rule no-rm: not here"},
+		o(2*s, "partial"),
+		asciicast.Event{Time: 3 * s, Type: "m", Data: "exit status 1"},
+	)
+	var out bytes.Buffer
+	if err := replay.Play(t.Context(), bytes.NewReader(rec), &out, replay.Options{Speed: math.Inf(1), Markers: true}); err != nil {
+		t.Fatalf("Play: %v", err)
+	}
+	want := "[bastion] exec: rm -rf /tmp/x\\x1b[2J\r\n[bastion] denied: rule no-rm: not here\r\npartial\r\n[bastion] exit status 1\r\n"
+	if out.String() != want {
+		t.Errorf("output %q, want %q", out.String(), want)
+	}
+	out.Reset()
+	if err := replay.Play(t.Context(), bytes.NewReader(rec), &out, replay.Options{Speed: math.Inf(1)}); err != nil {
+		t.Fatalf("Play: %v", err)
+	}
+	if out.String() != "partial" {
+		t.Errorf("without Markers: output %q, want only the output", out.String())
+	}
+}
