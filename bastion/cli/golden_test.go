@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bastionhq/bastion/bastion/audit"
 	"github.com/bastionhq/bastion/recorder/spool"
 )
 
@@ -34,6 +35,27 @@ type cliCase struct {
 // signed puts the recordings behind the spool: signed manifests and upload
 // status.
 func signed(f *fixture) { f.cfg.Recordings = f.signed }
+
+// refusedCommands adds to the audit log what the server records when
+// commands are refused in sessions: two in alice's ssh-4, one in bob's ssh-3,
+// and an allowed one in ssh-4 (not counted).
+func refusedCommands(f *fixture) {
+	for i, e := range []audit.Event{
+		{Type: audit.Command, Outcome: audit.OutcomeRefused, Actor: "alice", Subject: "alice", Target: "web01", Reason: "rule no-rm",
+			Details: map[string]string{"session": "ssh-4", "command": "rm -rf /tmp/x"}},
+		{Type: audit.Command, Outcome: audit.OutcomeOK, Actor: "alice", Subject: "alice", Target: "web01",
+			Details: map[string]string{"session": "ssh-4", "command": "true"}},
+		{Type: audit.Command, Outcome: audit.OutcomeRefused, Actor: "alice", Subject: "alice", Target: "web01", Reason: "rule no-rm",
+			Details: map[string]string{"session": "ssh-4", "command": "rm -rf /"}},
+		{Type: audit.Command, Outcome: audit.OutcomeRefused, Actor: "bob", Subject: "bob", Target: "web01", Reason: "rule no-rm",
+			Details: map[string]string{"session": "ssh-3", "command": "rm x"}},
+	} {
+		prev := &f.audit.events[len(f.audit.events)-1]
+		e.Seq, e.Time = prev.Seq+1, t0.Add(time.Duration(i-19)*time.Minute)
+		e.Seal(prev)
+		f.audit.events = append(f.audit.events, e)
+	}
+}
 
 // cliCases covers every command: its text and --json output, a refusal
 // (exit 1) and a usage error (exit 2).
@@ -178,6 +200,8 @@ var cliCases = []cliCase{
 	{name: "sessions", line: "sessions"},
 	{name: "sessions-json", line: "sessions --json"},
 	{name: "sessions-all", user: "carol", line: "sessions --target web01 --limit 2"},
+	{name: "sessions-refusals", line: "sessions", setup: refusedCommands},
+	{name: "sessions-refusals-json", user: "carol", line: "sessions --json", setup: refusedCommands},
 	{name: "sessions-live", user: "carol", line: "sessions --live --json"},
 	{name: "sessions-none", user: "dave", line: "sessions"},
 	{name: "sessions-refused", line: "sessions --user bob", code: ExitRefused},

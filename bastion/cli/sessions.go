@@ -81,6 +81,10 @@ func (r *run) sessions() error {
 	if err != nil {
 		return err
 	}
+	refused, err := r.refusals(list, f.User)
+	if err != nil {
+		return err
+	}
 	if r.json {
 		type view struct {
 			ID         string     `json:"id"`
@@ -98,12 +102,14 @@ func (r *run) sessions() error {
 			EndReason  string     `json:"end_reason,omitempty"`
 			ExitStatus *int       `json:"exit_status,omitempty"`
 			Recording  string     `json:"recording"`
+			Refused    int        `json:"refused,omitempty"` // commands refused in the session
 		}
 		out := make([]view, 0, len(list))
 		for _, s := range list {
 			v := view{ID: s.ID, User: s.User, Target: s.Target, Login: s.Login, Protocol: s.Protocol, Kind: s.Kind,
 				Command: s.Command, RequestID: s.RequestID, Source: s.Source, State: string(s.State),
-				StartedAt: s.StartedAt.UTC(), EndedAt: timePtr(s.EndedAt), EndReason: s.EndReason, Recording: s.Recording}
+				StartedAt: s.StartedAt.UTC(), EndedAt: timePtr(s.EndedAt), EndReason: s.EndReason, Recording: s.Recording,
+				Refused: refused[s.ID]}
 			if s.ExitStatus >= 0 {
 				v.ExitStatus = &s.ExitStatus
 			}
@@ -116,16 +122,50 @@ func (r *run) sessions() error {
 		r.printf("No sessions.\n")
 		return nil
 	}
-	r.printf("%-20s %-8s %-10s %-16s %-6s %-20s %-8s %s\n", "ID", "STATE", "USER", "TARGET", "KIND", "STARTED", "LENGTH", "COMMAND")
+	r.printf("%-20s %-8s %-10s %-16s %-6s %-20s %-8s %-7s %s\n", "ID", "STATE", "USER", "TARGET", "KIND", "STARTED", "LENGTH", "REFUSED", "COMMAND")
 	for _, s := range list {
 		length := "-"
 		if !s.EndedAt.IsZero() {
 			length = s.EndedAt.Sub(s.StartedAt).Round(time.Second).String()
 		}
-		r.printf("%-20s %-8s %-10s %-16s %-6s %-20s %-8s %s\n", s.ID, s.State, s.User, s.Login+"@"+s.Target, s.Kind,
-			s.StartedAt.UTC().Format(time.RFC3339), length, truncate(s.Command, 40))
+		n := "-"
+		if refused[s.ID] > 0 {
+			n = strconv.Itoa(refused[s.ID])
+		}
+		r.printf("%-20s %-8s %-10s %-16s %-6s %-20s %-8s %-7s %s\n", s.ID, s.State, s.User, s.Login+"@"+s.Target, s.Kind,
+			s.StartedAt.UTC().Format(time.RFC3339), length, n, truncate(s.Command, 40))
 	}
 	return nil
+}
+
+// refusals counts the commands refused in each of the sessions listed (of
+// user, if not empty), by session ID. The session row does not say so; the
+// audit log does: a refused command is a "command" event with outcome
+// refused and the session's ID in its details. One query reads the command
+// events since the oldest session listed began.
+func (r *run) refusals(list []*store.Session, user string) (map[string]int, error) {
+	if r.audit == nil || len(list) == 0 {
+		return nil, nil
+	}
+	listed := make(map[string]bool, len(list))
+	since := list[0].StartedAt
+	for _, s := range list {
+		listed[s.ID] = true
+		if s.StartedAt.Before(since) {
+			since = s.StartedAt
+		}
+	}
+	events, err := r.audit.Audit(r.ctx, store.AuditFilter{User: user, Type: audit.Command, Since: since})
+	if err != nil {
+		return nil, err
+	}
+	n := map[string]int{}
+	for _, e := range events {
+		if id := e.Details["session"]; e.Outcome == audit.OutcomeRefused && listed[id] {
+			n[id]++
+		}
+	}
+	return n, nil
 }
 
 // openRecording opens a session's recording and audits the access. check,
