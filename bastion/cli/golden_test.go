@@ -37,8 +37,9 @@ type cliCase struct {
 func signed(f *fixture) { f.cfg.Recordings = f.signed }
 
 // refusedCommands adds to the audit log what the server records when
-// commands are refused in sessions: two in alice's ssh-4, one in bob's ssh-3,
-// and an allowed one in ssh-4 (not counted).
+// commands are refused in sessions: two in alice's ssh-4, one in bob's ssh-3
+// (named by its connection, "ssh"; the exec's command says which session of
+// it), and an allowed one in ssh-4 (not counted).
 func refusedCommands(f *fixture) {
 	for i, e := range []audit.Event{
 		{Type: audit.Command, Outcome: audit.OutcomeRefused, Actor: "alice", Subject: "alice", Target: "web01", Reason: "rule no-rm",
@@ -47,8 +48,8 @@ func refusedCommands(f *fixture) {
 			Details: map[string]string{"session": "ssh-4", "command": "true"}},
 		{Type: audit.Command, Outcome: audit.OutcomeRefused, Actor: "alice", Subject: "alice", Target: "web01", Reason: "rule no-rm",
 			Details: map[string]string{"session": "ssh-4", "command": "rm -rf /"}},
-		{Type: audit.Command, Outcome: audit.OutcomeRefused, Actor: "bob", Subject: "bob", Target: "web01", Reason: "rule no-rm",
-			Details: map[string]string{"session": "ssh-3", "command": "rm x"}},
+		{Type: audit.Command, Outcome: audit.OutcomeRefused, Actor: "bob", Subject: "bob", Target: "web01", Reason: "rule no-uptime",
+			Details: map[string]string{"session": "ssh", "command": "uptime"}},
 	} {
 		prev := &f.audit.events[len(f.audit.events)-1]
 		e.Seq, e.Time = prev.Seq+1, t0.Add(time.Duration(i-19)*time.Minute)

@@ -7,7 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"strconv"
-
+	"strings"
 	"time"
 
 	"github.com/bastionhq/bastion/bastion/audit"
@@ -141,16 +141,25 @@ func (r *run) sessions() error {
 // refusals counts the commands refused in each of the sessions listed (of
 // user, if not empty), by session ID. The session row does not say so; the
 // audit log does: a refused command is a "command" event with outcome
-// refused and the session's ID in its details. One query reads the command
-// events since the oldest session listed began.
+// refused, and one query reads the command events since the oldest session
+// listed began. Its "session" detail is a session's ID or, for SSH, the ID of
+// the connection, which a session's ID extends with "-N", its channel: an
+// event of a connection counts for an
+// exec session of the connection only if it is that session's command (a
+// connection can carry several), and for every other session of it
+// (several shells on one connection share their refusals).
 func (r *run) refusals(list []*store.Session, user string) (map[string]int, error) {
 	if r.audit == nil || len(list) == 0 {
 		return nil, nil
 	}
-	listed := make(map[string]bool, len(list))
+	byID := map[string]*store.Session{}
+	byConn := map[string][]*store.Session{}
 	since := list[0].StartedAt
 	for _, s := range list {
-		listed[s.ID] = true
+		byID[s.ID] = s
+		if i := strings.LastIndexByte(s.ID, '-'); s.Protocol == "ssh" && i > 0 {
+			byConn[s.ID[:i]] = append(byConn[s.ID[:i]], s)
+		}
 		if s.StartedAt.Before(since) {
 			since = s.StartedAt
 		}
@@ -161,8 +170,18 @@ func (r *run) refusals(list []*store.Session, user string) (map[string]int, erro
 	}
 	n := map[string]int{}
 	for _, e := range events {
-		if id := e.Details["session"]; e.Outcome == audit.OutcomeRefused && listed[id] {
-			n[id]++
+		if e.Outcome != audit.OutcomeRefused {
+			continue
+		}
+		id := e.Details["session"]
+		if s := byID[id]; s != nil {
+			n[s.ID]++
+			continue
+		}
+		for _, s := range byConn[id] {
+			if e.Subject == s.User && (s.Kind != "exec" || e.Details["command"] == s.Command) {
+				n[s.ID]++
+			}
 		}
 	}
 	return n, nil
