@@ -1,10 +1,12 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -73,6 +75,24 @@ func TestExecCommandRules(t *testing.T) {
 	audit := p.mustRun("carol", "audit", "--type", "command", "--json")
 	if !strings.Contains(audit, `"outcome":"refused","reason":"denied by rule no-rm`) {
 		t.Fatalf("refused commands are not audited:\n%s", audit)
+	}
+	// The refused exec's session is marked, and its replay shows the
+	// command and the refusal (it has no output).
+	type session struct {
+		ID, Command string
+		Refused     int
+	}
+	var list []session
+	if out := p.mustRun("carol", "sessions", "--json"); json.Unmarshal([]byte(out), &list) != nil {
+		t.Fatalf("sessions --json: %s", out)
+	}
+	i := slices.IndexFunc(list, func(s session) bool { return s.Command == "shutdown -h now" })
+	if i < 0 || list[i].Refused != 1 {
+		t.Fatalf("the refused shutdown's session is not marked: %+v", list)
+	}
+	replay := p.mustRun("carol", "replay", list[i].ID, "--speed", "1000")
+	if !strings.Contains(replay, "[bastion] exec: shutdown -h now") || !strings.Contains(replay, "[bastion] denied: denied by rule no-shutdown") {
+		t.Fatalf("replay of the refused exec: %q", replay)
 	}
 }
 
