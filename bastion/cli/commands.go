@@ -60,10 +60,10 @@ func (r *run) whoami() error {
 		for _, g := range grants {
 			views = append(views, viewOf(g))
 		}
-		r.printJSON(map[string]any{"user": r.actor.User, "roles": roles, "key": key, "source": r.actor.Source.String(), "grants": views})
+		r.printJSON(map[string]any{"user": r.actor.User, "roles": roles, "key": key, "source": sourceOf(r.actor), "grants": views})
 		return nil
 	}
-	r.printf("user:   %s\nroles:  %s\nkey:    %s\nsource: %s\n", r.actor.User, strings.Join(roles, ", "), key, r.actor.Source)
+	r.printf("user:   %s\nroles:  %s\nkey:    %s\nsource: %s\n", r.actor.User, strings.Join(roles, ", "), key, sourceOf(r.actor))
 	if len(grants) == 0 {
 		r.printf("grants: none\n")
 	}
@@ -517,4 +517,14 @@ func VerifyAudit(ctx context.Context, log AuditLog) (int64, string, error) {
 			return v.Count(), v.Head(), nil
 		}
 	}
+}
+
+// sourceOf is where the actor's command came from: its address, or "local"
+// for a command run on the server itself (bastion --config F COMMAND),
+// which has none, so that no source-network condition holds for it.
+func sourceOf(a access.Actor) string {
+	if !a.Source.IsValid() {
+		return "local"
+	}
+	return a.Source.String()
 }

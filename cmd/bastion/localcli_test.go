@@ -44,11 +44,18 @@ func checkLocalCLI(t *testing.T, local func(args ...string) (string, string, int
 		if args[len(args)-1] != "whoami" {
 			continue
 		}
-		if strings.Contains(out, "invalid IP") || !strings.Contains(out, "source: 127.0.0.1\n") {
-			t.Errorf("bastion %s: want source: 127.0.0.1, got:\n%s", strings.Join(args, " "), out)
+		if strings.Contains(out, "invalid IP") || !strings.Contains(out, "source: local\n") {
+			t.Errorf("bastion %s: want source: local, got:\n%s", strings.Join(args, " "), out)
 		}
 	}
 	if out, _, _ := local("--as", "alice", "whoami"); !strings.HasPrefix(out, "user:   alice\n") {
 		t.Errorf("--as alice whoami: want user alice, got:\n%s", out)
+	}
+	// A local command has no source address, so a role's condition on
+	// source networks never holds for it: sandbox1 is auto-approved from
+	// 127.0.0.0/8 over SSH, but a local request of alice's is not.
+	out, errOut, code := local("--as", "alice", "request", "sandbox1", "--login", "root", "--for", "30m", "--reason", "local")
+	if first, _, _ := strings.Cut(out, "\n"); code != 0 || !strings.HasSuffix(first, " pending") {
+		t.Errorf("a local request by network auto-approval: exit %d: %s%s", code, out, errOut)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
@@ -110,15 +109,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "bastion: --as: unknown user %q\n", *as)
 			return cli.ExitUsage
 		}
-		return b.CLI.Run(ctx, access.Actor{User: *as, Source: localSource}, stdio, rest)
+		return b.CLI.Run(ctx, access.Actor{User: *as}, stdio, rest)
 	}
-	return b.CLI.RunAsOperator(ctx, access.Actor{User: "operator", Source: localSource}, stdio, rest)
+	return b.CLI.RunAsOperator(ctx, access.Actor{User: "operator"}, stdio, rest)
 }
-
-// localSource is the source address of a command run on the server itself
-// (bastion --config FILE COMMAND): this machine's loopback address, what
-// whoami shows and what the policy's source networks are checked against.
-var localSource = netip.AddrFrom4([4]byte{127, 0, 0, 1})
 
 func serve(ctx context.Context, path string, stderr io.Writer, log *slog.Logger) int {
 	cfg, err := config.Load(path)
