@@ -76,6 +76,9 @@ type Limits struct {
 	// PendingRequestsPerUser caps one user's pending access requests
 	// (0: access.DefaultMaxPending).
 	PendingRequestsPerUser int
+	// CommandsPerMinute caps one user's self-service commands over SSH
+	// (0: cli.DefaultCommandsPerMinute).
+	CommandsPerMinute int
 }
 
 // Store selects the state store.

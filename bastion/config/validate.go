@@ -53,6 +53,7 @@ type rawLimits struct {
 	UnauthenticatedPerSource int `yaml:"unauthenticated_per_source"`
 	ConnectionsPerUser       int `yaml:"connections_per_user"`
 	PendingRequestsPerUser   int `yaml:"pending_requests_per_user"`
+	CommandsPerMinute        int `yaml:"commands_per_minute"`
 }
 
 type rawStore struct {
@@ -258,6 +259,7 @@ func (v *validator) config(raw *rawConfig) *Config {
 				UnauthenticatedPerSource: v.limit("server.limits.unauthenticated_per_source", raw.Server.Limits.UnauthenticatedPerSource),
 				ConnectionsPerUser:       v.limit("server.limits.connections_per_user", raw.Server.Limits.ConnectionsPerUser),
 				PendingRequestsPerUser:   v.limit("server.limits.pending_requests_per_user", raw.Server.Limits.PendingRequestsPerUser),
+				CommandsPerMinute:        v.limit("server.limits.commands_per_minute", raw.Server.Limits.CommandsPerMinute),
 			},
 		},
 		CA: CA{
