@@ -1,5 +1,6 @@
-// Package ascii holds small string helpers for ASCII text that the
-// standard library lacks, shared by the SQL front ends.
+// Package ascii holds small string helpers the standard library lacks:
+// ContainsFold for ASCII keywords, shared by the SQL front ends, and Escape,
+// which makes text a user supplied safe to show on a terminal.
 package ascii
 
 import "strings"
