@@ -72,7 +72,11 @@ type Config struct {
 	// Process reports the process's file descriptors against its limits
 	// (for `status`); optional: nil leaves them out.
 	Process func() ProcessStatus
-	Logger  *slog.Logger
+	// CommandsPerMinute caps each user's command lines run by RunLine
+	// (over SSH); 0: DefaultCommandsPerMinute. The operator's commands on
+	// the server itself are not capped.
+	CommandsPerMinute int
+	Logger            *slog.Logger
 }
 
 // ProcessStatus is the process's use of file descriptors, as `status` shows
@@ -104,13 +108,14 @@ type CLI struct {
 	process    func() ProcessStatus
 	log        *slog.Logger
 	commands   []*command // commandTable()
+	limiter    *commandLimiter
 }
 
 // New returns a CLI.
 func New(cfg Config) *CLI {
 	c := &CLI{access: cfg.Access, audit: cfg.Audit, sessionLog: cfg.Sessions, recordings: cfg.Recordings,
 		policy: cfg.Policy, ca: cfg.CA, databases: cfg.Databases, process: cfg.Process, log: cfg.Logger,
-		commands: commandTable()}
+		commands: commandTable(), limiter: newCommandLimiter(cfg.CommandsPerMinute, nil)}
 	if c.log == nil {
 		c.log = slog.Default()
 	}
@@ -228,6 +233,14 @@ func (c *CLI) Run(ctx context.Context, actor access.Actor, stdio IO, words []str
 // still cannot be split is a usage error, reported like any other, with a
 // hint on quoting over ssh.
 func (c *CLI) RunLine(ctx context.Context, actor access.Actor, stdio IO, line string) int {
+	if first, err := c.limiter.allow(actor.User); err != nil {
+		r := &run{CLI: c, ctx: ctx, actor: actor, io: stdio, json: strings.Contains(line, "--json")}
+		if first { // one event per burst, not one per refused line
+			c.access.Record(ctx, actor, audit.Event{Type: audit.Command, Outcome: audit.OutcomeRefused, Reason: err.Error(),
+				Details: map[string]string{"limit": "commands_per_minute"}})
+		}
+		return r.finish("", err)
+	}
 	words, err := SplitWords(line)
 	var qe *quoteError
 	if errors.As(err, &qe) {

@@ -142,7 +142,7 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, process fu
 		UnauthenticatedPerSource: lim.UnauthenticatedPerSource, PerUser: lim.ConnectionsPerUser})
 	b.grants = frontend.NewWatcher(b.Access, log)
 	b.CLI = cli.New(cli.Config{Access: b.Access, Audit: b.Store, Sessions: b.Store, Recordings: b.Recordings, Policy: policyFn, CA: b.caInfo,
-		Databases: b.databases, Process: process, Logger: log})
+		Databases: b.databases, Process: process, CommandsPerMinute: lim.CommandsPerMinute, Logger: log})
 
 	if b.SSH, err = b.newSSH(policyFn); err != nil {
 		return nil, err
