@@ -101,6 +101,9 @@ type Config struct {
 	// MaxPending caps a user's pending requests; 0 means
 	// DefaultMaxPending.
 	MaxPending int
+	// Keys, when set, is asked whether a live grant's key is still its
+	// user's (CheckGrant); nil: keys are not re-checked.
+	Keys KeyOwners
 }
 
 // Service runs the access workflow.
@@ -117,6 +120,7 @@ type Service struct {
 
 	backlog    auditBacklog
 	maxPending int
+	keys       KeyOwners
 }
 
 // New returns a Service.
@@ -125,7 +129,7 @@ func New(cfg Config) *Service {
 		store: cfg.Store, policy: cfg.Policy, userCA: cfg.UserCA, notify: cfg.Notifier,
 		now: cfg.Now, log: cfg.Logger, changed: make(chan struct{}),
 		backlog:    auditBacklog{max: cfg.AuditBacklog, wake: make(chan struct{}, 1)},
-		maxPending: cfg.MaxPending,
+		maxPending: cfg.MaxPending, keys: cfg.Keys,
 	}
 	if s.maxPending <= 0 {
 		s.maxPending = DefaultMaxPending

@@ -3,6 +3,7 @@ package access_test
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -31,6 +32,17 @@ type targetEnv struct {
 	*testEnv
 	caKey   ssh.Signer
 	current atomic.Pointer[policy.Policy]
+	removed map[string]bool // users whose key the configuration no longer has
+}
+
+// Owner is the users' keys as configured now: newEnv's, less the removed.
+func (e *targetEnv) Owner(fp string) (string, bool) {
+	for user, k := range e.keys {
+		if ssh.FingerprintSHA256(k) == fp && !e.removed[user] {
+			return user, true
+		}
+	}
+	return "", false
 }
 
 // newTargetEnv is newEnv with withStanding, and with the service rebuilt on
@@ -39,7 +51,7 @@ type targetEnv struct {
 // The store, clock and notifier are newEnv's.
 func newTargetEnv(t *testing.T) *targetEnv {
 	t.Helper()
-	e := &targetEnv{testEnv: newEnv(t, withStanding)}
+	e := &targetEnv{testEnv: newEnv(t, withStanding), removed: map[string]bool{}}
 	path := filepath.Join(t.TempDir(), "user_ca")
 	userCA, err := ca.LoadOrCreateSSH("bastion-user-ca", path)
 	if err != nil {
@@ -59,7 +71,7 @@ func newTargetEnv(t *testing.T) *targetEnv {
 	e.current.Store(e.pol)
 	e.svc = access.New(access.Config{
 		Store: e.spy, Policy: e.current.Load, UserCA: userCA, Notifier: e.notes, Now: e.clock.Now,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Keys: e,
 	})
 	return e
 }
@@ -206,6 +218,21 @@ func withoutWebRule() *policy.Policy {
 	return p
 }
 
+// toldRefusals are the cases of TestAuthorizeTargetRefused whose reason
+// the client is told: only once the certificate is Bastion's own, on record,
+// for a key its user still holds. Everything before that (unknown keys,
+// other CAs, forgeries) is told nobody.
+var toldRefusals = map[string]bool{
+	"no principals": true, "login not among the principals": true, "not yet valid": true,
+	"expired before the grant's end": true, "critical option verify-required": true,
+	"made-up critical option": true, "critical option force-command": true,
+	"source-address excludes the client": true, "source-address unparsable": true,
+	"source-address with a malformed entry among good ones": true, "source-address with an empty entry": true,
+	"source-address with a space (OpenSSH refuses it too)": true, "target not in the certificate": true,
+	"request pending": true, "request denied": true, "request revoked": true, "request expired": true,
+	"request does not grant the login": true, "role no longer covers the target": true, "conditions fail at use": true,
+}
+
 func TestAuthorizeTargetRefused(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -284,7 +311,7 @@ func TestAuthorizeTargetRefused(t *testing.T) {
 		{
 			// Expired on the service's clock, still valid on the wall clock
 			// (the service's is tomorrow): the check reads the former.
-			name: "expired before the grant's end", actor: "alice", want: "cert has expired",
+			name: "expired before the grant's end", actor: "alice", want: "expired at 2026-12-08T09:10:00Z (cert has expired)",
 			login: func(t *testing.T, e *targetEnv) access.TargetLogin {
 				_, cert := e.aliceCert(t)
 				c := forge(t, cert, e.caKey, func(c *ssh.Certificate) {
@@ -333,12 +360,73 @@ func TestAuthorizeTargetRefused(t *testing.T) {
 			},
 		},
 		{
-			name: "source-address unparsable", actor: "alice", want: "certificate is not valid from 192.0.2.10",
+			name: "source-address unparsable", actor: "alice", want: `source-address option is malformed: entry "anywhere"`,
 			login: func(t *testing.T, e *targetEnv) access.TargetLogin {
 				_, cert := e.aliceCert(t)
 				return certLogin(forge(t, cert, e.caKey, func(c *ssh.Certificate) {
 					c.CriticalOptions = map[string]string{"source-address": "anywhere"}
 				}))
+			},
+		},
+		{
+			name: "source-address with a malformed entry among good ones", actor: "alice", want: `source-address option is malformed: entry "192.0.2.0/33"`,
+			login: func(t *testing.T, e *targetEnv) access.TargetLogin {
+				_, cert := e.aliceCert(t)
+				return certLogin(forge(t, cert, e.caKey, func(c *ssh.Certificate) {
+					c.CriticalOptions = map[string]string{"source-address": "192.0.2.10,192.0.2.0/33,0.0.0.0/0"}
+				}))
+			},
+		},
+		{
+			name: "source-address with an empty entry", actor: "alice", want: `source-address option is malformed: entry ""`,
+			login: func(t *testing.T, e *targetEnv) access.TargetLogin {
+				_, cert := e.aliceCert(t)
+				return certLogin(forge(t, cert, e.caKey, func(c *ssh.Certificate) {
+					c.CriticalOptions = map[string]string{"source-address": "192.0.2.10,"}
+				}))
+			},
+		},
+		{
+			name: "source-address with a space (OpenSSH refuses it too)", actor: "alice", want: `source-address option is malformed: entry " 192.0.2.0/24"`,
+			login: func(t *testing.T, e *targetEnv) access.TargetLogin {
+				_, cert := e.aliceCert(t)
+				return certLogin(forge(t, cert, e.caKey, func(c *ssh.Certificate) {
+					c.CriticalOptions = map[string]string{"source-address": "10.0.0.0/8, 192.0.2.0/24"}
+				}))
+			},
+		},
+		{
+			// Signed with the CA key for a serial on record: a stolen CA key
+			// or a replayed signing request must not outlive the grant.
+			name: "certificate outliving what was issued", actor: "alice", want: "outside what Bastion issued",
+			login: func(t *testing.T, e *targetEnv) access.TargetLogin {
+				r, cert := e.aliceCert(t)
+				return certLogin(forge(t, cert, e.caKey, func(c *ssh.Certificate) { c.ValidBefore = uint64(r.GrantEnd.Add(time.Hour).Unix()) }))
+			},
+		},
+		{
+			name: "certificate valid forever", actor: "alice", want: "outside what Bastion issued",
+			login: func(t *testing.T, e *targetEnv) access.TargetLogin {
+				_, cert := e.aliceCert(t)
+				return certLogin(forge(t, cert, e.caKey, func(c *ssh.Certificate) { c.ValidBefore = ssh.CertTimeInfinity }))
+			},
+		},
+		{
+			name: "certificate valid from before it was issued", actor: "alice", want: "outside what Bastion issued",
+			login: func(t *testing.T, e *targetEnv) access.TargetLogin {
+				_, cert := e.aliceCert(t)
+				return certLogin(forge(t, cert, e.caKey, func(c *ssh.Certificate) { c.ValidAfter = 0 }))
+			},
+		},
+		{
+			// The key was removed from the configuration: the certificate
+			// stops working with it.
+			name: "certificate for a key nobody registered", actor: "", want: "which is not registered to alice (any more)",
+			login: func(t *testing.T, e *targetEnv) access.TargetLogin {
+				_, cert := e.aliceCert(t)
+				in := certLogin(cert)
+				in.KeyOwner = ""
+				return in
 			},
 		},
 		{
@@ -391,7 +479,7 @@ func TestAuthorizeTargetRefused(t *testing.T) {
 			},
 		},
 		{
-			name: "serial on record, for another key", actor: "" /* the key is nobody's: the key ID is only a claim */, want: "is not on record for request",
+			name: "serial on record, for another key", actor: "" /* the key is nobody's: the key ID is only a claim */, want: "which is not registered to alice (any more)",
 			login: func(t *testing.T, e *targetEnv) access.TargetLogin {
 				_, cert := e.aliceCert(t)
 				in := certLogin(forge(t, cert, e.caKey, func(c *ssh.Certificate) { c.Key = newSigner(t).PublicKey() }))
@@ -429,12 +517,11 @@ func TestAuthorizeTargetRefused(t *testing.T) {
 		{
 			// The certificate outlives the grant, so that the request's
 			// state is what refuses.
-			name: "request expired", actor: "alice", want: "is expired",
+			name: "request expired", actor: "alice", want: "certificate for request 1 expired at 2026-12-08T10:00:00Z",
 			login: func(t *testing.T, e *targetEnv) access.TargetLogin {
 				r, cert := e.aliceCert(t)
-				c := forge(t, cert, e.caKey, func(c *ssh.Certificate) { c.ValidBefore = uint64(r.GrantEnd.Add(time.Hour).Unix()) })
 				e.clock.Advance(r.GrantEnd.Sub(e.clock.Now()) + time.Second)
-				return certLogin(c)
+				return certLogin(cert)
 			},
 		},
 		{
@@ -480,6 +567,10 @@ func TestAuthorizeTargetRefused(t *testing.T) {
 			if g != nil {
 				t.Errorf("refused, yet granted %+v", g)
 			}
+			var told *access.Told
+			if errors.As(err, &told) != toldRefusals[tt.name] {
+				t.Errorf("told the client: %v; want %v", !toldRefusals[tt.name], toldRefusals[tt.name])
+			}
 			events := e.wantAudit(t, ev{Type: audit.Login, Actor: tt.actor, Outcome: audit.OutcomeRefused})
 			if len(events) == 1 {
 				got := events[0]
@@ -513,16 +604,6 @@ func TestAuthorizeTargetAccepted(t *testing.T) {
 			},
 		},
 		{
-			name: "certificate for a key nobody registered",
-			login: func(t *testing.T, e *targetEnv) (access.TargetLogin, access.Grant) {
-				r, c := e.issued(t, e.actor(t, "alice"), "web01", "root")
-				in := certLogin(c.Cert)
-				in.KeyOwner = ""
-				return in, access.Grant{User: "alice", Target: "web01", Login: "root", Role: "dev",
-					RequestID: r.ID, Serial: c.Serial, Ends: r.GrantEnd, Source: outside}
-			},
-		},
-		{
 			name: "certificate ending before the grant",
 			login: func(t *testing.T, e *targetEnv) (access.TargetLogin, access.Grant) {
 				r, cert := e.aliceCert(t)
@@ -533,29 +614,11 @@ func TestAuthorizeTargetAccepted(t *testing.T) {
 			},
 		},
 		{
-			name: "certificate outliving the grant",
-			login: func(t *testing.T, e *targetEnv) (access.TargetLogin, access.Grant) {
-				r, cert := e.aliceCert(t)
-				c := forge(t, cert, e.caKey, func(c *ssh.Certificate) { c.ValidBefore = uint64(r.GrantEnd.Add(time.Hour).Unix()) })
-				return certLogin(c), access.Grant{User: "alice", Target: "web01", Login: "root", Role: "dev",
-					RequestID: r.ID, Serial: cert.Serial, Ends: r.GrantEnd, Source: outside}
-			},
-		},
-		{
-			name: "certificate valid forever",
-			login: func(t *testing.T, e *targetEnv) (access.TargetLogin, access.Grant) {
-				r, cert := e.aliceCert(t)
-				c := forge(t, cert, e.caKey, func(c *ssh.Certificate) { c.ValidBefore = ssh.CertTimeInfinity })
-				return certLogin(c), access.Grant{User: "alice", Target: "web01", Login: "root", Role: "dev",
-					RequestID: r.ID, Serial: cert.Serial, Ends: r.GrantEnd, Source: outside}
-			},
-		},
-		{
 			name: "source-address contains the client",
 			login: func(t *testing.T, e *targetEnv) (access.TargetLogin, access.Grant) {
 				r, cert := e.aliceCert(t)
 				c := forge(t, cert, e.caKey, func(c *ssh.Certificate) {
-					c.CriticalOptions = map[string]string{"source-address": "10.0.0.0/8, 192.0.2.0/24"}
+					c.CriticalOptions = map[string]string{"source-address": "10.0.0.0/8,192.0.2.0/24,::ffff:198.51.100.0/120"}
 				})
 				return certLogin(c), access.Grant{User: "alice", Target: "web01", Login: "root", Role: "dev",
 					RequestID: r.ID, Serial: cert.Serial, Ends: r.GrantEnd, Source: outside}
@@ -613,6 +676,7 @@ func TestAuthorizeTargetAccepted(t *testing.T) {
 			if err != nil {
 				t.Fatalf("refused: %v", err)
 			}
+			want.Key = certifiedKey(in.Key)
 			checkGrant(t, g, &want)
 			if g.Standing() != (want.RequestID == 0) {
 				t.Errorf("Standing() = %v for request %d", g.Standing(), g.RequestID)
@@ -687,6 +751,14 @@ func TestCheckGrant(t *testing.T) {
 			then: func(t *testing.T, e *targetEnv, g *access.Grant) { e.clock.Advance(10 * time.Minute) },
 		},
 		{
+			name: "request grant, key removed from the configuration", grant: requestGrant, want: "is no longer registered to alice",
+			then: func(t *testing.T, e *targetEnv, g *access.Grant) { e.removed["alice"] = true },
+		},
+		{
+			name: "standing, key removed from the configuration", grant: standingGrant, want: "is no longer registered to alice",
+			then: func(t *testing.T, e *targetEnv, g *access.Grant) { e.removed["alice"] = true },
+		},
+		{
 			name: "standing, live", grant: standingGrant,
 			then: func(t *testing.T, e *targetEnv, g *access.Grant) { e.clock.Advance(59 * time.Minute) },
 		},
@@ -715,6 +787,15 @@ func TestCheckGrant(t *testing.T) {
 			checkErr(t, err, refusal, tt.want)
 		})
 	}
+}
+
+// certifiedKey is the fingerprint of key, or of the key a certificate
+// certifies: the key a grant holds only while its user still has it.
+func certifiedKey(key ssh.PublicKey) string {
+	if c, ok := key.(*ssh.Certificate); ok {
+		key = c.Key
+	}
+	return ssh.FingerprintSHA256(key)
 }
 
 // authorize is AuthorizeTarget, which must succeed.
