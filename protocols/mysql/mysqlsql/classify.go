@@ -12,9 +12,9 @@ import (
 )
 
 // summarise describes one parsed statement (all but its Text).
-func summarise(n ast.StmtNode) Statement {
+func (r reading) summarise(n ast.StmtNode) Statement {
 	var s Statement
-	s.Kind, s.Command = classify(n, &s)
+	s.Kind, s.Command = r.classify(n, &s)
 	w := &walker{s: &s, tables: s.Tables, funcs: s.Functions} // PREPARE's inner statement's
 	n.Accept(w)
 	s.Tables = sortUnique(w.tables)
@@ -62,8 +62,8 @@ var commands = map[reflect.Type]struct {
 }
 
 // classify returns a statement's kind and command, and sets the facts that
-// depend on its type.
-func classify(n ast.StmtNode, s *Statement) (policy.StatementKind, string) {
+// depend on its type. A statement PREPARE prepares is read as r reads.
+func (r reading) classify(n ast.StmtNode, s *Statement) (policy.StatementKind, string) {
 	switch x := n.(type) {
 	case *ast.SelectStmt:
 		if x.SelectIntoOpt != nil && x.SelectIntoOpt.Tp != ast.SelectIntoVars {
@@ -92,7 +92,7 @@ func classify(n ast.StmtNode, s *Statement) (policy.StatementKind, string) {
 		return policy.StatementWrite, "LOAD DATA"
 	case *ast.ExplainStmt:
 		inner := Statement{}
-		k, _ := classify(x.Stmt, &inner)
+		k, _ := r.classify(x.Stmt, &inner)
 		if !x.Analyze {
 			return policy.StatementUtility, "EXPLAIN"
 		}
@@ -108,7 +108,7 @@ func classify(n ast.StmtNode, s *Statement) (policy.StatementKind, string) {
 			s.Dynamic = true
 			return policy.StatementUnknown, "PREPARE"
 		}
-		inner, err := Parse(x.SQLText)
+		inner, err := r.parse(x.SQLText)
 		if err != nil || len(inner) != 1 {
 			s.Dynamic = true // the server will refuse it too; nothing to check
 			return policy.StatementUnknown, "PREPARE"
@@ -124,6 +124,7 @@ func classify(n ast.StmtNode, s *Statement) (policy.StatementKind, string) {
 		s.Database = x.DBName
 	case *ast.SetStmt:
 		s.ClientCharset = clientCharset(x)
+		s.SetsSQLMode, s.SQLModeDynamic = setsSQLMode(x)
 	case *ast.SetRoleStmt:
 		s.RoleChange = true
 		return policy.StatementUtility, "SET ROLE"
@@ -260,4 +261,22 @@ func clientCharset(x *ast.SetStmt) string {
 		}
 	}
 	return cs
+}
+
+// setsSQLMode reports whether a SET statement assigns sql_mode, and
+// whether a value it assigns is an expression rather than a constant (a
+// string, a number, a bare name, DEFAULT).
+func setsSQLMode(x *ast.SetStmt) (sets, dynamic bool) {
+	for _, v := range x.Variables {
+		if !v.IsSystem || !strings.EqualFold(v.Name, "sql_mode") {
+			continue
+		}
+		sets = true
+		switch v.Value.(type) {
+		case ast.ValueExpr, *ast.DefaultExpr, *ast.ColumnNameExpr:
+		default:
+			dynamic = true
+		}
+	}
+	return sets, dynamic
 }

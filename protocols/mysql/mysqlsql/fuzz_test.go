@@ -36,8 +36,34 @@ func FuzzParse(f *testing.F) {
 				t.Errorf("Parse(%q): invalid kind %q", sql, s.Kind)
 			}
 		}
-		if len(exposeCode(sql)) != len(sql) {
+		if code, err := exposeCode(sql, 0, Server{}, runAll); err == nil && len(code) != len(sql) {
 			t.Errorf("exposeCode(%q) changed the length", sql)
+		}
+	})
+}
+
+// FuzzParseWith reads strings under every mode and server flavour: never a
+// panic, statements or an error, and the rewrite keeps the length.
+func FuzzParseWith(f *testing.F) {
+	for _, s := range []string{
+		`SELECT 'a\'; DELETE FROM t; SELECT '`,
+		"DELETE FROM t /*!90100 WHERE id = 7 */",
+		"DELETE FROM t /*M!100000 WHERE id = 7 */ /*!100000 x */",
+		"DELETE FROM t /*!90100 /* x */ WHERE id = 7 */",
+		`DELETE FROM t WHERE "a" = "a" || 1`,
+		"SET sql_mode = CONCAT(@@sql_mode, ',ANSI'); SELECT 1",
+	} {
+		f.Add(s, uint8(NoBackslashEscapes), true, 101106)
+	}
+	f.Fuzz(func(t *testing.T, sql string, mode uint8, maria bool, version int) {
+		o := Options{Mode: Mode(mode) & (NoBackslashEscapes | ANSIQuotes | PipesAsConcat | HighNotPrecedence | IgnoreSpace),
+			ModeUnknown: mode&0x80 != 0, Server: Server{MariaDB: maria, Version: version}}
+		stmts, err := ParseWith(sql, o)
+		if err != nil && stmts != nil {
+			t.Errorf("ParseWith(%q, %+v) returned statements and error %v", sql, o, err)
+		}
+		if code, err := exposeCode(sql, o.Mode, o.Server, o.Server.runs); err == nil && len(code) != len(sql) {
+			t.Errorf("exposeCode(%q, %+v) changed the length", sql, o)
 		}
 	})
 }

@@ -21,17 +21,22 @@
 // # What the server sees that a naive parser would not
 //
 // Before parsing, the text is rewritten (same length, so positions hold)
-// so that the parser sees what MariaDB executes: MariaDB's /*M! … */
-// comments and version-guarded /*!NNNNN … */ and /*!NNNNNN … */ comments
-// become plain /*! … */ code (whatever the server version, so a guarded
-// statement is always checked). # and -- comments, backtick identifiers
-// (with “ escapes) and both string quotes are the lexer's own.
+// so that the parser sees what the target runs (Options.Server, from its
+// handshake): an executable comment it runs becomes plain /*! … */ code,
+// one it skips is blanked. MariaDB runs /*M!NNNNNN … */ and ignores
+// /*!NNNNN … */ for MySQL 5.7 and later versions (50700 to 99999), which
+// MySQL runs; a later version than the server's is skipped by both. With
+// the server unknown, both readings are decided. # and -- comments,
+// backtick identifiers (with “ escapes) and both string quotes are the
+// lexer's own.
 //
-// A backslash means something else under sql_mode NO_BACKSLASH_ESCAPES,
-// which a client may set: 'a\'; DROP TABLE t; -- ' is one string with
-// escapes and a DROP without. A string holding a backslash is therefore
-// parsed both ways, and the other reading's statements are returned too
-// (Alternate set), so that the decision covers what either mode runs.
+// The session's sql_mode changes the reading too (Options.Mode):
+// NO_BACKSLASH_ESCAPES makes 'a\'; DROP TABLE t; -- ' one string with
+// escapes and a DROP without; ANSI_QUOTES makes "x" an identifier;
+// PIPES_AS_CONCAT, HIGH_NOT_PRECEDENCE and IGNORE_SPACE change expressions.
+// The proxy follows the mode the server reports; when it is unknown, a
+// string is read both with and without NO_BACKSLASH_ESCAPES, and each
+// reading must parse.
 //
 // HANDLER (not in TiDB's grammar) is recognised by a small scanner of its
 // own: HANDLER t OPEN/READ/CLOSE is a read of table t.
@@ -40,6 +45,7 @@ package mysqlsql
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -69,10 +75,15 @@ type Statement struct {
 	// that cannot be known before it runs.
 	ClientCharset string
 	// Alternate is set for a statement that is decided but not recorded:
-	// one of the NO_BACKSLASH_ESCAPES reading of a string that reads
-	// differently in the two modes, or the statement a PREPARE … FROM
-	// 'text' prepares. Parse returns them after the others.
+	// one of another reading of a string (ParseWith), or the statement a
+	// PREPARE … FROM 'text' prepares. They come after the others.
 	Alternate bool
+	// SetsSQLMode is set for a SET statement that assigns sql_mode: the
+	// statements after it in the same string are read under the new mode.
+	SetsSQLMode bool
+	// SQLModeDynamic is set when that value is an expression the server
+	// evaluates (SET sql_mode = @x, CONCAT(…)), not a constant.
+	SQLModeDynamic bool
 
 	inner []Statement // what PREPARE prepares
 }
@@ -86,12 +97,14 @@ func (e *SyntaxError) Error() string { return "mysqlsql: " + e.Message }
 
 var parsers = sync.Pool{New: func() any { return parser.New() }}
 
-var noBackslashEscapes = func() mysql.SQLMode {
+// baseMode is the parser's mode before the session's lexing modes: the
+// server's default, which changes no reading.
+var baseMode = func() mysql.SQLMode {
 	m, err := mysql.GetSQLMode(mysql.DefaultSQLMode)
 	if err != nil {
 		panic(err)
 	}
-	return m | mysql.ModeNoBackslashEscapes
+	return m
 }()
 
 // MaxText bounds the text Bastion parses: parsing costs CPU and memory in
@@ -103,53 +116,152 @@ const MaxText = 1 << 20
 // ErrTooLarge is returned for a text longer than MaxText.
 var ErrTooLarge = errors.New("the statement is larger than Bastion parses (1 MiB)")
 
-// Parse splits sql into statements and summarises each. Empty statements
-// are skipped: an empty string yields none. A string that does not parse
-// returns a *SyntaxError and no statements.
+// Options say how the server reads a query string: the session's sql_mode
+// and the server's flavour and version.
+type Options struct {
+	// Mode is the session's sql_mode, as far as it changes the reading.
+	Mode Mode
+	// ModeUnknown is set when the session's sql_mode is not known: the
+	// string is read both without and with NO_BACKSLASH_ESCAPES.
+	ModeUnknown bool
+	// Server decides executable comments; the zero Server is unknown, and
+	// the string is read both with every versioned comment run and with
+	// none.
+	Server Server
+}
+
+// reading is one way the server may read a string.
+type reading struct {
+	mode Mode
+	srv  Server
+	runs func(maria bool, version int) bool
+}
+
+func runAll(bool, int) bool                 { return true }
+func runUnversioned(maria bool, v int) bool { return !maria && v == 0 }
+
+// readings are the ways o lets the server read a string: one when the
+// mode and the server are known.
+func (o Options) readings() []reading {
+	modes := []Mode{o.Mode}
+	if o.ModeUnknown {
+		modes = append(modes, o.Mode|NoBackslashEscapes)
+	}
+	rules := []func(bool, int) bool{o.Server.runs}
+	if o.Server.Version == 0 {
+		rules = []func(bool, int) bool{runAll, runUnversioned}
+	}
+	var out []reading
+	for _, m := range modes {
+		for _, r := range rules {
+			out = append(out, reading{mode: m, srv: o.Server, runs: r})
+		}
+	}
+	return out
+}
+
+// Parse splits sql into statements and summarises each, with the session's
+// sql_mode and the server unknown (ParseWith with every reading).
 func Parse(sql string) ([]Statement, error) {
+	return ParseWith(sql, Options{ModeUnknown: true})
+}
+
+// ParseWith splits sql into statements as the server o describes reads
+// it, and summarises each. Empty statements are skipped: an empty string
+// yields none. When o leaves more than one reading, each must parse, and
+// the statements of the readings that differ from the first are returned
+// after its own, marked Alternate, so that the decision covers them all.
+// A string that does not parse (in any reading) returns a *SyntaxError and
+// no statements.
+func ParseWith(sql string, o Options) ([]Statement, error) {
 	if len(sql) > MaxText {
 		return nil, ErrTooLarge
 	}
-	code := exposeCode(sql)
-	stmts, err := parse(sql, code, false)
+	rs := o.readings()
+	var out []Statement
+	var seen [][]Statement // each reading's own statements, once
+	for _, r := range rs {
+		stmts, err := r.parse(sql)
+		if err != nil {
+			var se *SyntaxError
+			if len(rs) > 1 && errors.As(err, &se) {
+				return nil, &SyntaxError{Message: se.Message + " (" + r.describe() + ")"}
+			}
+			return nil, err
+		}
+		own := slices.Clone(stmts[:countPrimary(stmts)])
+		if slices.ContainsFunc(seen, func(s []Statement) bool { return reflect.DeepEqual(s, own) }) {
+			continue
+		}
+		seen = append(seen, own)
+		if len(seen) > 1 {
+			for i := range stmts {
+				stmts[i].Alternate = true
+			}
+		}
+		out = append(out, stmts...)
+	}
+	return out, nil
+}
+
+// describe names a reading for a syntax error.
+func (r reading) describe() string {
+	nbe := "without"
+	if r.mode&NoBackslashEscapes != 0 {
+		nbe = "with"
+	}
+	comments := "the server's"
+	if r.srv.Version == 0 {
+		comments = "none"
+		if r.runs(true, 99999) {
+			comments = "all"
+		}
+	}
+	return fmt.Sprintf("read %s NO_BACKSLASH_ESCAPES, %s versioned comments run", nbe, comments)
+}
+
+func countPrimary(stmts []Statement) int {
+	n := 0
+	for _, s := range stmts {
+		if !s.Alternate {
+			n++
+		}
+	}
+	return n
+}
+
+// parse reads sql one way. HANDLER, which the grammar lacks, has its own
+// reader.
+func (r reading) parse(sql string) ([]Statement, error) {
+	code, err := exposeCode(sql, r.mode, r.srv, r.runs)
 	if err != nil {
-		if h, ok := parseHandler(code); ok {
+		return nil, err
+	}
+	stmts, err := r.parseCode(sql, code)
+	if err != nil {
+		if h, ok := parseHandler(code, r.mode); ok {
 			h.Text = strings.TrimSpace(sql)
 			return []Statement{h}, nil
 		}
 		return nil, err
 	}
-	if strings.IndexByte(sql, '\\') >= 0 {
-		alt, err := parse(sql, code, true)
-		if err == nil && !sameTexts(stmts, alt) {
-			for i := range alt {
-				alt[i].Alternate = true
-			}
-			stmts = append(stmts, alt...)
-		}
-	}
 	return stmts, nil
 }
 
-// parseNodes parses code with a parser from the pool, under sql_mode
-// NO_BACKSLASH_ESCAPES when nbe is set. TiDB's parser panics on some input
-// (its literal driver, on a decimal of more than 81 digits): that is text
-// Bastion cannot read, a *SyntaxError, and the parser is not reused.
-func parseNodes(code string, nbe bool) (nodes []ast.StmtNode, err error) {
+// parseNodes parses code with a parser from the pool, under sql_mode m.
+// TiDB's parser panics on some input (its literal driver, on a decimal of
+// more than 81 digits): that is text Bastion cannot read, a *SyntaxError,
+// and the parser is not reused.
+func parseNodes(code string, m Mode) (nodes []ast.StmtNode, err error) {
 	p := parsers.Get().(*parser.Parser)
 	defer func() {
 		if r := recover(); r != nil {
 			nodes, err = nil, &SyntaxError{Message: "the parser failed on it: " + firstLine(fmt.Sprint(r))}
 			return
 		}
-		if nbe {
-			p.Reset()
-		}
 		parsers.Put(p)
 	}()
-	if nbe {
-		p.SetSQLMode(noBackslashEscapes)
-	}
+	p.SetSQLMode(baseMode | m.sqlMode())
 	nodes, _, err = p.Parse(code, "", "")
 	if err != nil {
 		return nil, &SyntaxError{Message: firstLine(err.Error())}
@@ -157,8 +269,8 @@ func parseNodes(code string, nbe bool) (nodes []ast.StmtNode, err error) {
 	return nodes, nil
 }
 
-func parse(orig, code string, nbe bool) ([]Statement, error) {
-	nodes, err := parseNodes(code, nbe)
+func (r reading) parseCode(orig, code string) ([]Statement, error) {
+	nodes, err := parseNodes(code, r.mode)
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +278,7 @@ func parse(orig, code string, nbe bool) ([]Statement, error) {
 	var inner []Statement
 	from := 0
 	for _, n := range nodes {
-		s := summarise(n)
+		s := r.summarise(n)
 		s.Text = cutText(orig, code, n.Text(), &from)
 		for _, in := range s.inner {
 			in.Alternate = true
@@ -188,10 +300,6 @@ func cutText(orig, code, text string, from *int) string {
 	start := *from + i
 	*from = start + len(text)
 	return strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(orig[start:start+len(text)]), ";"))
-}
-
-func sameTexts(a, b []Statement) bool {
-	return slices.EqualFunc(a, b, func(x, y Statement) bool { return x.Text == y.Text })
 }
 
 func firstLine(s string) string {

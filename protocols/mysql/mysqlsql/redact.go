@@ -24,7 +24,11 @@ func Redact(sql string) string {
 	if len(sql) > MaxText {
 		return unreadable
 	}
-	nodes, err := parseNodes(exposeCode(sql), false)
+	code, err := exposeCode(sql, 0, Server{}, runAll) // every executable comment shown
+	if err != nil {
+		return unreadable
+	}
+	nodes, err := parseNodes(code, 0)
 	if err != nil {
 		return unreadable
 	}
