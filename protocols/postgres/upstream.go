@@ -72,6 +72,7 @@ func dialUpstream(ctx context.Context, t Target, params map[string]string) (*ups
 	cfg.ValidateConnect, cfg.AfterConnect = nil, nil
 	cfg.KerberosSrvName, cfg.KerberosSpn = "", ""
 	cfg.MinProtocolVersion, cfg.MaxProtocolVersion = "3.0", "3.0"
+	cfg.ChannelBinding, cfg.RequireAuth = channelBinding, requireAuth(t.TLS)
 	switch t.TLS {
 	case "", "disable":
 		cfg.TLSConfig = nil
@@ -88,6 +89,9 @@ func dialUpstream(ctx context.Context, t Target, params map[string]string) (*ups
 		var pe *pgconn.PgError
 		if errors.As(err, &pe) {
 			tell = "target " + t.Name + " refused Bastion's login"
+		}
+		if method := refusedMethod(err); method != "" {
+			tell = unverifiedPasswordTell(t, method)
 		}
 		return nil, &upstreamError{tell: tell, err: err}
 	}
