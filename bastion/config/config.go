@@ -102,6 +102,9 @@ type Webhook struct {
 	URL      string
 	Timeout  time.Duration
 	Attempts int
+	// Coalesce is the window in which a burst of like events is posted as
+	// one digest (0: the notifier's default; negative: never).
+	Coalesce time.Duration
 }
 
 // User is a configured user and the SSH keys they log in with.

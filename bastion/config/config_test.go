@@ -420,6 +420,21 @@ func TestParseValid(t *testing.T) {
 			},
 		},
 		{
+			name: "webhook coalescing window, or off",
+			file: "bastion.yaml", yaml: "data_dir: /data\nnotify:\n  webhook:\n    url: http://hooks.internal/x\n    coalesce: 30s\n" + users,
+			check: func(t *testing.T, cfg *config.Config) { eq(t, cfg.Notify.Webhook.Coalesce, 30*time.Second) },
+		},
+		{
+			name: "webhook coalescing off",
+			file: "bastion.yaml", yaml: "data_dir: /data\nnotify:\n  webhook:\n    url: http://hooks.internal/x\n    coalesce: \"off\"\n" + users,
+			check: func(t *testing.T, cfg *config.Config) { eq(t, cfg.Notify.Webhook.Coalesce, time.Duration(-1)) },
+		},
+		{
+			name: "commands per minute",
+			file: "bastion.yaml", yaml: "data_dir: /data\nserver:\n  limits:\n    commands_per_minute: 30\n" + users,
+			check: func(t *testing.T, cfg *config.Config) { eq(t, cfg.Server.Limits.CommandsPerMinute, 30) },
+		},
+		{
 			name: "variable set to the empty string",
 			file: "bastion.yaml", yaml: "data_dir: /data\n" + users + "targets:\n  - name: db\n    kind: mysql\n    address: db:3306\n    password: \"${EMPTY}\"\n",
 			check: func(t *testing.T, cfg *config.Config) { eq(t, cfg.Targets["db"].Password, "") },

@@ -81,6 +81,7 @@ type rawWebhook struct {
 	URL      string `yaml:"url"`
 	Timeout  string `yaml:"timeout"`
 	Attempts int    `yaml:"attempts"`
+	Coalesce string `yaml:"coalesce"`
 }
 
 type rawUser struct {
@@ -307,6 +308,11 @@ func (v *validator) config(raw *rawConfig) *Config {
 			URL:      v.expand("notify.webhook.url", w.URL),
 			Timeout:  v.duration("notify.webhook.timeout", w.Timeout, DefaultWebhookTimeout),
 			Attempts: w.Attempts,
+		}
+		if w.Coalesce == "off" {
+			cfg.Notify.Webhook.Coalesce = -1
+		} else {
+			cfg.Notify.Webhook.Coalesce = v.duration("notify.webhook.coalesce", w.Coalesce, 0)
 		}
 		if !strings.HasPrefix(cfg.Notify.Webhook.URL, "http://") && !strings.HasPrefix(cfg.Notify.Webhook.URL, "https://") {
 			v.errorf("notify.webhook.url", "must be an http:// or https:// URL")

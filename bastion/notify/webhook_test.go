@@ -312,7 +312,7 @@ func TestNotifyNeverBlocks(t *testing.T) {
 			logs := newLogCounter()
 			var failedN atomic.Int32
 			w := NewWebhook(WebhookConfig{
-				URL: tt.url(t), Timeout: time.Minute, Attempts: 3, Backoff: time.Minute, Logger: slog.New(logs),
+				URL: tt.url(t), Timeout: time.Minute, Attempts: 3, Backoff: time.Minute, Coalesce: -1, Logger: slog.New(logs),
 				Failed: func(Payload, error) { failedN.Add(1) },
 			})
 
@@ -360,7 +360,7 @@ func TestCloseDrains(t *testing.T) {
 	}))
 	defer srv.Close()
 	failed := make(failures, n)
-	w := NewWebhook(WebhookConfig{URL: srv.URL, Timeout: bound, Logger: quiet, Failed: failed.record})
+	w := NewWebhook(WebhookConfig{URL: srv.URL, Timeout: bound, Coalesce: -1, Logger: quiet, Failed: failed.record})
 	for i := range n {
 		w.Notify(note(int64(i + 1)))
 	}

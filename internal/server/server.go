@@ -123,7 +123,7 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, process fu
 	var notifier access.Notifier
 	if w := cfg.Notify.Webhook; w != nil {
 		b.webhook = notify.NewWebhook(notify.WebhookConfig{
-			URL: w.URL, Timeout: w.Timeout, Attempts: w.Attempts, Logger: log.With("component", "webhook"),
+			URL: w.URL, Timeout: w.Timeout, Attempts: w.Attempts, Coalesce: w.Coalesce, Logger: log.With("component", "webhook"),
 			Failed: func(p notify.Payload, err error) {
 				e := audit.Event{Type: audit.Notify, Actor: "bastion", Outcome: audit.OutcomeError,
 					Reason: "webhook delivery failed: " + err.Error(), Details: map[string]string{"event": p.Event}}
