@@ -8,13 +8,13 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"runtime/debug"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/bastionhq/bastion/bastion/access"
 	"github.com/bastionhq/bastion/bastion/audit"
@@ -343,19 +343,8 @@ func (r *run) finish(name string, err error) int {
 	if r.json {
 		r.printJSON(map[string]string{"error": msg, "kind": kind})
 	}
-	fmt.Fprintf(r.io.Stderr, "bastion: %s\n", msg)
+	r.eprintf("bastion: %s\n", msg)
 	return code
-}
-
-func (r *run) printJSON(v any) {
-	enc := json.NewEncoder(r.io.Stdout)
-	if err := enc.Encode(v); err != nil {
-		r.log.Warn("write json output", "err", err)
-	}
-}
-
-func (r *run) printf(format string, args ...any) {
-	fmt.Fprintf(r.io.Stdout, format, args...)
 }
 
 func (r *run) positional(min, max int) error {
@@ -365,8 +354,13 @@ func (r *run) positional(min, max int) error {
 	return nil
 }
 
+// truncate cuts s to at most n bytes, at the start of a character (so that
+// a cut does not leave half of one to be shown as bytes), and marks the cut.
 func truncate(s string, n int) string {
 	if len(s) > n {
+		for n > 0 && !utf8.RuneStart(s[n]) {
+			n--
+		}
 		return s[:n] + "…"
 	}
 	return s

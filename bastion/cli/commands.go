@@ -355,7 +355,7 @@ func (r *run) caCmd() error {
 	case r.args.bools["tls"] && r.json:
 		r.printJSON(map[string]string{"tls_ca_pem": info.TLSCA})
 	case r.args.bools["tls"]:
-		r.printf("%s", info.TLSCA)
+		r.printf("%s", lines(info.TLSCA))
 	case r.json:
 		r.printJSON(info)
 	default:

@@ -286,7 +286,7 @@ func storageDown(f *fixture) {
 
 func TestCommands(t *testing.T) {
 	names := map[string]bool{}
-	for _, tc := range cliCases {
+	for _, tc := range slices.Concat(cliCases, hostileCases) {
 		if names[tc.name] {
 			t.Fatalf("two cases named %q", tc.name)
 		}
@@ -398,7 +398,7 @@ func checkGolden(t *testing.T, path, got string) {
 // renamed case does not leave a stale file behind.
 func TestGoldenFilesUsed(t *testing.T) {
 	names := map[string]bool{}
-	for _, tc := range cliCases {
+	for _, tc := range slices.Concat(cliCases, hostileCases) {
 		names[tc.name+".txt"] = true
 	}
 	files, err := os.ReadDir(filepath.Join("testdata", "golden"))

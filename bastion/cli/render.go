@@ -1,12 +1,92 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
 	"github.com/bastionhq/bastion/bastion/store"
+	"github.com/bastionhq/bastion/internal/ascii"
 )
+
+// Every byte a command writes goes through one of the writers below; no
+// other file of the package touches r.io (TestOutputOnlyThroughRenderer).
+//
+// Human output is written by printf and eprintf. Their format is the
+// renderer's own, a constant (go vet checks the calls as it checks
+// fmt.Printf), and is the only text written raw: the newlines, padding and
+// labels. Every argument is data and is shown through ascii.Escape, whatever
+// its type and verb, so that no text a user supplied (an exec's command, a
+// reason, a comment, a login, a file name, an error that quotes input)
+// reaches an auditor's terminal as escape sequences, C1 controls or bidi
+// overrides: a column added later cannot forget it. A value built with
+// fmt.Sprintf and then printed is escaped whole when printed.
+//
+// --json output (printJSON) stays exact: JSON escapes control characters
+// itself. The raw recording content of replay, export and watch (what the
+// auditor asked to see, as recorded) goes to rawOut.
+
+// printf writes human output to stdout; see above.
+func (r *run) printf(format string, args ...any) {
+	shownArgs(args)
+	fmt.Fprintf(r.io.Stdout, format, args...)
+}
+
+// eprintf writes human output (an error, a notice) to stderr; see above.
+func (r *run) eprintf(format string, args ...any) {
+	shownArgs(args)
+	fmt.Fprintf(r.io.Stderr, format, args...)
+}
+
+// printJSON writes v as one line of JSON to stdout.
+func (r *run) printJSON(v any) {
+	enc := json.NewEncoder(r.io.Stdout)
+	if err := enc.Encode(v); err != nil {
+		r.log.Warn("write json output", "err", err)
+	}
+}
+
+// rawOut is stdout for a recording's own bytes (replay, export, watch),
+// written unchanged.
+func (r *run) rawOut() io.Writer { return r.io.Stdout }
+
+// shownArgs wraps, in place, each argument of printf so that it is
+// formatted escaped. The slice is printf's own: no caller passes one with
+// "...". (Wrapping in place, and passing args on as they came, keeps printf
+// a printf wrapper in go vet's eyes, so that its calls are checked.)
+func shownArgs(args []any) {
+	for i, a := range args {
+		if _, ok := a.(lines); !ok {
+			args[i] = shown{a}
+		}
+	}
+}
+
+// shown is an argument of printf: formatted as fmt would with the same verb
+// and flags, then escaped (numbers, times and %q's output come out as they
+// were). A width is applied before escaping, so a value that needed
+// escaping is as much wider as its escapes are.
+type shown struct{ v any }
+
+func (s shown) Format(f fmt.State, verb rune) {
+	// A fmt.State writes to fmt's buffer, which does not fail.
+	io.WriteString(f, ascii.Escape(fmt.Sprintf(fmt.FormatString(f, verb), s.v)))
+}
+
+// lines is text of several lines that Bastion itself made (a PEM block, an
+// authorized_keys line with its newline): each line is escaped, and the
+// newlines between them are kept.
+type lines string
+
+func (l lines) Format(f fmt.State, _ rune) {
+	parts := strings.Split(string(l), "\n")
+	for i, p := range parts {
+		parts[i] = ascii.Escape(p)
+	}
+	io.WriteString(f, strings.Join(parts, "\n"))
+}
 
 // requestView is a request as --json shows it.
 type requestView struct {

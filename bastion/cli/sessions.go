@@ -242,9 +242,9 @@ func (r *run) replay() error {
 		// The markers are part of the replay: a refused exec has no output,
 		// only its command and the refusal.
 		opts.Markers = true
-		return replay.Play(r.ctx, rc, r.io.Stdout, opts)
+		return replay.Play(r.ctx, rc, r.rawOut(), opts)
 	}
-	return replay.Transcript(r.ctx, rc, r.io.Stdout, opts)
+	return replay.Transcript(r.ctx, rc, r.rawOut(), opts)
 }
 
 func (r *run) export() error {
@@ -253,7 +253,7 @@ func (r *run) export() error {
 		return err
 	}
 	defer rc.Close()
-	_, err = io.Copy(r.io.Stdout, rc)
+	_, err = io.Copy(r.rawOut(), rc)
 	return err
 }
 
@@ -278,9 +278,9 @@ func (r *run) watch() error {
 		return err == nil && s.State == store.SessionLive
 	}}
 	noWait := func(context.Context, time.Duration) error { return nil }
-	err = replay.Play(r.ctx, f, r.io.Stdout, replay.Options{Speed: 1, Sleep: noWait})
+	err = replay.Play(r.ctx, f, r.rawOut(), replay.Options{Speed: 1, Sleep: noWait})
 	if err == nil && !r.json {
-		fmt.Fprintf(r.io.Stderr, "\r\nbastion: session %s ended\r\n", sess.ID)
+		r.eprintf("\r\nbastion: session %s ended\r\n", sess.ID)
 	}
 	return err
 }

@@ -145,7 +145,7 @@ func (r *run) status() error {
 	for _, f := range s.Failing {
 		r.printf("failing:        %s: %s\n", f.Name, f.Error)
 	}
-	r.printf("recording key:  %s", key)
+	r.printf("recording key:  %s", lines(key))
 	return nil
 }
 

@@ -5,10 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
-	"unicode"
 
+	"github.com/bastionhq/bastion/internal/ascii"
 	"github.com/bastionhq/bastion/recorder/asciicast"
 )
 
@@ -64,20 +63,10 @@ func Play(ctx context.Context, r io.Reader, w io.Writer, opts Options) error {
 	}
 }
 
-// markerLine formats a marker's label as a line of the replay: newlines and
-// other unprintable characters (a command can hold escape sequences meant
-// for the auditor's terminal) are escaped.
+// markerLine formats a marker's label as a line of the replay: newlines,
+// tabs and other unprintable characters (a command can hold escape sequences
+// meant for the auditor's terminal) are escaped, as the CLI escapes all
+// text a user supplied (ascii.Escape).
 func markerLine(label string) string {
-	var b strings.Builder
-	b.WriteString("[bastion] ")
-	for _, r := range label {
-		if r != '\t' && !unicode.IsPrint(r) {
-			q := strconv.QuoteRune(r)
-			b.WriteString(q[1 : len(q)-1])
-			continue
-		}
-		b.WriteRune(r)
-	}
-	b.WriteString("\r\n")
-	return b.String()
+	return "[bastion] " + ascii.Escape(label) + "\r\n"
 }
