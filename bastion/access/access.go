@@ -449,7 +449,7 @@ func (s *Service) Cert(ctx context.Context, a Actor, id int64) (*Certificate, er
 		s.refused(ctx, a, audit.CertIssue, id, "", err)
 		return nil, err
 	}
-	ext := map[string]string{"permit-pty": ""}
+	ext := certPermits(s.policy().ForwardingFor(a.User, "", r.Role))
 	for _, t := range sshTargets {
 		ext[ca.TargetExtension(t)] = ""
 	}

@@ -120,11 +120,13 @@ type rawRole struct {
 }
 
 // rawForwarding is the SSH forwarding a role allows (all off by default).
+// local and remote are each true, false or a list of destinations (see
+// rawDestinations).
 type rawForwarding struct {
-	Local  bool `yaml:"local"`
-	Remote bool `yaml:"remote"`
-	Agent  bool `yaml:"agent"`
-	X11    bool `yaml:"x11"`
+	Local  rawDestinations `yaml:"local"`
+	Remote rawDestinations `yaml:"remote"`
+	Agent  bool            `yaml:"agent"`
+	X11    bool            `yaml:"x11"`
 }
 
 // rawCommandRule is one per-command rule of a role (SSH sessions).
@@ -423,7 +425,7 @@ func (v *validator) target(field string, t rawTarget, cfg *Config, pol *policy.P
 
 func (v *validator) role(name string, r rawRole, all map[string]rawRole) *policy.Role {
 	field := "roles." + name
-	role := &policy.Role{Name: name, Forwarding: policy.Forwarding(r.Forwarding), Recording: v.recordingMode(field+".recording", r.Recording)}
+	role := &policy.Role{Name: name, Forwarding: v.forwarding(field+".forwarding", r.Forwarding), Recording: v.recordingMode(field+".recording", r.Recording)}
 	for i, p := range r.Permissions {
 		switch perm := policy.Permission(p); perm {
 		case policy.PermAudit:

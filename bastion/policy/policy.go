@@ -129,10 +129,15 @@ func (p *Policy) RecordingFor(user, target, role string) RecordingMode {
 
 // Forwarding lists the kinds of SSH forwarding a role allows.
 type Forwarding struct {
-	Local  bool // ssh -L, -W (direct-tcpip)
-	Remote bool // ssh -R
-	Agent  bool // ssh -A
-	X11    bool // ssh -X
+	Local  Destinations // ssh -L, -W (direct-tcpip): where to
+	Remote Destinations // ssh -R (tcpip-forward): which bind addresses on the target
+	Agent  bool         // ssh -A
+	X11    bool         // ssh -X
+}
+
+// union is what either f or o allows.
+func (f Forwarding) union(o Forwarding) Forwarding {
+	return Forwarding{Local: f.Local.union(o.Local), Remote: f.Remote.union(o.Remote), Agent: f.Agent || o.Agent, X11: f.X11 || o.X11}
 }
 
 // ForwardingFor is the forwarding allowed to user on target: under the
@@ -152,8 +157,7 @@ func (p *Policy) ForwardingFor(user, target, role string) Forwarding {
 	}
 	for _, r := range p.roles(user) {
 		if slices.ContainsFunc(r.Standing, func(a Access) bool { return a.Targets.Matches(t) }) {
-			f.Local, f.Remote = f.Local || r.Forwarding.Local, f.Remote || r.Forwarding.Remote
-			f.Agent, f.X11 = f.Agent || r.Forwarding.Agent, f.X11 || r.Forwarding.X11
+			f = f.union(r.Forwarding)
 		}
 	}
 	return f

@@ -38,14 +38,20 @@ type Watcher struct {
 	grants  map[grantKey]*watched
 	nextID  uint64
 	running bool
-	wake    chan struct{} // check now
-	resched chan struct{} // a new grant: set the expiry timer again
+	wake    chan struct{}          // check now
+	resched chan struct{}          // a new grant: set the expiry timer again
+	changes func() <-chan struct{} // see FollowChanges; nil: Holds always checks
 }
 
 // watched is one grant and the connections that use it.
 type watched struct {
 	grant access.Grant
 	ends  map[uint64]func(msg string)
+	// held says when the grant was last found to hold, and the changes
+	// channel current before that check: while it is open and the check
+	// is recent, Holds answers from here.
+	heldAt   time.Time
+	heldSeen <-chan struct{}
 }
 
 // grantKey identifies a grant; time.Time is not a safe map key (its
@@ -131,6 +137,59 @@ func (w *Watcher) Wake() {
 	}
 }
 
+// FollowChanges lets Holds answer from the last check while nothing
+// changed: changed returns a channel that is closed at the next change of
+// any grant (access.Service.Changed). Call it before the first Watch.
+func (w *Watcher) FollowChanges(changed func() <-chan struct{}) { w.changes = changed }
+
+// Holds is "" while g still holds, else what its users are told (and then
+// every connection using g is ended, as a pass would). It is asked when a
+// connection opens a channel or a forward, so that a new channel in the
+// second after a revocation is refused: it answers from the last check of
+// g if that is younger than GrantCheckInterval and no grant changed since
+// (see FollowChanges), and checks g now otherwise.
+func (w *Watcher) Holds(ctx context.Context, g *access.Grant) string {
+	if !g.Ends.IsZero() && !time.Now().Before(g.Ends) {
+		msg := fmt.Sprintf("your access to %s expired", g.Target)
+		w.endAll(keyOf(g), msg)
+		return msg
+	}
+	k := keyOf(g)
+	var seen <-chan struct{}
+	if w.changes != nil {
+		seen = w.changes()
+	}
+	w.mu.Lock()
+	e := w.grants[k]
+	fresh := e != nil && seen != nil && e.heldSeen == seen && time.Since(e.heldAt) < GrantCheckInterval
+	w.mu.Unlock()
+	if fresh {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, GrantCheckInterval)
+	defer cancel()
+	if err := w.check.CheckGrant(ctx, g); err != nil {
+		msg := GrantEndMessage(w.log, g, err)
+		w.endAll(k, msg)
+		return msg
+	}
+	w.held(k, seen, time.Now())
+	return ""
+}
+
+// held notes that the grant k was found to hold at t, checked after seen
+// was the current changes channel.
+func (w *Watcher) held(k grantKey, seen <-chan struct{}, t time.Time) {
+	if seen == nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if e := w.grants[k]; e != nil && t.After(e.heldAt) {
+		e.heldAt, e.heldSeen = t, seen
+	}
+}
+
 // Watching is the number of distinct grants being watched.
 func (w *Watcher) Watching() int {
 	w.mu.Lock()
@@ -184,9 +243,16 @@ func (w *Watcher) pass() {
 		grants = append(grants, e.grant)
 	}
 	w.mu.Unlock()
+	var seen <-chan struct{}
+	if w.changes != nil {
+		seen = w.changes()
+	}
+	start := time.Now()
 	for i := range grants {
 		if msg := w.verdict(&grants[i]); msg != "" {
 			w.endAll(keyOf(&grants[i]), msg)
+		} else {
+			w.held(keyOf(&grants[i]), seen, start)
 		}
 	}
 }

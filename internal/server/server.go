@@ -70,6 +70,7 @@ type Bastion struct {
 	// front ends.
 	sshAddr atomic.Value // string
 	dbAddrs atomic.Value // map[policy.Kind]string
+	bound   atomic.Value // []string: every listener's address, for the SSH front end's forwarding check
 
 	frontends     map[policy.Kind]Frontend // the database front ends served
 	frontendAddrs map[policy.Kind]string   // their configured listen addresses
@@ -141,6 +142,7 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, process fu
 	b.gate = frontend.NewGate(frontend.Limits{Unauthenticated: lim.Unauthenticated,
 		UnauthenticatedPerSource: lim.UnauthenticatedPerSource, PerUser: lim.ConnectionsPerUser})
 	b.grants = frontend.NewWatcher(b.Access, log)
+	b.grants.FollowChanges(b.Access.Changed) // a new channel's grant check is a cached read until a request changes
 	b.CLI = cli.New(cli.Config{Access: b.Access, Audit: b.Store, Sessions: b.Store, Recordings: b.Recordings, Policy: policyFn, CA: b.caInfo,
 		Databases: b.databases, Process: process, CommandsPerMinute: lim.CommandsPerMinute, Logger: log})
 
@@ -181,10 +183,30 @@ func (b *Bastion) newSSH(policyFn func() *policy.Policy) (*sshfront.Server, erro
 		Permits: func(g *access.Grant) sshfront.Permits {
 			return policyFn().ForwardingFor(g.User, g.Target, g.Role)
 		},
+		Listening: b.listening, TargetAddresses: func() []string { return targetAddresses(cfg.Targets) },
 		FailOpen: func(g *access.Grant) bool {
 			return policyFn().RecordingFor(g.User, g.Target, g.Role) == policy.FailOpen
 		},
 	})
+}
+
+// listening is the addresses Bastion's listeners are bound to, once Run
+// has started (before, the configured ones).
+func (b *Bastion) listening() []string {
+	if l, ok := b.bound.Load().([]string); ok {
+		return l
+	}
+	c := b.Config.Listen
+	return []string{c.SSH, c.HTTP, c.Postgres, c.MySQL}
+}
+
+// targetAddresses is the address of every configured target, of any kind.
+func targetAddresses(targets map[string]*config.Target) []string {
+	out := make([]string, 0, len(targets))
+	for _, t := range targets {
+		out = append(out, t.Address)
+	}
+	return out
 }
 
 // sshTargets is the configured SSH targets, as the proxy reaches them.
@@ -308,6 +330,14 @@ func (b *Bastion) Run(ctx context.Context, l *Listeners) error {
 	b.dbAddrs.Store(addrs)
 
 	b.sshAddr.Store(l.SSH.Addr().String())
+	bound := []string{l.SSH.Addr().String()}
+	for _, dl := range l.Databases {
+		bound = append(bound, dl.Addr().String())
+	}
+	if l.HTTP != nil {
+		bound = append(bound, l.HTTP.Addr().String())
+	}
+	b.bound.Store(bound)
 	go func() { errc <- b.SSH.Serve(l.SSH) }()
 	b.log.Info("serving ssh", "addr", l.SSH.Addr().String())
 

@@ -232,6 +232,10 @@ func (tc *targetConn) sessionRequests(ctx context.Context, uch, upch ssh.Channel
 		forward := false
 		switch req.Type {
 		case "pty-req":
+			if !tc.permit.PTY {
+				tc.auditRefusal(audit.Event{Type: audit.Forward, Outcome: audit.OutcomeRefused, Reason: notPermitted("a terminal (pty)", tc.ext, "permit-pty")})
+				break
+			}
 			var p ptyRequest
 			if ssh.Unmarshal(req.Payload, &p) == nil {
 				rec.setPTY(&p)
@@ -264,8 +268,7 @@ func (tc *targetConn) sessionRequests(ctx context.Context, uch, upch ssh.Channel
 		case "signal", "break":
 			forward = true
 		case "env":
-			var kv struct{ Name, Value string }
-			forward = ssh.Unmarshal(req.Payload, &kv) == nil && envPassed(kv.Name)
+			forward = tc.checkEnvRequest(req.Payload)
 		case "subsystem":
 			var sub struct{ Name string }
 			forward = ssh.Unmarshal(req.Payload, &sub) == nil && sub.Name == "sftp"
@@ -300,16 +303,36 @@ func (tc *targetConn) sessionRequests(ctx context.Context, uch, upch ssh.Channel
 				tc.mu.Unlock()
 				forward = true
 			} else {
-				tc.auditRefusal(audit.Event{Type: audit.Forward, Outcome: audit.OutcomeRefused, Reason: "agent forwarding is not allowed by your role"})
+				tc.auditRefusal(audit.Event{Type: audit.Forward, Outcome: audit.OutcomeRefused, Reason: notPermitted("agent forwarding", tc.ext, "permit-agent-forwarding")})
 			}
 		case "x11-req":
 			forward = tc.permit.X11
 			if !forward {
-				tc.auditRefusal(audit.Event{Type: audit.Forward, Outcome: audit.OutcomeRefused, Reason: "X11 forwarding is not allowed by your role"})
+				tc.auditRefusal(audit.Event{Type: audit.Forward, Outcome: audit.OutcomeRefused, Reason: notPermitted("X11 forwarding", tc.ext, "permit-X11-forwarding")})
 			}
 		}
 		tc.forwardRequest(upch, req, forward, answering)
 	}
+}
+
+// checkEnvRequest decides an env request: true to pass it on. A refused
+// value is audited (the variable's name and the reason; never the value)
+// and logged; a refused name only logged, as clients send their whole
+// SendEnv list by habit.
+func (tc *targetConn) checkEnvRequest(payload []byte) bool {
+	var kv struct{ Name, Value string }
+	if ssh.Unmarshal(payload, &kv) != nil {
+		return false
+	}
+	why := checkEnv(kv.Name, kv.Value)
+	if why == "" {
+		return true
+	}
+	tc.log.Info("environment variable refused", "reason", why)
+	if envRule(kv.Name) != nil {
+		tc.auditRefusal(audit.Event{Type: audit.Forward, Outcome: audit.OutcomeRefused, Reason: why, Details: map[string]string{"env": kv.Name}})
+	}
+	return false
 }
 
 // forwardRequest sends req to the target if forward, and answers the user

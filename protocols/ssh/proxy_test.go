@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -354,7 +355,8 @@ func TestTargetForwarding(t *testing.T) {
 	})
 	t.Run("permitted", func(t *testing.T) {
 		e := newEnv(t, func(_ *env, cfg *Config) {
-			cfg.Permits = func(*access.Grant) Permits { return Permits{Local: true} }
+			cfg.Permits = func(*access.Grant) Permits { return Permits{Local: policy.Destinations{Any: true}} }
+			cfg.Resolver = fakeResolver{"db.internal": {netip.MustParseAddr("10.0.0.5")}}
 		})
 		c := e.mustDial("root@web01", "alice")
 		conn, err := c.Dial("tcp", "db.internal:5432")
@@ -369,10 +371,15 @@ func TestTargetForwarding(t *testing.T) {
 		if _, err := io.ReadFull(conn, buf); err != nil || string(buf) != "ping" {
 			t.Errorf("relayed %q, %v; want the echo service's ping", buf, err)
 		}
+		// The target connected to the address Bastion resolved and checked,
+		// not to the name.
+		if got := e.target.directs(); len(got) != 1 || got[0] != "10.0.0.5:5432" {
+			t.Errorf("the target was asked to connect to %v; want [10.0.0.5:5432]", got)
+		}
 		// The target's own SSH server is never a forwarding destination.
 		_, port, _ := net.SplitHostPort(e.target.addr())
 		for _, host := range []string{"127.0.0.1", "localhost", "0.0.0.0"} {
-			if _, err := c.Dial("tcp", net.JoinHostPort(host, port)); err == nil || !strings.Contains(err.Error(), "would go around Bastion") {
+			if _, err := c.Dial("tcp", net.JoinHostPort(host, port)); err == nil || !strings.Contains(err.Error(), "is refused") {
 				t.Errorf("-L to %s:%s (the target's SSH): %v; want it refused", host, port, err)
 			}
 		}
@@ -804,7 +811,7 @@ func TestAgentForwarding(t *testing.T) {
 // reaches the user's listener.
 func TestRemoteForwarding(t *testing.T) {
 	e := newEnv(t, func(_ *env, cfg *Config) {
-		cfg.Permits = func(*access.Grant) Permits { return Permits{Remote: true} }
+		cfg.Permits = func(*access.Grant) Permits { return Permits{Remote: policy.Destinations{Any: true}} }
 	})
 	c := e.mustDial("root@web01", "alice")
 	l, err := c.Listen("tcp", "127.0.0.1:0")

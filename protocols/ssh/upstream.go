@@ -46,8 +46,9 @@ type UpstreamCA interface {
 
 // dialUpstream connects to the grant's target, verifies its host key, and
 // logs in as the grant's login with a fresh key and a certificate minted for
-// this session only (source-address = Bastion's address on that connection).
-func (s *Server) dialUpstream(ctx context.Context, g *access.Grant, sessionID string) (*ssh.Client, error) {
+// this session only (source-address = Bastion's address on that connection;
+// extensions = what this session is allowed, see allowed.upstreamExtensions).
+func (s *Server) dialUpstream(ctx context.Context, g *access.Grant, sessionID string, ext map[string]string) (*ssh.Client, error) {
 	t, ok := s.cfg.Targets.Target(g.Target)
 	if !ok {
 		return nil, fmt.Errorf("target %s is not configured", g.Target)
@@ -65,7 +66,7 @@ func (s *Server) dialUpstream(ctx context.Context, g *access.Grant, sessionID st
 			return nil, err
 		}
 	}
-	signer, err := s.sessionSigner(g, sessionID, nc.LocalAddr())
+	signer, err := s.sessionSigner(g, sessionID, nc.LocalAddr(), ext)
 	if err != nil {
 		nc.Close()
 		return nil, err
@@ -163,7 +164,7 @@ func (s *Server) hostKeyCallback(t Target) ssh.HostKeyCallback {
 }
 
 // sessionSigner mints a key and a short certificate for one session.
-func (s *Server) sessionSigner(g *access.Grant, sessionID string, local net.Addr) (ssh.Signer, error) {
+func (s *Server) sessionSigner(g *access.Grant, sessionID string, local net.Addr, ext map[string]string) (ssh.Signer, error) {
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, err
@@ -180,7 +181,7 @@ func (s *Server) sessionSigner(g *access.Grant, sessionID string, local net.Addr
 		Principals:  []string{g.Login},
 		ValidAfter:  now.Add(-upstreamSkew),
 		ValidBefore: now.Add(UpstreamCertValidity),
-		Extensions:  map[string]string{"permit-pty": "", "permit-port-forwarding": "", "permit-agent-forwarding": "", "permit-X11-forwarding": "", "permit-user-rc": ""},
+		Extensions:  ext,
 	}
 	if ta, ok := local.(*net.TCPAddr); ok {
 		req.CriticalOptions = map[string]string{"source-address": ta.IP.String()}
