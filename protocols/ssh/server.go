@@ -47,6 +47,9 @@ const (
 	extSerial  = "bastion-serial"
 	extRole    = "bastion-role"
 	extEnds    = "bastion-grant-ends" // unix nanoseconds; absent for standing access
+	// extGrantKey is the fingerprint of the user's key the grant holds for
+	// (the key a certificate certifies): removing it ends the session.
+	extGrantKey = "bastion-grant-key"
 )
 
 // Users finds the Bastion user who owns a key.
@@ -85,14 +88,6 @@ type Config struct {
 	ExecRules  ExecRules                   // nil: every command allowed
 	Approvals  CommandApprovals            // holds commands a rule requires approval for
 
-	// Listening returns the addresses ("host:port") of Bastion's own
-	// listeners, and TargetAddresses those of every configured target:
-	// neither is ever a forwarding destination. Resolver resolves
-	// forwarding destinations' names (nil: net.DefaultResolver).
-	Listening       func() []string
-	TargetAddresses func() []string
-	Resolver        Resolver
-
 	// Recordings and Sessions record every target session; when both are
 	// nil nothing is recorded (tests of the transport only).
 	Recordings recorder.Storage
@@ -114,16 +109,19 @@ type Config struct {
 	// Watcher ends target sessions whose grant ends (shared with the other
 	// front ends); nil: one of the server's own on Grants.
 	Watcher *frontend.Watcher
-	Logger  *slog.Logger
+	// Throttle slows failed authentication (shared with the other front
+	// ends); nil: one of the server's own with frontend.DefaultAuthLimits.
+	Throttle *frontend.AuthThrottle
+	Logger   *slog.Logger
 }
 
 // Server accepts SSH connections.
 type Server struct {
-	cfg    Config
-	ssh    *ssh.ServerConfig
-	log    *slog.Logger
-	rt     *frontend.Server
-	grants *frontend.Watcher
+	cfg      Config
+	log      *slog.Logger
+	throttle *frontend.AuthThrottle
+	rt       *frontend.Server
+	grants   *frontend.Watcher
 
 	lastSerial atomic.Uint64 // of per-session upstream certificates
 }
@@ -141,16 +139,9 @@ func NewServer(cfg Config) (*Server, error) {
 		s.grants = frontend.NewWatcher(cfg.Grants, cfg.Logger)
 	}
 	s.rt = frontend.New(frontend.Config{Proto: "ssh", Handler: s.handleConn, Gate: cfg.Gate, Logger: cfg.Logger})
-	sc := &ssh.ServerConfig{
-		PublicKeyCallback: s.authenticate,
-		BannerCallback:    s.banner,
-		ServerVersion:     "SSH-2.0-Bastion",
-		MaxAuthTries:      6,
+	if s.throttle = cfg.Throttle; s.throttle == nil {
+		s.throttle = frontend.NewAuthThrottle(frontend.AuthLimits{}, nil)
 	}
-	for _, h := range cfg.HostSigners {
-		sc.AddHostKey(h)
-	}
-	s.ssh = sc
 	return s, nil
 }
 
@@ -167,55 +158,20 @@ func (s *Server) banner(conn ssh.ConnMetadata) string {
 	return ""
 }
 
-// authenticate accepts a key registered to the requested Bastion user.
-func (s *Server) authenticate(conn ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
-	d, err := ParseUsername(conn.User())
-	if err != nil {
-		return nil, err
-	}
-	if d.IsTarget() {
-		return s.authenticateTarget(conn, d, key)
-	}
-	owner, ok := s.cfg.Users.User(key)
-	if !ok || owner != d.User {
-		return nil, fmt.Errorf("key %s is not registered to %s", ssh.FingerprintSHA256(key), d.User)
-	}
-	return &ssh.Permissions{Extensions: map[string]string{
-		extUser: owner,
-		extKey:  ssh.FingerprintSHA256(key),
-		extPub:  string(ssh.MarshalAuthorizedKey(key)),
-	}}, nil
-}
-
-// authenticateTarget authorises a login on a target with a certificate or a
-// registered key with standing access. Nothing is dialled here: the upstream
-// connection is opened after the handshake, with the grant read back from
-// the connection's Permissions.
-func (s *Server) authenticateTarget(conn ssh.ConnMetadata, d Destination, key ssh.PublicKey) (*ssh.Permissions, error) {
-	if s.cfg.Grants == nil {
-		return nil, fmt.Errorf("target sessions are not served")
-	}
-	owner, _ := s.cfg.Users.User(key)
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.HandshakeTimeout+time.Second)
-	defer cancel()
-	g, err := s.cfg.Grants.AuthorizeTarget(ctx, access.TargetLogin{
-		Key: key, KeyOwner: owner, Login: d.Login, Target: d.Target, Source: addrOf(conn.RemoteAddr()),
-	})
-	if err != nil {
-		return nil, err
-	}
+// grantPermissions is what a connection authorised by g carries through
+// the handshake: the grant, read back by grantOf. Nothing is dialled
+// before: the upstream connection is opened after the handshake.
+func grantPermissions(g *access.Grant, key ssh.PublicKey) *ssh.Permissions {
 	ext := map[string]string{
 		extUser: g.User, extKey: ssh.FingerprintSHA256(key), extPub: string(ssh.MarshalAuthorizedKey(key)),
 		extTarget: g.Target, extLogin: g.Login, extRole: g.Role,
 		extRequest: strconv.FormatInt(g.RequestID, 10), extSerial: strconv.FormatUint(g.Serial, 10),
+		extGrantKey: g.Key,
 	}
 	if !g.Ends.IsZero() {
 		ext[extEnds] = strconv.FormatInt(g.Ends.UnixNano(), 10)
 	}
-	if c, ok := key.(*ssh.Certificate); ok {
-		ext[extCertPermits] = certPermits(c) // the session honours them (see narrow)
-	}
-	return &ssh.Permissions{Extensions: ext}, nil
+	return &ssh.Permissions{Extensions: ext}
 }
 
 // grantOf reads the grant back from a connection's Permissions.
@@ -224,7 +180,7 @@ func grantOf(p *ssh.Permissions, source netip.Addr) (*access.Grant, bool) {
 	if e[extTarget] == "" {
 		return nil, false
 	}
-	g := &access.Grant{User: e[extUser], Target: e[extTarget], Login: e[extLogin], Role: e[extRole], Source: source}
+	g := &access.Grant{User: e[extUser], Target: e[extTarget], Login: e[extLogin], Role: e[extRole], Source: source, Key: e[extGrantKey]}
 	g.RequestID, _ = strconv.ParseInt(e[extRequest], 10, 64)
 	g.Serial, _ = strconv.ParseUint(e[extSerial], 10, 64)
 	if n, err := strconv.ParseInt(e[extEnds], 10, 64); err == nil {
@@ -260,9 +216,11 @@ func (s *Server) handleConn(fc *frontend.Conn) {
 			return
 		}
 	}
-	conn, chans, reqs, err := ssh.NewServerConn(nc, s.ssh)
+	st := &authState{fc: fc}
+	conn, chans, reqs, err := ssh.NewServerConn(nc, s.serverConfig(st))
 	if err != nil {
 		log.Info("handshake failed", "err", err)
+		s.authFailed(st)
 		return
 	}
 	defer conn.Close()

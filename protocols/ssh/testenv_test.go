@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"maps"
 	"net"
-	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -371,6 +370,9 @@ func waitOutput(t *testing.T, b *syncBuffer, s string) {
 type fakeUsers struct{ owners map[string]string }
 
 func (u *fakeUsers) User(key ssh.PublicKey) (string, bool) {
+	if c, ok := key.(*ssh.Certificate); ok { // a certificate is its key's, as identity.Directory has it
+		key = c.Key
+	}
 	owner, ok := u.owners[string(key.Marshal())]
 	return owner, ok
 }
@@ -457,17 +459,40 @@ type fakeGrants struct {
 	allowed map[string]string // user → login@target
 	ends    time.Time         // of the grants it gives; zero: standing
 
+	// decide, when set, may refuse a login before the allowed check.
+	decide func(in access.TargetLogin) error
+
 	mu       sync.Mutex
 	checkErr error
 	checks   int
+	refused  []string // reasons RefuseTarget audited
 }
 
-func (g *fakeGrants) AuthorizeTarget(_ context.Context, in access.TargetLogin) (*access.Grant, error) {
+func (g *fakeGrants) CheckTarget(_ context.Context, in access.TargetLogin) (*access.Grant, error) {
+	if g.decide != nil {
+		if err := g.decide(in); err != nil {
+			return nil, err
+		}
+	}
 	if g.allowed[in.KeyOwner] != in.Login+"@"+in.Target {
 		return nil, &policy.Refusal{Reason: fmt.Sprintf("no access to %s as %s", in.Target, in.Login)}
 	}
 	return &access.Grant{User: in.KeyOwner, Target: in.Target, Login: in.Login, Role: "ops", RequestID: 7, Serial: 99,
 		Ends: g.ends, Source: in.Source}, nil
+}
+
+// RefuseTarget records a refusal as the access service audits it.
+func (g *fakeGrants) RefuseTarget(_ context.Context, in access.TargetLogin, err error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.refused = append(g.refused, err.Error())
+}
+
+// refusals are the refusals audited so far.
+func (g *fakeGrants) refusals() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Clone(g.refused)
 }
 
 func (g *fakeGrants) CheckGrant(context.Context, *access.Grant) error {
@@ -650,24 +675,6 @@ type fakeTarget struct {
 	certs    []*ssh.Certificate // that logged in
 	ran      []string           // exec commands and typed lines, as run
 	forwards []remoteForward    // asked for by the user (ssh -R)
-	dialed   []string           // direct-tcpip destinations, as the target was asked
-}
-
-// directs is the direct-tcpip destinations the target was asked for.
-func (ft *fakeTarget) directs() []string {
-	ft.mu.Lock()
-	defer ft.mu.Unlock()
-	return slices.Clone(ft.dialed)
-}
-
-// fakeResolver resolves the names it holds, and no others.
-type fakeResolver map[string][]netip.Addr
-
-func (r fakeResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
-	if a, ok := r[host]; ok {
-		return a, nil
-	}
-	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
 }
 
 // The target presents its plain host key, and a host certificate for web01
@@ -766,17 +773,6 @@ func (ft *fakeTarget) handle(nc net.Conn) {
 			go func() { defer wg.Done(); ft.session(conn, nch) }()
 		case "direct-tcpip":
 			// An echo service reached through the target.
-			var to struct {
-				Host       string
-				Port       uint32
-				OriginHost string
-				OriginPort uint32
-			}
-			if ssh.Unmarshal(nch.ExtraData(), &to) == nil {
-				ft.mu.Lock()
-				ft.dialed = append(ft.dialed, net.JoinHostPort(to.Host, fmt.Sprint(to.Port)))
-				ft.mu.Unlock()
-			}
 			ch, creqs, err := nch.Accept()
 			if err != nil {
 				continue
