@@ -1,11 +1,15 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/bastionhq/bastion/bastion/store"
 	"github.com/bastionhq/bastion/internal/ascii"
@@ -24,8 +28,11 @@ import (
 // overrides: a column added later cannot forget it. A value built with
 // fmt.Sprintf and then printed is escaped whole when printed.
 //
-// --json output (printJSON) stays exact: JSON escapes control characters
-// itself. The raw recording content of replay, export and watch (what the
+// --json output (printJSON) stays exact: a decoder reads back the very
+// text. JSON escapes C0 controls itself; printJSON also writes DEL, C1
+// controls, bidi overrides and other unprintable characters as \u escapes,
+// which decode to the same text but do nothing to a terminal that shows the
+// JSON. The raw recording content of replay, export and watch (what the
 // auditor asked to see, as recorded) goes to rawOut.
 
 // printf writes human output to stdout; see above.
@@ -40,12 +47,51 @@ func (r *run) eprintf(format string, args ...any) {
 	fmt.Fprintf(r.io.Stderr, format, args...)
 }
 
-// printJSON writes v as one line of JSON to stdout.
+// printJSON writes v as one line of JSON to stdout, its unprintable
+// characters escaped (see above).
 func (r *run) printJSON(v any) {
-	enc := json.NewEncoder(r.io.Stdout)
-	if err := enc.Encode(v); err != nil {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(v); err != nil {
+		r.log.Warn("encode json output", "err", err)
+		return
+	}
+	if _, err := r.io.Stdout.Write(jsonShown(buf.Bytes())); err != nil {
 		r.log.Warn("write json output", "err", err)
 	}
+}
+
+// jsonShown returns the output of encoding/json (valid UTF-8, control
+// characters escaped, everything outside strings ASCII) with every other
+// character that is not printable, from DEL up, written as a \u escape (a
+// surrogate pair above U+FFFF): the same JSON values, nothing a terminal
+// acts on.
+func jsonShown(b []byte) []byte {
+	i := 0
+	for i < len(b) {
+		r, size := utf8.DecodeRune(b[i:])
+		if r >= 0x7f && !unicode.IsPrint(r) {
+			break
+		}
+		i += size
+	}
+	if i == len(b) {
+		return b
+	}
+	out := append(make([]byte, 0, len(b)+16), b[:i]...)
+	for i < len(b) {
+		r, size := utf8.DecodeRune(b[i:])
+		switch {
+		case r < 0x7f || unicode.IsPrint(r):
+			out = append(out, b[i:i+size]...)
+		case r > 0xffff:
+			r1, r2 := utf16.EncodeRune(r)
+			out = fmt.Appendf(out, `\u%04x\u%04x`, r1, r2)
+		default:
+			out = fmt.Appendf(out, `\u%04x`, r)
+		}
+		i += size
+	}
+	return out
 }
 
 // rawOut is stdout for a recording's own bytes (replay, export, watch),

@@ -191,6 +191,7 @@ func FuzzHumanOutput(f *testing.F) {
 		markers := out[strings.Index(out, "[bastion] "):] // after the raw output, which is the recording's
 		checkShown(t, "replay markers", strings.ReplaceAll(markers, "\r\n", "\n"))
 		out, _, _ = fx.runLine(t, "alice", "show 6 --json")
+		checkShown(t, "--json", out)
 		var v requestView
 		if err := json.Unmarshal([]byte(out), &v); err != nil {
 			t.Fatal(err)
@@ -211,4 +212,21 @@ func (f *fixture) runLine(t *testing.T, user, line string) (string, string, int)
 	var stdout, stderr bytes.Buffer
 	code := New(f.cfg).Run(t.Context(), f.actor(user), IO{Stdout: &stdout, Stderr: &stderr}, strings.Fields(line))
 	return stdout.String(), stderr.String(), code
+}
+
+// TestJSONShown: unprintable characters in --json output are \u escapes
+// (a surrogate pair above U+FFFF) that decode to the text given.
+func TestJSONShown(t *testing.T) {
+	for _, s := range []string{"plain Grüße 🚀", "\x7f\u0085\u009b2J", "\u202e\u2066\u00a0\u2028", "\U000e0001 tag", "\x1b[2J\a"} {
+		b, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := jsonShown(b)
+		checkShown(t, s, string(out))
+		var got string
+		if err := json.Unmarshal(out, &got); err != nil || got != s {
+			t.Errorf("jsonShown(%s) = %s, decodes to %q, %v; want %q", b, out, got, err, s)
+		}
+	}
 }
