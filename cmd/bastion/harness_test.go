@@ -225,6 +225,11 @@ func startBastionWith(t *testing.T, o options) *testBastion {
 	if o.server != "" {
 		server += ", " + o.server
 	}
+	if !strings.Contains(o.server, "limits:") {
+		// Tests poll with waitFor as fast as ssh runs; the per-user command
+		// limit would slow them, not test them (it has its own test).
+		server += ", limits: {commands_per_minute: 100000}"
+	}
 	cfg := "data_dir: ./data\nlisten: {" + listen + "}\nserver: {" + server + "}\n" +
 		users.String() + targets + roles + o.extra
 	b := &testBastion{t: t, dir: dir, configPath: filepath.Join(dir, "bastion.yaml"), nofile: o.nofile}

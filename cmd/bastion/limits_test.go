@@ -194,4 +194,24 @@ func TestConnectionFlood(t *testing.T) {
 			t.Fatalf("bob, while alice is at her cap: exit %d: %s", code, out)
 		}
 	})
+	t.Run("commands per user", func(t *testing.T) {
+		t.Parallel()
+		b := startBastionWith(t, options{server: "limits: {commands_per_minute: 2}"}) // a burst of 1
+		if _, errOut, code := b.ssh("alice", "whoami"); code != 0 {
+			t.Fatalf("alice's first command: exit %d: %s", code, errOut)
+		}
+		for range 3 {
+			_, errOut, code := b.ssh("alice", "request", "web01", "--for", "1h", "--reason", "flood")
+			if code != 1 || !strings.Contains(errOut, "too many commands: 2 a minute is the limit (server.limits.commands_per_minute); try again in") {
+				t.Fatalf("alice past her limit: exit %d, stderr %q", code, errOut)
+			}
+		}
+		if out, _, code := b.ssh("bob", "requests", "--json"); code != 0 || strings.Contains(out, "flood") {
+			t.Fatalf("bob, while alice is limited: exit %d, %s (no refused request may have been filed)", code, out)
+		}
+		out, _, code := b.local("audit", "--type", "command", "--json")
+		if code != 0 || strings.Count(out, `"limit":"commands_per_minute"`) != 1 {
+			t.Fatalf("audit of the refusals: exit %d, want one event for the burst:\n%s", code, out)
+		}
+	})
 }
