@@ -6,6 +6,7 @@ package config
 
 import (
 	"bytes"
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"os"
@@ -128,6 +129,10 @@ type Target struct {
 	// TLSRequire or TLSVerifyFull (against CAFile, or the system roots).
 	TLS    string
 	CAFile string
+	// ServerPublicKey is a MySQL target's pinned RSA key: without TLS, the
+	// password is sent encrypted for it when the target asks for the
+	// password itself; nil refuses that.
+	ServerPublicKey *rsa.PublicKey
 	// RedactParameters keeps bind parameters out of query recordings.
 	RedactParameters bool
 }

@@ -94,6 +94,7 @@ func (v *validator) databaseTarget(field string, t rawTarget, target *Target) {
 		target.CAFile = v.path(t.CAFile)
 	}
 	target.RedactParameters = t.RedactParameters
+	v.serverPublicKey(field, t, target)
 }
 
 // ruleHead validates what every rule of a role starts with: a name, unique

@@ -104,6 +104,9 @@ type rawTarget struct {
 	TLS              string `yaml:"tls"`
 	CAFile           string `yaml:"ca_file"`
 	RedactParameters bool   `yaml:"redact_parameters"`
+	// ServerPublicKey is a MySQL target's RSA public key (PEM, or a
+	// file's path) for sending its password without TLS.
+	ServerPublicKey string `yaml:"server_public_key"`
 }
 
 type rawRole struct {

@@ -37,7 +37,7 @@ func mysqlTargets(all map[string]*config.Target) (map[string]mysql.Target, error
 			continue
 		}
 		mt := mysql.Target{Name: t.Name, Address: t.Address, Database: t.Database, Username: t.Username,
-			Password: t.Password, RedactParameters: t.RedactParameters}
+			Password: t.Password, ServerPublicKey: t.ServerPublicKey, RedactParameters: t.RedactParameters}
 		switch t.TLS {
 		case config.TLSRequire:
 			// Encrypted, the certificate not checked: what "require" means
