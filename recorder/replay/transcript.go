@@ -8,8 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 
+	"github.com/bastionhq/bastion/internal/ascii"
 	"github.com/bastionhq/bastion/recorder/querylog"
 )
 
@@ -131,20 +131,16 @@ func plural(n int64, noun string) string {
 }
 
 // printable returns s with newlines followed by the continuation indent, tabs
-// kept, and every other character that is not printable escaped as Go would
-// (\r, \x1b, \u202e).
+// kept, and every other character that is not printable escaped by
+// ascii.Escape, as the CLI shows all text a user supplied (\r, \x1b, \u202e).
 func printable(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		switch {
-		case r == '\n':
-			b.WriteString("\n" + continuationIndent)
-		case r == '\t' || unicode.IsPrint(r):
-			b.WriteRune(r)
-		default:
-			q := strconv.QuoteRune(r) // '\x1b'
-			b.WriteString(q[1 : len(q)-1])
+	lines := strings.Split(s, "\n")
+	for i, line := range lines {
+		cells := strings.Split(line, "\t")
+		for j, c := range cells {
+			cells[j] = ascii.Escape(c)
 		}
+		lines[i] = strings.Join(cells, "\t")
 	}
-	return b.String()
+	return strings.Join(lines, "\n"+continuationIndent)
 }
