@@ -290,6 +290,14 @@ func (w *Watcher) endAll(k grantKey, msg string) {
 	w.mu.Lock()
 	e := w.grants[k]
 	delete(w.grants, k)
+	if len(w.grants) == 0 && w.running {
+		// Holds may end the last grant outside a pass: let the goroutine
+		// end now rather than at its next tick.
+		select {
+		case w.resched <- struct{}{}:
+		default:
+		}
+	}
 	w.mu.Unlock()
 	if e == nil {
 		return
