@@ -7,9 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"runtime/debug"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -47,13 +46,6 @@ type Grants interface {
 // -X); all are refused unless allowed.
 type Permits = policy.Forwarding
 
-// envAllowed are the environment variables passed to targets.
-var envAllowed = map[string]bool{"LANG": true, "LANGUAGE": true, "TERM": true, "TZ": true, "COLORTERM": true}
-
-func envPassed(name string) bool {
-	return envAllowed[name] || (len(name) > 3 && name[:3] == "LC_")
-}
-
 // targetConn is a user's connection to one target through Bastion.
 type targetConn struct {
 	srv    *Server
@@ -61,9 +53,13 @@ type targetConn struct {
 	up     *ssh.Client
 	grant  *access.Grant
 	id     string
-	permit Permits
+	permit allowed           // what the role and the user's certificate allow
+	ext    map[string]string // the connection's permission extensions
 	log    *slog.Logger
 	actor  access.Actor
+
+	destOnce sync.Once
+	dest     *destCheck // forwarding destinations, gathered at the first forward
 
 	mu       sync.Mutex
 	sessions map[ssh.Channel]struct{} // open user session channels, to tell them why they end
@@ -90,13 +86,16 @@ func (s *Server) serveTarget(fc *frontend.Conn, conn *ssh.ServerConn, chans <-ch
 	ctx := fc.Context()
 	id := frontend.NewSessionID()
 	log = log.With("target", g.Target, "login", g.Login, "session", id)
-	tc := &targetConn{srv: s, user: conn, grant: g, id: id, log: log, actor: actor, sessions: map[ssh.Channel]struct{}{}}
+	tc := &targetConn{srv: s, user: conn, grant: g, id: id, log: log, actor: actor, sessions: map[ssh.Channel]struct{}{},
+		ext: conn.Permissions.Extensions}
+	var role Permits
 	if s.cfg.Permits != nil {
-		tc.permit = s.cfg.Permits(g)
+		role = s.cfg.Permits(g)
 	}
+	tc.permit = narrow(role, tc.ext)
 	sess := tc.auditSession()
 
-	up, err := s.dialUpstream(ctx, g, id)
+	up, err := s.dialUpstream(ctx, g, id, tc.permit.upstreamExtensions())
 	if err != nil {
 		log.Warn("upstream connection failed", "err", err)
 		s.cfg.Audit.Record(ctx, actor, sess.StartFailed(err.Error()))
@@ -119,7 +118,7 @@ func (s *Server) serveTarget(fc *frontend.Conn, conn *ssh.ServerConn, chans <-ch
 	fc.OnEnd(func(cause error) { tc.end(cause.Error()) })
 	stopWatch := s.grants.Watch(g, func(msg string) { fc.End(errors.New(msg)) })
 	defer stopWatch()
-	fc.Go(func() { tc.globalRequests(reqs) })
+	fc.Go(func() { tc.globalRequests(ctx, reqs) })
 	fc.Go(tc.upstreamChannels)
 	// The upstream closing ends the user's connection too.
 	fc.Go(func() {
@@ -132,6 +131,12 @@ func (s *Server) serveTarget(fc *frontend.Conn, conn *ssh.ServerConn, chans <-ch
 	var wg sync.WaitGroup
 	var open channelCount
 	for nch := range chans {
+		// A channel opened after the grant ended (in the second before the
+		// watcher's next pass) is refused here, however fast it comes.
+		if msg := s.grants.Holds(ctx, g); msg != "" {
+			tc.refuse(ctx, nch, msg)
+			continue
+		}
 		switch nch.ChannelType() {
 		case "session":
 			release, ok := open.admit(nch, log)
@@ -141,12 +146,13 @@ func (s *Server) serveTarget(fc *frontend.Conn, conn *ssh.ServerConn, chans <-ch
 			wg.Add(1)
 			fc.Go(func() { defer wg.Done(); defer release(); defer tc.guard(); tc.session(ctx, nch) })
 		case "direct-tcpip":
-			if !tc.permit.Local {
-				tc.refuse(ctx, nch, "port forwarding (-L) is not allowed by your role")
+			if !tc.permit.Local.Allowed() {
+				tc.refuse(ctx, nch, notPermitted("port forwarding (-L)", tc.ext, "permit-port-forwarding"))
 				continue
 			}
-			if tc.toOwnSSH(nch.ExtraData()) {
-				tc.refuse(ctx, nch, "forwarding to the target's own SSH server would go around Bastion")
+			fwd, to, why := tc.checkForward(ctx, nch.ExtraData())
+			if why != "" {
+				tc.refuse(ctx, nch, why)
 				continue
 			}
 			release, ok := open.admit(nch, log)
@@ -154,7 +160,7 @@ func (s *Server) serveTarget(fc *frontend.Conn, conn *ssh.ServerConn, chans <-ch
 				continue
 			}
 			wg.Add(1)
-			fc.Go(func() { defer wg.Done(); defer release(); defer tc.guard(); tc.relayChannel(ctx, nch) })
+			fc.Go(func() { defer wg.Done(); defer release(); defer tc.guard(); tc.relayChannel(nch, fwd, to) })
 		default:
 			tc.refuse(ctx, nch, fmt.Sprintf("channel type %q is not allowed", nch.ChannelType()))
 		}
@@ -229,21 +235,24 @@ func (tc *targetConn) tellSessions(msg string) {
 }
 
 // globalRequests answers the user's global requests: remote forwarding is
-// refused unless allowed; keepalives get a reply.
-func (tc *targetConn) globalRequests(reqs <-chan *ssh.Request) {
+// refused unless allowed, on a bind address allowed, under a grant that
+// still holds; keepalives get a reply.
+func (tc *targetConn) globalRequests(ctx context.Context, reqs <-chan *ssh.Request) {
 	for req := range reqs {
 		ok := false
 		var payload []byte
 		switch req.Type {
 		case "tcpip-forward", "cancel-tcpip-forward":
-			if tc.permit.Remote {
+			why := tc.checkBind(ctx, req)
+			if why == "" {
 				var err error
 				ok, payload, err = tc.up.SendRequest(req.Type, req.WantReply, req.Payload)
 				if err != nil {
 					ok = false
 				}
 			} else {
-				tc.auditRefusal(audit.Event{Type: audit.Forward, Outcome: audit.OutcomeRefused, Reason: "remote forwarding (-R) is not allowed by your role"})
+				tc.log.Info("refused remote forward", "reason", why)
+				tc.auditRefusal(audit.Event{Type: audit.Forward, Outcome: audit.OutcomeRefused, Reason: why, Details: map[string]string{"kind": "remote"}})
 			}
 		}
 		if req.WantReply {
@@ -282,7 +291,7 @@ func (tc *targetConn) upstreamChannels() {
 				fwd = nil
 				continue
 			}
-			if !tc.permit.Remote {
+			if !tc.permit.Remote.Allowed() {
 				rejectChannel(nch, ssh.Prohibited, "remote forwarding is not allowed", tc.log)
 				continue
 			}
@@ -300,33 +309,54 @@ func (tc *targetConn) upstreamChannels() {
 	}
 }
 
-// toOwnSSH reports whether a direct-tcpip request goes to the target's own
-// SSH server (its loopback or its address, on its SSH port): a session
-// there would be neither checked nor recorded.
-func (tc *targetConn) toOwnSSH(extra []byte) bool {
-	var fwd struct {
-		Host       string
-		Port       uint32
-		OriginHost string
-		OriginPort uint32
+// directTCPIP is the payload of a direct-tcpip channel open (RFC 4254 7.2).
+type directTCPIP struct {
+	Host       string
+	Port       uint32
+	OriginHost string
+	OriginPort uint32
+}
+
+// checkForward decides a direct-tcpip channel: the request as the user
+// made it and the address the target is to connect to, or why not. What
+// does not parse is refused.
+func (tc *targetConn) checkForward(ctx context.Context, extra []byte) (fwd directTCPIP, to netip.AddrPort, why string) {
+	if err := ssh.Unmarshal(extra, &fwd); err != nil {
+		return fwd, to, "a forwarding request that does not parse is refused"
 	}
-	if ssh.Unmarshal(extra, &fwd) != nil {
-		return true // unparseable: refuse
+	to, why = tc.destinations(ctx).decide(ctx, fwd.Host, fwd.Port)
+	return fwd, to, why
+}
+
+// destinations is what the connection's forwards are checked against,
+// gathered at its first forward.
+func (tc *targetConn) destinations(ctx context.Context) *destCheck {
+	tc.destOnce.Do(func() {
+		tc.dest = tc.srv.newDestCheck(ctx, tc.permit.Local, []net.Addr{tc.user.LocalAddr(), tc.up.LocalAddr()}, tc.log)
+	})
+	return tc.dest
+}
+
+// checkBind decides a tcpip-forward or cancel-tcpip-forward request (ssh
+// -R): "" to pass it to the target, else why not.
+func (tc *targetConn) checkBind(ctx context.Context, req *ssh.Request) string {
+	if !tc.permit.Remote.Allowed() {
+		return notPermitted("remote forwarding (-R)", tc.ext, "permit-port-forwarding")
 	}
-	t, ok := tc.srv.cfg.Targets.Target(tc.grant.Target)
-	if !ok {
-		return true
+	var bind struct {
+		Addr string
+		Port uint32
 	}
-	host, port, err := net.SplitHostPort(t.Address)
-	if err != nil || port != strconv.FormatUint(uint64(fwd.Port), 10) {
-		return err != nil
+	if ssh.Unmarshal(req.Payload, &bind) != nil {
+		return "a remote forwarding request that does not parse is refused"
 	}
-	h := strings.ToLower(strings.Trim(fwd.Host, "[]"))
-	if h == "localhost" || h == host || h == "0.0.0.0" || h == "::" {
-		return true
+	if req.Type == "cancel-tcpip-forward" {
+		return "" // stopping a forward is always allowed
 	}
-	ip := net.ParseIP(h)
-	return ip != nil && (ip.IsLoopback() || ip.IsUnspecified())
+	if msg := tc.srv.grants.Holds(ctx, tc.grant); msg != "" {
+		return msg
+	}
+	return decideBind(tc.permit.Remote, bind.Addr, bind.Port)
 }
 
 // reverseChannel relays a channel opened by the target to the user.
@@ -347,9 +377,12 @@ func (tc *targetConn) reverseChannel(nch ssh.NewChannel) {
 }
 
 // relayChannel relays a user's direct-tcpip channel to the target, which
-// opens the connection (so the target's network view applies).
-func (tc *targetConn) relayChannel(ctx context.Context, nch ssh.NewChannel) {
-	upch, upreqs, err := tc.up.OpenChannel(nch.ChannelType(), nch.ExtraData())
+// opens the connection (so the target's network view applies) to the
+// address Bastion checked, to.
+func (tc *targetConn) relayChannel(nch ssh.NewChannel, fwd directTCPIP, to netip.AddrPort) {
+	checked := fwd
+	checked.Host, checked.Port = to.Addr().String(), uint32(to.Port())
+	upch, upreqs, err := tc.up.OpenChannel(nch.ChannelType(), ssh.Marshal(&checked))
 	if err != nil {
 		var oce *ssh.OpenChannelError
 		if errors.As(err, &oce) {
@@ -364,15 +397,8 @@ func (tc *targetConn) relayChannel(ctx context.Context, nch ssh.NewChannel) {
 		upch.Close()
 		return
 	}
-	var fwd struct {
-		Host       string
-		Port       uint32
-		OriginHost string
-		OriginPort uint32
-	}
-	if ssh.Unmarshal(nch.ExtraData(), &fwd) == nil {
-		tc.audit(audit.Event{Type: audit.Forward, Details: map[string]string{"to": fmt.Sprintf("%s:%d", fwd.Host, fwd.Port), "kind": "local"}})
-	}
+	tc.audit(audit.Event{Type: audit.Forward, Details: map[string]string{
+		"to": net.JoinHostPort(fwd.Host, fmt.Sprint(fwd.Port)), "addr": to.String(), "kind": "local"}})
 	go ssh.DiscardRequests(reqs)
 	go ssh.DiscardRequests(upreqs)
 	pipe(ch, upch, tc.log)

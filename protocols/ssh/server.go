@@ -88,6 +88,14 @@ type Config struct {
 	ExecRules  ExecRules                   // nil: every command allowed
 	Approvals  CommandApprovals            // holds commands a rule requires approval for
 
+	// Listening returns the addresses ("host:port") of Bastion's own
+	// listeners, and TargetAddresses those of every configured target:
+	// neither is ever a forwarding destination. Resolver resolves
+	// forwarding destinations' names (nil: net.DefaultResolver).
+	Listening       func() []string
+	TargetAddresses func() []string
+	Resolver        Resolver
+
 	// Recordings and Sessions record every target session; when both are
 	// nil nothing is recorded (tests of the transport only).
 	Recordings recorder.Storage
@@ -170,6 +178,9 @@ func grantPermissions(g *access.Grant, key ssh.PublicKey) *ssh.Permissions {
 	}
 	if !g.Ends.IsZero() {
 		ext[extEnds] = strconv.FormatInt(g.Ends.UnixNano(), 10)
+	}
+	if c, ok := key.(*ssh.Certificate); ok {
+		ext[extCertPermits] = certPermits(c) // the session honours them (see narrow)
 	}
 	return &ssh.Permissions{Extensions: ext}
 }

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"maps"
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -675,6 +676,24 @@ type fakeTarget struct {
 	certs    []*ssh.Certificate // that logged in
 	ran      []string           // exec commands and typed lines, as run
 	forwards []remoteForward    // asked for by the user (ssh -R)
+	dialed   []string           // direct-tcpip destinations, as the target was asked
+}
+
+// directs is the direct-tcpip destinations the target was asked for.
+func (ft *fakeTarget) directs() []string {
+	ft.mu.Lock()
+	defer ft.mu.Unlock()
+	return slices.Clone(ft.dialed)
+}
+
+// fakeResolver resolves the names it holds, and no others.
+type fakeResolver map[string][]netip.Addr
+
+func (r fakeResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	if a, ok := r[host]; ok {
+		return a, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
 }
 
 // The target presents its plain host key, and a host certificate for web01
@@ -773,6 +792,17 @@ func (ft *fakeTarget) handle(nc net.Conn) {
 			go func() { defer wg.Done(); ft.session(conn, nch) }()
 		case "direct-tcpip":
 			// An echo service reached through the target.
+			var to struct {
+				Host       string
+				Port       uint32
+				OriginHost string
+				OriginPort uint32
+			}
+			if ssh.Unmarshal(nch.ExtraData(), &to) == nil {
+				ft.mu.Lock()
+				ft.dialed = append(ft.dialed, net.JoinHostPort(to.Host, fmt.Sprint(to.Port)))
+				ft.mu.Unlock()
+			}
 			ch, creqs, err := nch.Accept()
 			if err != nil {
 				continue
