@@ -80,6 +80,12 @@ type Limits struct {
 	// CommandsPerMinute caps one user's self-service commands over SSH
 	// (0: cli.DefaultCommandsPerMinute).
 	CommandsPerMinute int
+	// AuthFailuresPerSource and AuthFailuresPerUser are the failed
+	// authentications a minute from one address (IPv6: one /64), and
+	// naming one user, before each further failure is held, for a delay
+	// that doubles up to AuthMaxDelay (0: frontend.DefaultAuthLimits).
+	AuthFailuresPerSource, AuthFailuresPerUser int
+	AuthMaxDelay                               time.Duration
 }
 
 // Store selects the state store.

@@ -54,6 +54,10 @@ type rawLimits struct {
 	ConnectionsPerUser       int `yaml:"connections_per_user"`
 	PendingRequestsPerUser   int `yaml:"pending_requests_per_user"`
 	CommandsPerMinute        int `yaml:"commands_per_minute"`
+	// Failed authentication (see Limits.AuthFailures).
+	AuthFailuresPerSource int    `yaml:"auth_failures_per_source"`
+	AuthFailuresPerUser   int    `yaml:"auth_failures_per_user"`
+	AuthMaxDelay          string `yaml:"auth_max_delay"`
 }
 
 type rawStore struct {
@@ -266,6 +270,9 @@ func (v *validator) config(raw *rawConfig) *Config {
 				ConnectionsPerUser:       v.limit("server.limits.connections_per_user", raw.Server.Limits.ConnectionsPerUser),
 				PendingRequestsPerUser:   v.limit("server.limits.pending_requests_per_user", raw.Server.Limits.PendingRequestsPerUser),
 				CommandsPerMinute:        v.limit("server.limits.commands_per_minute", raw.Server.Limits.CommandsPerMinute),
+				AuthFailuresPerSource:    v.limit("server.limits.auth_failures_per_source", raw.Server.Limits.AuthFailuresPerSource),
+				AuthFailuresPerUser:      v.limit("server.limits.auth_failures_per_user", raw.Server.Limits.AuthFailuresPerUser),
+				AuthMaxDelay:             v.duration("server.limits.auth_max_delay", raw.Server.Limits.AuthMaxDelay, 0),
 			},
 		},
 		CA: CA{
@@ -378,6 +385,10 @@ func (v *validator) user(field string, u rawUser, cfg *Config, pol *policy.Polic
 		key, _, _, _, err := ssh.ParseAuthorizedKey([]byte(line))
 		if err != nil {
 			v.errorf(fmt.Sprintf("%s.keys[%d]", field, i), "not an SSH public key: %v", err)
+			continue
+		}
+		if err := userKey(key); err != nil {
+			v.errorf(fmt.Sprintf("%s.keys[%d]", field, i), "user %s's key %s %v", u.Name, ssh.FingerprintSHA256(key), err)
 			continue
 		}
 		user.Keys = append(user.Keys, key)
