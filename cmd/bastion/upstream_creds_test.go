@@ -1,0 +1,277 @@
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha1"
+	"crypto/x509"
+	byteorder "encoding/binary"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/bastionhq/bastion/ca"
+)
+
+// The upstream password goes only to a server that proved it is the target.
+// Rogue servers written here stand on targets' addresses, as anyone who
+// takes over such an address could: they ask for the password in the ways
+// that would hand it over, and keep what they receive. Real servers on the
+// same Bastion still work, and MySQL clients read Bastion's refusals.
+
+// credSecret is the targets' upstream password; no rogue may learn it.
+const credSecret = "upstream-Cred-S3cret"
+
+// credRoles: alice gets every sandbox target automatically.
+const credRoles = `
+roles:
+  developer:
+    request:
+      - labels: {env: sandbox}
+        auto_approve:
+          networks: [127.0.0.0/8]
+  lead:
+    request:
+      - labels: {env: sandbox}
+        approvers: [lead]
+  auditor:
+    permissions: [audit]
+`
+
+// rogue keeps what a rogue server received, from every connection.
+type rogue struct {
+	addr string
+	mu   sync.Mutex
+	got  []byte
+	note []string // what the rogue saw happen ("asked for the key")
+	wg   sync.WaitGroup
+}
+
+func (r *rogue) keep(b []byte, note ...string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.got = append(r.got, b...)
+	r.note = append(r.note, note...)
+}
+
+func (r *rogue) received() ([]byte, []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return bytes.Clone(r.got), append([]string(nil), r.note...)
+}
+
+// startRogue serves each connection with serve until the test ends.
+func startRogue(t *testing.T, serve func(r *rogue, nc net.Conn)) *rogue {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &rogue{addr: l.Addr().String()}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		for {
+			nc, err := l.Accept()
+			if err != nil {
+				return
+			}
+			r.wg.Add(1)
+			go func() {
+				defer r.wg.Done()
+				defer nc.Close()
+				nc.SetDeadline(time.Now().Add(20 * time.Second))
+				serve(r, nc)
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		r.wg.Wait()
+	})
+	return r
+}
+
+// roguePostgres asks for auth (cleartext or MD5 password) without TLS and
+// keeps everything it is sent after the startup.
+func roguePostgres(auth pgproto3.BackendMessage) func(r *rogue, nc net.Conn) {
+	return func(r *rogue, nc net.Conn) {
+		be := pgproto3.NewBackend(nc, nc)
+		msg, err := be.ReceiveStartupMessage()
+		if _, ok := msg.(*pgproto3.SSLRequest); ok && err == nil {
+			nc.Write([]byte{'N'})
+			msg, err = be.ReceiveStartupMessage()
+		}
+		if _, ok := msg.(*pgproto3.StartupMessage); !ok || err != nil {
+			return
+		}
+		be.Send(auth)
+		if be.Flush() != nil {
+			return
+		}
+		b, _ := io.ReadAll(nc)
+		r.keep(b)
+	}
+}
+
+// rogueMySQL greets with caching_sha2_password and answers the handshake
+// response with reply (full authentication, or an error). It serves its own
+// RSA key to whoever asks, and keeps everything it is sent after the
+// handshake response.
+func rogueMySQL(key *rsa.PrivateKey, reply []byte) func(r *rogue, nc net.Conn) {
+	return func(r *rogue, nc net.Conn) {
+		nonce := []byte("abcdefghij0123456789")
+		caps := uint32(0xffffffff) &^ (1 << 11) // all but TLS
+		g := append([]byte{10}, "8.0.40-rogue\x00"...)
+		g = byteorder.LittleEndian.AppendUint32(g, 7)
+		g = append(append(g, nonce[:8]...), 0)
+		g = byteorder.LittleEndian.AppendUint16(g, uint16(caps))
+		g = append(g, 45, 2, 0)
+		g = byteorder.LittleEndian.AppendUint16(g, uint16(caps>>16))
+		g = append(append(g, 21), make([]byte, 10)...)
+		g = append(append(g, nonce[8:]...), 0)
+		g = append(g, "caching_sha2_password\x00"...)
+		if writeMyPacket(nc, 0, g) != nil {
+			return
+		}
+		if _, _, err := readMyPacket(nc); err != nil {
+			return
+		}
+		if writeMyPacket(nc, 2, reply) != nil || reply[0] == 0xff {
+			return
+		}
+		for {
+			seq, p, err := readMyPacket(nc)
+			if err != nil {
+				return
+			}
+			if bytes.Equal(p, []byte{0x02}) {
+				der, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
+				r.keep(p, "asked for the key")
+				writeMyPacket(nc, seq+1, append([]byte{0x01}, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})...))
+				continue
+			}
+			if plain, err := rsa.DecryptOAEP(sha1.New(), nil, key, p, nil); err == nil {
+				for i := range plain {
+					plain[i] ^= nonce[i%len(nonce)]
+				}
+				r.keep(plain, "decrypted a password")
+			}
+			r.keep(p)
+		}
+	}
+}
+
+func writeMyPacket(w io.Writer, seq byte, p []byte) error {
+	_, err := w.Write(append([]byte{byte(len(p)), byte(len(p) >> 8), byte(len(p) >> 16), seq}, p...))
+	return err
+}
+
+func readMyPacket(r io.Reader) (byte, []byte, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return 0, nil, err
+	}
+	p := make([]byte, int(hdr[0])|int(hdr[1])<<8|int(hdr[2])<<16)
+	_, err := io.ReadFull(r, p)
+	return hdr[3], p, err
+}
+
+func TestUpstreamCredentials(t *testing.T) {
+	pg := testPostgres(t)
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cleartextPG := startRogue(t, roguePostgres(&pgproto3.AuthenticationCleartextPassword{}))
+	md5PG := startRogue(t, roguePostgres(&pgproto3.AuthenticationMD5Password{Salt: [4]byte{1, 2, 3, 4}}))
+	fullAuthMy := startRogue(t, rogueMySQL(key, []byte{0x01, 0x04}))
+	busyMy := startRogue(t, rogueMySQL(key, append([]byte{0xff, 0x10, 0x04}, "#08004Too many connections"...)))
+	b := startBastionWith(t, options{postgres: true, mysql: true, roles: credRoles, targets: func(t *testing.T, _ *ca.Set) string {
+		pgCA := filepath.Join(t.TempDir(), "pg-ca.pem")
+		if err := os.WriteFile(pgCA, pg.TLSCert, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprintf(`
+targets:
+  - {name: rogue-pg, kind: postgres, address: %q, database: orders, username: app, password: %q, labels: {env: sandbox}}
+  - {name: rogue-pg-md5, kind: postgres, address: %q, database: orders, username: app, password: %q, tls: disable, labels: {env: sandbox}}
+  - {name: verified-pg, kind: postgres, address: %q, database: plain, username: postgres, password: %q, tls: verify-full, ca_file: %q, labels: {env: sandbox}}
+  - {name: rogue-my, kind: mysql, address: %q, database: shop, username: app, password: %q, labels: {env: sandbox}}
+  - {name: busy-my, kind: mysql, address: %q, database: shop, username: app, password: %q, labels: {env: sandbox}}
+  - {name: gone-my, kind: mysql, address: "127.0.0.1:1", database: shop, username: app, password: %q, labels: {env: sandbox}}
+`, cleartextPG.addr, credSecret, md5PG.addr, credSecret, pg.Addr, pg.Password, pgCA,
+			fullAuthMy.addr, credSecret, busyMy.addr, credSecret, credSecret)
+	}})
+
+	for _, tt := range []struct {
+		target, method, tls string
+		rogue               *rogue
+	}{
+		{target: "rogue-pg", method: "cleartext password", tls: "disable", rogue: cleartextPG},
+		{target: "rogue-pg-md5", method: "MD5", tls: "disable", rogue: md5PG},
+	} {
+		t.Run("postgres "+tt.method+" to an unverified server", func(t *testing.T) {
+			tok := b.grantDB(t, "alice", tt.target)
+			out, errOut, code := psql(t, tok.URL, "-c", "SELECT 1")
+			want := fmt.Sprintf("target %s asked for %s authentication, and its server is not verified (tls: %s)", tt.target, tt.method, tt.tls)
+			if code == 0 || !strings.Contains(errOut, want) {
+				t.Fatalf("psql: exit %d, want a refusal saying %q: %s%s", code, want, out, errOut)
+			}
+			got, _ := tt.rogue.received()
+			if bytes.Contains(got, []byte(credSecret)) || bytes.IndexByte(got, 'p') == 0 {
+				t.Fatalf("the rogue server received a password message: %q", got)
+			}
+			if logs := b.logs.String(); !strings.Contains(logs, want) {
+				t.Fatalf("the log does not name the target and the method:\n%s", logs)
+			}
+			if audit := b.mustRun("carol", "audit", "--user", "alice", "--json"); !strings.Contains(audit, want) {
+				t.Fatalf("the audit log does not name the target and the method:\n%s", audit)
+			}
+		})
+	}
+	t.Run("postgres verify-full to the real server", func(t *testing.T) {
+		tok := b.grantDB(t, "alice", "verified-pg")
+		out, errOut, code := psql(t, tok.URL, "-c", "SELECT current_database()")
+		if code != 0 || out != "plain\n" {
+			t.Fatalf("psql: exit %d: %q %s", code, out, errOut)
+		}
+	})
+	t.Run("mysql full authentication without TLS or a pinned key", func(t *testing.T) {
+		tok := b.grantDB(t, "alice", "rogue-my")
+		out, errOut, code := mariadbCLI(t, tok, "-e", "SELECT 1")
+		want := "ERROR 1251 (08004): bastion: target rogue-my asks for the password itself (caching_sha2_password full authentication) without TLS, and the target's configuration pins no server_public_key"
+		if code == 0 || !strings.Contains(errOut, want) {
+			t.Fatalf("mariadb: exit %d, want %q: %s%s", code, want, out, errOut)
+		}
+		got, notes := fullAuthMy.received()
+		if bytes.Contains(got, []byte(credSecret)) || len(notes) != 0 {
+			t.Fatalf("the rogue server learned something: %q %v", got, notes)
+		}
+	})
+	// The mariadb client prints Bastion's and the target's refusals (a
+	// code of the client's range, such as 2003, made it report a
+	// malformed packet instead).
+	for _, tt := range []struct{ name, target, want string }{
+		{name: "the target's own error", target: "busy-my", want: "ERROR 1040 (08004): Too many connections"},
+		{name: "target unreachable", target: "gone-my", want: "ERROR 1429 (HY000): bastion: gone-my cannot be reached (the operator's log has the details)"},
+	} {
+		t.Run("mysql "+tt.name, func(t *testing.T) {
+			tok := b.grantDB(t, "alice", tt.target)
+			out, errOut, code := mariadbCLI(t, tok, "-e", "SELECT 1")
+			if code == 0 || !strings.Contains(errOut, tt.want) || strings.Contains(errOut, "malformed") {
+				t.Fatalf("mariadb: exit %d, want %q: %s%s", code, tt.want, out, errOut)
+			}
+		})
+	}
+}
