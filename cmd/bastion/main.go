@@ -131,6 +131,22 @@ func serve(ctx context.Context, path string, stderr io.Writer, log *slog.Logger)
 		log.Error("start failed", "err", err)
 		return 1
 	}
+	// SIGHUP applies the users' keys of the file again (see ReloadKeys).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if err := b.ReloadKeys(path); err != nil {
+					log.Error("reload of the users' keys failed; the keys in use are unchanged", "err", err)
+				}
+			}
+		}
+	}()
 	if err := b.Run(ctx, l); err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("stopped", "err", err)
 		return 1

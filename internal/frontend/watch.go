@@ -62,10 +62,11 @@ type grantKey struct {
 	serial                    uint64
 	ends                      int64
 	source                    netip.Addr
+	key                       string // the user's key: removing it ends only its sessions
 }
 
 func keyOf(g *access.Grant) grantKey {
-	k := grantKey{user: g.User, target: g.Target, login: g.Login, role: g.Role, request: g.RequestID, serial: g.Serial, source: g.Source}
+	k := grantKey{user: g.User, target: g.Target, login: g.Login, role: g.Role, request: g.RequestID, serial: g.Serial, source: g.Source, key: g.Key}
 	if !g.Ends.IsZero() {
 		k.ends = g.Ends.UnixNano()
 	}

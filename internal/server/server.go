@@ -60,6 +60,10 @@ type Bastion struct {
 	recs       *recordings // Recordings, and the spool behind it
 	log        *slog.Logger
 	webhook    *notify.Webhook
+	// keys are the users' SSH keys, replaced by ReloadKeys; throttle slows
+	// failed authentication for every front end together.
+	keys     *identity.Directory
+	throttle *frontend.AuthThrottle
 	// gate caps connections and grants ends the sessions of grants that
 	// end, for every front end together.
 	gate   *frontend.Gate
@@ -136,9 +140,14 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, process fu
 		})
 		notifier = b.webhook
 	}
-	b.Access = access.New(access.Config{Store: b.Store, Policy: policyFn, UserCA: cas.User, Notifier: notifier, Logger: log,
+	if b.keys, err = identity.NewDirectory(usersKeys(cfg)); err != nil {
+		return nil, err
+	}
+	b.Access = access.New(access.Config{Store: b.Store, Policy: policyFn, UserCA: cas.User, Notifier: notifier, Logger: log, Keys: b.keys,
 		MaxPending: cfg.Server.Limits.PendingRequestsPerUser})
 	lim := cfg.Server.Limits
+	b.throttle = frontend.NewAuthThrottle(frontend.AuthLimits{PerSource: lim.AuthFailuresPerSource,
+		PerUser: lim.AuthFailuresPerUser, MaxDelay: lim.AuthMaxDelay}, nil)
 	b.gate = frontend.NewGate(frontend.Limits{Unauthenticated: lim.Unauthenticated,
 		UnauthenticatedPerSource: lim.UnauthenticatedPerSource, PerUser: lim.ConnectionsPerUser})
 	b.grants = frontend.NewWatcher(b.Access, log)
@@ -167,18 +176,10 @@ func (b *Bastion) newSSH(policyFn func() *policy.Policy) (*sshfront.Server, erro
 	if err != nil {
 		return nil, err
 	}
-	keys := map[string][]ssh.PublicKey{}
-	for name, u := range cfg.Users {
-		keys[name] = u.Keys
-	}
-	dir, err := identity.NewDirectory(keys)
-	if err != nil {
-		return nil, err
-	}
 	return sshfront.NewServer(sshfront.Config{
-		HostSigners: []ssh.Signer{certSigner, hostKey}, Users: dir, Commands: b.CLI, Audit: b.Access,
+		HostSigners: []ssh.Signer{certSigner, hostKey}, Users: b.keys, Commands: b.CLI, Audit: b.Access,
 		HandshakeTimeout: cfg.Server.HandshakeTimeout, IdleTimeout: cfg.Server.IdleTimeout, Logger: b.log,
-		Gate: b.gate, Watcher: b.grants, Grants: b.Access, Targets: sshTargets(cfg.Targets), UpstreamCA: b.CA.Upstream, HostCA: b.CA.Host.PublicKey(),
+		Gate: b.gate, Watcher: b.grants, Throttle: b.throttle, Grants: b.Access, Targets: sshTargets(cfg.Targets), UpstreamCA: b.CA.Upstream, HostCA: b.CA.Host.PublicKey(),
 		Recordings: b.Recordings, Sessions: b.Store, ExecRules: sshfront.PolicyRules{Policy: policyFn}, Approvals: b.Access,
 		Permits: func(g *access.Grant) sshfront.Permits {
 			return policyFn().ForwardingFor(g.User, g.Target, g.Role)
