@@ -12,6 +12,10 @@ type result struct {
 	rows   int64 // rows returned, or affected
 	err    string
 	status uint16
+	// mode is the sql_mode an OK packet reports (modeSeen); modeBad when
+	// its session state could not be read.
+	mode              string
+	modeSeen, modeBad bool
 }
 
 // msgLocalInfile refuses LOAD DATA LOCAL INFILE (and a LOCAL INFILE request
@@ -138,7 +142,12 @@ func (c *clientConn) relayResponse(each func(result)) error {
 				return err
 			}
 			affected, status, _ := okInfo(body)
-			each(result{rows: int64(affected), status: status})
+			r := result{rows: int64(affected), status: status}
+			if c.up.caps&capSessionTrack != 0 && status&statusSessionStateChg != 0 {
+				mode, seen, err := trackedSQLMode(body)
+				r.mode, r.modeSeen, r.modeBad = mode, seen, err != nil
+			}
+			each(r)
 			if status&statusMoreResults == 0 {
 				return c.w.w.Flush()
 			}

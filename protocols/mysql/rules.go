@@ -25,41 +25,59 @@ type verdict struct {
 	// approval is set when a rule holds the query for an approver.
 	approval *policy.QueryDecision
 	text     string // the statements' texts, joined
+	// modeChange is set when running it may change the session's
+	// sql_mode (modeChange).
+	modeChange bool
 }
 
 // maxCached bounds a connection's decision cache; it is emptied when full.
 const maxCached = 4096
 
 // decider decides a connection's statements and caches the verdicts by
-// exact text (the policy does not change while Bastion runs).
+// exact text and the way the target reads it (the policy does not change
+// while Bastion runs).
 type decider struct {
 	policy       func() *policy.Policy
 	user, target string
 	databases    []string // the databases USE may name: the target's
-	cache        map[string]*verdict
+	cache        map[cacheKey]*verdict
+	// opts is how the target reads a string: its flavour and version,
+	// and the session's sql_mode (setMode); modeErr is set when that mode
+	// is one Bastion cannot follow.
+	opts    mysqlsql.Options
+	modeErr error
 }
 
+type cacheKey struct {
+	opts        mysqlsql.Options
+	unsupported bool
+	sql         string
+}
+
+// newDecider returns the decider of a session, whose server and sql_mode
+// are unknown until startMode.
 func newDecider(p func() *policy.Policy, user, target string, databases ...string) *decider {
-	return &decider{policy: p, user: user, target: target, databases: databases, cache: map[string]*verdict{}}
+	return &decider{policy: p, user: user, target: target, databases: databases, cache: map[cacheKey]*verdict{},
+		opts: mysqlsql.Options{ModeUnknown: true}}
 }
 
 // decide parses and decides sql.
 func (d *decider) decide(b []byte) *verdict {
-	if v, ok := d.cache[string(b)]; ok {
+	key := cacheKey{opts: d.opts, unsupported: d.modeErr != nil, sql: string(b)}
+	if v, ok := d.cache[key]; ok {
 		return v
 	}
-	sql := string(b)
-	v := d.decideNew(sql)
+	v := d.decideNew(key.sql)
 	if len(d.cache) >= maxCached {
 		clear(d.cache)
 	}
-	d.cache[sql] = v
+	d.cache[key] = v
 	return v
 }
 
 func (d *decider) decideNew(sql string) *verdict {
 	p := d.policy()
-	stmts, err := mysqlsql.Parse(sql)
+	stmts, err := mysqlsql.ParseWith(sql, d.opts)
 	if err != nil {
 		v := &verdict{stmts: []mysqlsql.Statement{{Statement: policy.Statement{Text: strings.TrimSpace(sql), Kind: policy.StatementUnknown}}},
 			text: strings.TrimSpace(sql)}
@@ -73,7 +91,7 @@ func (d *decider) decideNew(sql string) *verdict {
 		}
 		return v
 	}
-	v := &verdict{stmts: stmts, text: joinTexts(stmts)}
+	v := &verdict{stmts: stmts, text: joinTexts(stmts), modeChange: modeChange(stmts)}
 	for i := range stmts {
 		s := &stmts[i]
 		if s.Database != "" && !d.databaseAllowed(s.Database) {
@@ -93,6 +111,12 @@ func (d *decider) decideNew(sql string) *verdict {
 		}
 		if s.Dynamic && p.QueriesRestricted(d.user, d.target) {
 			v.refusal = fmt.Sprintf("%s: %s, and queries are restricted on %s", mysqlsql.Describe(s), mysqlsql.ErrDynamic, d.target)
+			return v
+		}
+	}
+	if p.QueriesRestricted(d.user, d.target) {
+		if why := d.modeRefusal(stmts); why != "" {
+			v.refusal = why
 			return v
 		}
 	}

@@ -31,6 +31,11 @@ type prepared struct {
 func (c *clientConn) commands() {
 	reason := "client closed the connection"
 	defer func() { c.finish(reason) }()
+	if err := c.startMode(); err != nil {
+		c.log.Warn("read sql_mode", "err", err)
+		reason = "connection error: " + err.Error()
+		return
+	}
 	for {
 		c.mu.Lock()
 		c.busy = false
@@ -157,7 +162,10 @@ func (c *clientConn) command(p []byte, seq byte) error {
 		return c.simple(p, seq)
 	case comResetConnection:
 		clear(c.stmts)
-		return c.simple(p, seq)
+		if err := c.simple(p, seq); err != nil {
+			return err
+		}
+		return c.refreshMode() // the login's default again
 	case comChangeUser:
 		c.fail(seq+1, erUnknownCom, "08S01", "bastion: COM_CHANGE_USER is not allowed: the session is bound to your grant; reconnect instead")
 		return nil
@@ -215,6 +223,7 @@ func (c *clientConn) query(p []byte, seq byte) error {
 	}
 	i, last := 0, start
 	stmts := recorded(v.stmts)
+	mode := modeReport{change: v.modeChange}
 	err := c.relayResponse(func(r result) {
 		now := time.Now()
 		if i < len(stmts) {
@@ -223,8 +232,12 @@ func (c *clientConn) query(p []byte, seq byte) error {
 		}
 		i++
 		last = now
+		mode.note(r)
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	return c.followMode(mode)
 }
 
 // recorded are the statements of a verdict that go to the recording.
@@ -291,7 +304,9 @@ func (c *clientConn) execute(p []byte, seq byte) error {
 	}
 	text := st.v.text
 	done := false
-	return c.relayResponse(func(r result) {
+	mode := modeReport{change: st.v.modeChange}
+	err := c.relayResponse(func(r result) {
+		mode.note(r)
 		if done {
 			return
 		}
@@ -299,6 +314,10 @@ func (c *clientConn) execute(p []byte, seq byte) error {
 		c.record(querylog.Event{Statement: text, Params: params, Decision: querylog.Allow, Rule: st.v.rule,
 			DurationMS: ms(time.Since(start)), Rows: r.rows, Error: r.err})
 	})
+	if err != nil {
+		return err
+	}
+	return c.followMode(mode)
 }
 
 // fieldList relays COM_FIELD_LIST, decided as SHOW COLUMNS of its table.

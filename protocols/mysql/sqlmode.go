@@ -1,0 +1,291 @@
+package mysql
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/bastionhq/bastion/protocols/mysql/mysqlsql"
+)
+
+// The session's sql_mode decides how the target reads a statement
+// (NO_BACKSLASH_ESCAPES, ANSI_QUOTES, …), so Bastion reads it under the
+// same mode. The target says what the mode is: after login Bastion asks
+// for sql_mode to be among the session variables whose changes OK packets
+// report (when the client negotiated CLIENT_SESSION_TRACK) and reads
+// @@SESSION.sql_mode; it reads every change an OK packet reports; and
+// after a statement that may have changed the mode without a report (SET
+// sql_mode, EXECUTE, COM_RESET_CONNECTION, or the OK's
+// NO_BACKSLASH_ESCAPES status flag disagreeing) it asks again.
+
+const (
+	// trackModeSQL adds sql_mode to the session variables whose changes
+	// the target reports; "*" already has it.
+	trackModeSQL = "SET @@SESSION.session_track_system_variables = IF(@@SESSION.session_track_system_variables = '*', '*', " +
+		"CONCAT_WS(',', NULLIF(@@SESSION.session_track_system_variables, ''), 'sql_mode'))"
+	modeSQL = "SELECT @@SESSION.sql_mode"
+)
+
+// sessionTrackSystemVariables is SESSION_TRACK_SYSTEM_VARIABLES, the type
+// of a session state change that names a variable and its new value.
+const sessionTrackSystemVariables = 0
+
+// trackMode asks the target to report sql_mode changes, when the
+// connection has session tracking; a target that refuses (an ERR, which
+// ends the answer) is still asked after each statement that may change
+// the mode.
+func (u *upstreamConn) trackMode() error {
+	if u.caps&capSessionTrack == 0 {
+		return nil
+	}
+	_, err := u.command(trackModeSQL)
+	return err
+}
+
+// command sends a query of Bastion's own and reads the first packet of
+// the answer.
+func (u *upstreamConn) command(sql string) ([]byte, error) {
+	if err := u.w.send(0, append([]byte{comQuery}, sql...)); err != nil {
+		return nil, err
+	}
+	p, _, err := u.r.readMessage(1 << 16)
+	return p, err
+}
+
+// sqlMode reads @@SESSION.sql_mode from the target.
+func (u *upstreamConn) sqlMode() (string, error) {
+	p, err := u.command(modeSQL)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case len(p) == 0:
+		return "", errMalformed
+	case p[0] == iERR:
+		_, msg := parseErr(p)
+		return "", fmt.Errorf("%w %s: %s", errRefused, modeSQL, msg)
+	case p[0] == iOK:
+		return "", fmt.Errorf("%w %s with no rows", errRefused, modeSQL)
+	}
+	cols, _, _, ok := readLenEnc(p)
+	if !ok || cols != 1 {
+		return "", errMalformed
+	}
+	defs := 1
+	if u.caps&capDeprecateEOF == 0 {
+		defs++ // and an EOF
+	}
+	for range defs {
+		if _, _, err := u.r.readMessage(1 << 16); err != nil {
+			return "", err
+		}
+	}
+	var mode string
+	rows := 0
+	for {
+		p, _, err := u.r.readMessage(1 << 16)
+		if err != nil {
+			return "", err
+		}
+		switch {
+		case len(p) > 0 && p[0] == iERR:
+			_, msg := parseErr(p)
+			return "", fmt.Errorf("%w %s: %s", errRefused, modeSQL, msg)
+		case len(p) > 0 && p[0] == iEOF && len(p) < 1<<16:
+			if rows != 1 {
+				return "", fmt.Errorf("%w %s with %d rows", errRefused, modeSQL, rows)
+			}
+			return mode, nil
+		}
+		v, _, ok := readLenEncString(p)
+		if !ok {
+			return "", errMalformed
+		}
+		mode, rows = string(v), rows+1
+	}
+}
+
+// trackedSQLMode reads the sql_mode an OK packet (with session tracking)
+// reports as changed: its last value, and whether it reports one.
+// Malformed state is an error: Bastion then asks the target.
+func trackedSQLMode(ok []byte) (string, bool, error) {
+	if len(ok) < 1 {
+		return "", false, errMalformed
+	}
+	b := ok[1:]
+	for range 2 { // affected rows, last insert id
+		_, n, _, good := readLenEnc(b)
+		if !good {
+			return "", false, errMalformed
+		}
+		b = b[n:]
+	}
+	if len(b) < 4 {
+		return "", false, errMalformed
+	}
+	status := uint16(b[0]) | uint16(b[1])<<8
+	b = b[4:] // status, warnings
+	if status&statusSessionStateChg == 0 {
+		return "", false, nil
+	}
+	_, n, good := readLenEncString(b) // info
+	if !good {
+		return "", false, errMalformed
+	}
+	state, _, good := readLenEncString(b[n:])
+	if !good {
+		return "", false, errMalformed
+	}
+	var mode string
+	found := false
+	for len(state) > 0 {
+		typ := state[0]
+		data, n, good := readLenEncString(state[1:])
+		if !good {
+			return "", false, errMalformed
+		}
+		state = state[1+n:]
+		if typ != sessionTrackSystemVariables {
+			continue
+		}
+		name, n, good := readLenEncString(data)
+		if !good {
+			return "", false, errMalformed
+		}
+		value, _, good := readLenEncString(data[n:])
+		if !good {
+			return "", false, errMalformed
+		}
+		if strings.EqualFold(string(name), "sql_mode") {
+			mode, found = string(value), true
+		}
+	}
+	return mode, found, nil
+}
+
+// errRefused marks a complete answer of the target that does not give
+// what Bastion asked: the connection is still in step.
+var errRefused = errors.New("the target did not answer")
+
+// modeReport is what the target's answer to a command says of sql_mode.
+type modeReport struct {
+	change bool   // a statement may have changed it without a report
+	seen   bool   // an OK packet reported it: mode
+	mode   string // the last reported
+	bad    bool   // an OK packet's session state could not be read
+	status uint16 // the last result's status flags (0: none)
+}
+
+// note reads what one result of the answer says.
+func (m *modeReport) note(r result) {
+	if r.modeSeen {
+		m.seen, m.mode = true, r.mode
+	}
+	m.bad = m.bad || r.modeBad
+	if r.err == "" {
+		m.status = r.status
+	}
+}
+
+// followMode updates the decider's sql_mode after a command: from the
+// target's report, or by asking it when the mode may have changed
+// unreported, or when the NO_BACKSLASH_ESCAPES status flag disagrees.
+func (c *clientConn) followMode(m modeReport) error {
+	nbe := m.status&statusNoBackslashEsc != 0
+	switch {
+	case m.status&statusCursorExists != 0:
+		return nil // the target is between fetches: it is asked next time
+	case m.seen && !m.bad:
+		c.dec.setMode(m.mode, nil)
+		return nil
+	case m.change || m.bad || m.status != 0 && nbe != c.dec.nbe():
+		return c.refreshMode()
+	}
+	return nil
+}
+
+// refreshMode reads the session's sql_mode from the target. When the
+// target does not answer, the mode is unknown: every reading is decided.
+func (c *clientConn) refreshMode() error {
+	mode, err := c.up.sqlMode()
+	switch {
+	case errors.Is(err, errRefused):
+		c.log.Warn("sql_mode unknown", "err", err)
+		c.dec.setMode("", err)
+		return nil
+	case err != nil:
+		return fmt.Errorf("read sql_mode: %w", err)
+	}
+	c.dec.setMode(mode, nil)
+	return nil
+}
+
+// setMode sets the sql_mode statements are read under: value as the
+// target reports it, or unknown (err).
+func (d *decider) setMode(value string, err error) {
+	d.opts.Mode, d.opts.ModeUnknown, d.modeErr = 0, true, nil
+	if err != nil {
+		return
+	}
+	m, err := mysqlsql.ParseMode(value)
+	if err != nil {
+		d.modeErr = err // read every way, and refused where rules apply
+		return
+	}
+	d.opts.Mode, d.opts.ModeUnknown = m, false
+}
+
+// nbe reports whether statements are read under NO_BACKSLASH_ESCAPES
+// (false when the mode is unknown).
+func (d *decider) nbe() bool {
+	return !d.opts.ModeUnknown && d.opts.Mode&mysqlsql.NoBackslashEscapes != 0
+}
+
+// modeRefusal is why a query string may not run where rules apply, as far
+// as sql_mode goes, or "": the session is in a mode Bastion cannot follow
+// (only setting another may run), a statement sets sql_mode from an
+// expression, or a statement that sets it is followed by others, which the
+// target reads under the new mode.
+func (d *decider) modeRefusal(stmts []mysqlsql.Statement) string {
+	last := -1
+	for i := range stmts {
+		if !stmts[i].Alternate {
+			last = i
+		}
+	}
+	if d.modeErr != nil && !(last == 0 && stmts[0].SetsSQLMode && !stmts[0].SQLModeDynamic) {
+		return fmt.Sprintf("the session's %v, and queries are restricted on %s: set sql_mode to modes Bastion follows first", d.modeErr, d.target)
+	}
+	for i := range stmts {
+		s := &stmts[i]
+		switch {
+		case s.SQLModeDynamic:
+			return fmt.Sprintf("%s: it sets sql_mode from an expression, which Bastion cannot know before it runs, and queries are restricted on %s: set sql_mode to a constant", mysqlsql.Describe(s), d.target)
+		case s.SetsSQLMode && !s.Alternate && i < last:
+			return fmt.Sprintf("%s: it changes sql_mode, and the statements after it in the same query would be read under the new mode; queries are restricted on %s: send them separately", mysqlsql.Describe(s), d.target)
+		}
+	}
+	return ""
+}
+
+// modeChange reports whether running stmts may change the session's
+// sql_mode: a SET of it, or an EXECUTE of a statement prepared earlier.
+func modeChange(stmts []mysqlsql.Statement) bool {
+	for _, s := range stmts {
+		if s.SetsSQLMode || len(s.Executes) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// startMode tells the decider the target's flavour and version (from its
+// greeting), asks the target to report sql_mode changes and reads the
+// session's mode, before the client's first command is read.
+func (c *clientConn) startMode() error {
+	c.dec.opts.Server = mysqlsql.ParseServerVersion(c.up.version)
+	if err := c.up.trackMode(); err != nil {
+		return err
+	}
+	return c.refreshMode()
+}
