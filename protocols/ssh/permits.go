@@ -73,11 +73,12 @@ func (a allowed) upstreamExtensions() map[string]string {
 	return ext
 }
 
-// notPermitted is why the certificate or the role refuses what (a forwarding
-// kind or a terminal), for the user and the audit log.
-func notPermitted(what string, ext map[string]string, certKey string) string {
-	if list, isCert := ext[extCertPermits]; isCert && !slices.Contains(strings.Fields(list), certKey) {
-		return what + " is not permitted by your certificate (it lacks " + certKey + ")"
+// notPermitted is why what (a forwarding kind or a terminal) is refused:
+// the role, if it does not allow it (a certificate Bastion issued then
+// lacks it too), else the user's certificate, naming the extension.
+func notPermitted(what string, roleAllows bool, certKey string) string {
+	if !roleAllows {
+		return what + " is not allowed by your role"
 	}
-	return what + " is not allowed by your role"
+	return what + " is not permitted by your certificate (it lacks " + certKey + ")"
 }

@@ -48,11 +48,11 @@ func TestNarrowByCertificate(t *testing.T) {
 			}
 		})
 	}
-	if why := notPermitted("port forwarding (-L)", cert("permit-pty"), "permit-port-forwarding"); why != "port forwarding (-L) is not permitted by your certificate (it lacks permit-port-forwarding)" {
+	if why := notPermitted("port forwarding (-L)", true, "permit-port-forwarding"); why != "port forwarding (-L) is not permitted by your certificate (it lacks permit-port-forwarding)" {
 		t.Errorf("refusal for a certificate: %q", why)
 	}
-	if why := notPermitted("port forwarding (-L)", map[string]string{}, "permit-port-forwarding"); why != "port forwarding (-L) is not allowed by your role" {
-		t.Errorf("refusal for a plain key: %q", why)
+	if why := notPermitted("port forwarding (-L)", false, "permit-port-forwarding"); why != "port forwarding (-L) is not allowed by your role" {
+		t.Errorf("refusal by the role: %q", why)
 	}
 }
 

@@ -53,6 +53,7 @@ type targetConn struct {
 	up     *ssh.Client
 	grant  *access.Grant
 	id     string
+	role   Permits           // what the role allows
 	permit allowed           // what the role and the user's certificate allow
 	ext    map[string]string // the connection's permission extensions
 	log    *slog.Logger
@@ -88,11 +89,10 @@ func (s *Server) serveTarget(fc *frontend.Conn, conn *ssh.ServerConn, chans <-ch
 	log = log.With("target", g.Target, "login", g.Login, "session", id)
 	tc := &targetConn{srv: s, user: conn, grant: g, id: id, log: log, actor: actor, sessions: map[ssh.Channel]struct{}{},
 		ext: conn.Permissions.Extensions}
-	var role Permits
 	if s.cfg.Permits != nil {
-		role = s.cfg.Permits(g)
+		tc.role = s.cfg.Permits(g)
 	}
-	tc.permit = narrow(role, tc.ext)
+	tc.permit = narrow(tc.role, tc.ext)
 	sess := tc.auditSession()
 
 	up, err := s.dialUpstream(ctx, g, id, tc.permit.upstreamExtensions())
@@ -147,7 +147,7 @@ func (s *Server) serveTarget(fc *frontend.Conn, conn *ssh.ServerConn, chans <-ch
 			fc.Go(func() { defer wg.Done(); defer release(); defer tc.guard(); tc.session(ctx, nch) })
 		case "direct-tcpip":
 			if !tc.permit.Local.Allowed() {
-				tc.refuse(ctx, nch, notPermitted("port forwarding (-L)", tc.ext, "permit-port-forwarding"))
+				tc.refuse(ctx, nch, notPermitted("port forwarding (-L)", tc.role.Local.Allowed(), "permit-port-forwarding"))
 				continue
 			}
 			fwd, to, why := tc.checkForward(ctx, nch.ExtraData())
@@ -341,7 +341,7 @@ func (tc *targetConn) destinations(ctx context.Context) *destCheck {
 // -R): "" to pass it to the target, else why not.
 func (tc *targetConn) checkBind(ctx context.Context, req *ssh.Request) string {
 	if !tc.permit.Remote.Allowed() {
-		return notPermitted("remote forwarding (-R)", tc.ext, "permit-port-forwarding")
+		return notPermitted("remote forwarding (-R)", tc.role.Remote.Allowed(), "permit-port-forwarding")
 	}
 	var bind struct {
 		Addr string

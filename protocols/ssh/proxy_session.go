@@ -233,7 +233,7 @@ func (tc *targetConn) sessionRequests(ctx context.Context, uch, upch ssh.Channel
 		switch req.Type {
 		case "pty-req":
 			if !tc.permit.PTY {
-				tc.auditRefusal(audit.Event{Type: audit.Forward, Outcome: audit.OutcomeRefused, Reason: notPermitted("a terminal (pty)", tc.ext, "permit-pty")})
+				tc.auditRefusal(audit.Event{Type: audit.Forward, Outcome: audit.OutcomeRefused, Reason: notPermitted("a terminal (pty)", true, "permit-pty")})
 				break
 			}
 			var p ptyRequest
@@ -303,12 +303,12 @@ func (tc *targetConn) sessionRequests(ctx context.Context, uch, upch ssh.Channel
 				tc.mu.Unlock()
 				forward = true
 			} else {
-				tc.auditRefusal(audit.Event{Type: audit.Forward, Outcome: audit.OutcomeRefused, Reason: notPermitted("agent forwarding", tc.ext, "permit-agent-forwarding")})
+				tc.auditRefusal(audit.Event{Type: audit.Forward, Outcome: audit.OutcomeRefused, Reason: notPermitted("agent forwarding", tc.role.Agent, "permit-agent-forwarding")})
 			}
 		case "x11-req":
 			forward = tc.permit.X11
 			if !forward {
-				tc.auditRefusal(audit.Event{Type: audit.Forward, Outcome: audit.OutcomeRefused, Reason: notPermitted("X11 forwarding", tc.ext, "permit-X11-forwarding")})
+				tc.auditRefusal(audit.Event{Type: audit.Forward, Outcome: audit.OutcomeRefused, Reason: notPermitted("X11 forwarding", tc.role.X11, "permit-X11-forwarding")})
 			}
 		}
 		tc.forwardRequest(upch, req, forward, answering)
