@@ -182,3 +182,35 @@ func TestDecideBind(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParseHost: any host a client sends is read one way or refused, and
+// an address read from any spelling is refused exactly when its plain
+// spelling is.
+func FuzzParseHost(f *testing.F) {
+	for _, s := range []string{"127.0.0.1", "2130706433", "0177.0.0.1", "127.1", "0x7f.1", "::ffff:127.0.0.1", "[::1]", "db.internal", "1.2.3.4.5", "0x", "08.1", "fe80::1%eth0", "LOCALHOST."} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, host string) {
+		addr, name, err := parseHost(host)
+		switch {
+		case err != nil:
+			if addr.IsValid() || name != "" {
+				t.Fatalf("parseHost(%q) = %v, %q with error %v", host, addr, name, err)
+			}
+		case addr.IsValid() == (name != ""):
+			t.Fatalf("parseHost(%q) = %v, %q: want exactly one of an address and a name", host, addr, name)
+		case addr.IsValid():
+			if addr.Is4In6() || addr.Zone() != "" {
+				t.Fatalf("parseHost(%q) = %v: not unmapped or has a zone", host, addr)
+			}
+			again, _, err := parseHost(addr.String())
+			if err != nil || again != addr || refusedClass(again) != refusedClass(addr) {
+				t.Fatalf("parseHost(%q) = %v, but its plain spelling reads %v, %v", host, addr, again, err)
+			}
+		default:
+			if _, err := netip.ParseAddr(name); err == nil || looksNumeric(name) {
+				t.Fatalf("parseHost(%q) = name %q, which reads as an address", host, name)
+			}
+		}
+	})
+}
