@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -273,5 +274,85 @@ targets:
 				t.Fatalf("mariadb: exit %d, want %q: %s%s", code, tt.want, out, errOut)
 			}
 		})
+	}
+}
+
+// TestDemoUpstreamAccounts: the demo logs in to orders over TLS that
+// verifies orders' certificate, and to both databases with accounts that
+// may read and write the demo's tables and nothing more: DDL is refused by
+// the target itself.
+func TestDemoUpstreamAccounts(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command(binary, "demo", "--dir", dir, "--ssh-port", "0", "--http-port", "0")
+	cmd.Env = append(os.Environ(), "DEMO_STORAGE=file")
+	var out syncBuffer
+	cmd.Stdout = writerFunc(out.WriteString)
+	cmd.Stderr = writerFunc(out.WriteString)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+	})
+	var info struct {
+		SSH string `json:"ssh"`
+	}
+	waitFor(t, 90*time.Second, func() bool {
+		select {
+		case err := <-exited:
+			exited <- err
+			t.Fatalf("demo exited: %v\n%s", err, out.String())
+		default:
+		}
+		data, err := os.ReadFile(filepath.Join(dir, "demo.json"))
+		return err == nil && jsonUnmarshal(string(data), &info) == nil
+	})
+	port := info.SSH[strings.LastIndex(info.SSH, ":")+1:]
+	ssh := func(user string, args ...string) string {
+		t.Helper()
+		a := []string{"-F", "/dev/null", "-p", port, "-i", filepath.Join(dir, "keys", user), "-o", "IdentitiesOnly=yes",
+			"-o", "UserKnownHostsFile=" + filepath.Join(dir, "known_hosts"), "-o", "StrictHostKeyChecking=yes",
+			"-o", "BatchMode=yes", user + "@127.0.0.1"}
+		o, e, code := runCmd(t, nil, "ssh", append(a, args...)...)
+		if code != 0 {
+			t.Fatalf("ssh %s %v: exit %d: %s%s", user, args, code, o, e)
+		}
+		return o
+	}
+	grant := func(target string) dbToken {
+		var r requestJSON
+		if err := jsonUnmarshal(ssh("alice", "request", target, "--for", "30m", "--reason", "INC-2", "--json"), &r); err != nil {
+			t.Fatal(err)
+		}
+		ssh("bob", "approve", fmt.Sprint(r.ID))
+		var tok dbToken
+		if err := jsonUnmarshal(ssh("alice", "token", fmt.Sprint(r.ID), "--json"), &tok); err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+
+	orders := grant("orders")
+	if o, e, code := psql(t, orders.URL, "-c", "SELECT current_user, ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"); code != 0 || o != "bastion_orders|t\n" {
+		t.Fatalf("orders: exit %d: %q %s, want bastion_orders over TLS", code, o, e)
+	}
+	if o, e, code := psql(t, orders.URL, "-c", "CREATE TABLE ddl_probe (a int)"); code == 0 || !strings.Contains(e, "permission denied for schema public") {
+		t.Fatalf("orders DDL: exit %d: %s%s, want the target's refusal", code, o, e)
+	}
+
+	shop := grant("shop")
+	if o, e, code := mariadbCLI(t, shop, "-e", "SELECT CURRENT_USER()"); code != 0 || o != "bastion_shop@%\n" {
+		t.Fatalf("shop: exit %d: %q %s", code, o, e)
+	}
+	if o, e, code := mariadbCLI(t, shop, "-e", "CREATE TABLE ddl_probe (a int)"); code == 0 || !strings.Contains(e, "ERROR 1142 (42000)") || !strings.Contains(e, "CREATE command denied to user 'bastion_shop'") {
+		t.Fatalf("shop DDL: exit %d: %s%s, want the target's refusal", code, o, e)
 	}
 }

@@ -8,6 +8,7 @@ package demo
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -211,12 +212,43 @@ func knownHostsLine(addr string, cas *ca.Set) string {
 	return fmt.Sprintf("@cert-authority [127.0.0.1]:%s,[localhost]:%s %s", port, port, cas.Host.AuthorizedKey())
 }
 
-// targetSet is the demo's running targets.
+// targetSet is the demo's running targets, and the least-privilege
+// accounts Bastion logs in to orders and shop with.
 type targetSet struct {
 	web01  *harness.SSHD
 	orders *harness.Postgres
 	shop   *harness.MariaDB
+	// ordersApp and shopApp are the accounts Bastion uses upstream: they
+	// read and write the demo's tables and nothing else (no superuser, no
+	// DDL, no other databases).
+	ordersApp, shopApp account
 }
+
+// account is an upstream login.
+type account struct{ User, Password string }
+
+// The demo's upstream accounts.
+const (
+	ordersAppUser = "bastion_orders"
+	shopAppUser   = "bastion_shop"
+)
+
+// ordersAppSQL creates orders' upstream account (run in orders as the
+// superuser; PostgreSQL 15 lets no one but the owner create in public).
+const ordersAppSQL = `
+CREATE ROLE ` + ordersAppUser + ` LOGIN PASSWORD '%s';
+REVOKE ALL ON DATABASE orders FROM PUBLIC;
+GRANT CONNECT ON DATABASE orders TO ` + ordersAppUser + `;
+GRANT USAGE ON SCHEMA public TO ` + ordersAppUser + `;
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ` + ordersAppUser + `;
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO ` + ordersAppUser + `;
+`
+
+// shopAppSQL creates shop's upstream account (run as root).
+const shopAppSQL = `
+CREATE USER '` + shopAppUser + `'@'%%' IDENTIFIED BY '%s';
+GRANT SELECT, INSERT, UPDATE, DELETE ON shop.* TO '` + shopAppUser + `'@'%%';
+`
 
 func (t *targetSet) addrs() map[string]string {
 	return map[string]string{"web01": t.web01.Addr, "orders": t.orders.Addr, "shop": t.shop.Addr}
@@ -253,7 +285,8 @@ INSERT INTO secrets (name, value) VALUES ('payment_api_key', 'pk_demo_not_real')
 
 // startTargets starts web01, orders and shop in parallel.
 func startTargets(ctx context.Context, upstreamCA string) (*targetSet, error) {
-	t := &targetSet{}
+	// rand.Text is letters and digits: safe inside the SQL quotes.
+	t := &targetSet{ordersApp: account{ordersAppUser, rand.Text()}, shopApp: account{shopAppUser, rand.Text()}}
 	var wg sync.WaitGroup
 	errs := make([]error, 3)
 	wg.Add(3)
@@ -263,11 +296,11 @@ func startTargets(ctx context.Context, upstreamCA string) (*targetSet, error) {
 	}()
 	go func() {
 		defer wg.Done()
-		t.orders, errs[1] = harness.StartPostgres(ctx, harness.PostgresConfig{TLS: true, Databases: []string{"orders"}, InitSQL: map[string]string{"orders": ordersSQL}})
+		t.orders, errs[1] = harness.StartPostgres(ctx, harness.PostgresConfig{TLS: true, Databases: []string{"orders"}, InitSQL: map[string]string{"orders": ordersSQL + fmt.Sprintf(ordersAppSQL, t.ordersApp.Password)}})
 	}()
 	go func() {
 		defer wg.Done()
-		t.shop, errs[2] = harness.StartMariaDB(ctx, harness.MariaDBConfig{Databases: []string{"shop"}, InitSQL: map[string]string{"shop": shopSQL}})
+		t.shop, errs[2] = harness.StartMariaDB(ctx, harness.MariaDBConfig{Databases: []string{"shop"}, InitSQL: map[string]string{"shop": shopSQL + fmt.Sprintf(shopAppSQL, t.shopApp.Password)}})
 	}()
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
@@ -302,6 +335,8 @@ targets:
     address: {{.Web01}}
     host_key: "{{.Web01Key}}"
     labels: {env: prod, team: web}
+  # Bastion's accounts on orders and shop may read and write the demo's
+  # tables, nothing more: not superusers.
   - name: orders
     kind: postgres
     address: {{.Orders}}
@@ -309,6 +344,10 @@ targets:
     username: {{.OrdersUser}}
     # A production config names an environment variable: ${ORDERS_PASSWORD}.
     password: "{{.OrdersPassword}}"
+    # TLS with the server's certificate checked against orders-ca.pem and
+    # its address: the password goes only to the real orders.
+    tls: verify-full
+    ca_file: {{.OrdersCA}}
     labels: {env: prod, team: data}
   - name: shop
     kind: mysql
@@ -316,6 +355,10 @@ targets:
     database: shop
     username: {{.ShopUser}}
     password: "{{.ShopPassword}}"
+    # MariaDB logs Bastion in with mysql_native_password, a challenge that
+    # never sends the password. A MySQL 8 target that asks for the password
+    # itself (caching_sha2_password) needs tls: verify-full, or its RSA key
+    # pinned: server_public_key: shop-public-key.pem.
     labels: {env: prod, team: data}
 
 roles:
@@ -359,13 +402,18 @@ func writeConfig(path, dataDir string, l *server.Listeners, keys map[string]stri
 	for _, u := range Users {
 		users = append(users, user{u.Name, u.Role, keys[u.Name]})
 	}
+	// orders' certificate is self-signed: it is its own CA.
+	ordersCA := filepath.Join(filepath.Dir(path), "orders-ca.pem")
+	if err := os.WriteFile(ordersCA, t.orders.TLSCert, 0o644); err != nil {
+		return err
+	}
 	var b strings.Builder
 	err := configTemplate.Execute(&b, map[string]any{
 		"DataDir": dataDir, "SSH": l.SSH.Addr().String(), "HTTP": l.HTTP.Addr().String(), "Users": users,
 		"Postgres": l.Databases[policy.KindPostgres].Addr().String(), "MySQL": l.Databases[policy.KindMySQL].Addr().String(),
 		"Web01": t.web01.Addr, "Web01Key": strings.TrimSpace(string(ssh.MarshalAuthorizedKey(t.web01.HostPublicKey))),
-		"Orders": t.orders.Addr, "OrdersUser": t.orders.User, "OrdersPassword": t.orders.Password,
-		"Shop": t.shop.Addr, "ShopUser": t.shop.User, "ShopPassword": t.shop.Password,
+		"Orders": t.orders.Addr, "OrdersUser": t.ordersApp.User, "OrdersPassword": t.ordersApp.Password, "OrdersCA": ordersCA,
+		"Shop": t.shop.Addr, "ShopUser": t.shopApp.User, "ShopPassword": t.shopApp.Password,
 	})
 	if err != nil {
 		return err

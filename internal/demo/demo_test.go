@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"net"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -45,9 +46,10 @@ func TestConfig(t *testing.T) {
 		keys[u.Name] = string(ssh.MarshalAuthorizedKey(newKey()))
 	}
 	targets := &targetSet{
-		web01:  &harness.SSHD{Addr: "127.0.0.1:1022", HostPublicKey: newKey()},
-		orders: &harness.Postgres{Addr: "127.0.0.1:15432", User: "postgres", Password: "pw"},
-		shop:   &harness.MariaDB{Addr: "127.0.0.1:13306", User: "bastion", Password: "pw"},
+		web01:     &harness.SSHD{Addr: "127.0.0.1:1022", HostPublicKey: newKey()},
+		orders:    &harness.Postgres{Addr: "127.0.0.1:15432", User: "postgres", Password: "pw", TLSCert: []byte("-----BEGIN CERTIFICATE-----\n")},
+		shop:      &harness.MariaDB{Addr: "127.0.0.1:13306", User: "bastion", Password: "pw"},
+		ordersApp: account{ordersAppUser, "pw1"}, shopApp: account{shopAppUser, "pw2"},
 	}
 	dir := t.TempDir()
 	path := filepath.Join(dir, "bastion.yaml")
@@ -70,6 +72,20 @@ func TestConfig(t *testing.T) {
 		if l.got != l.want {
 			t.Errorf("listen.%s = %q, want the listener's address %q", l.name, l.got, l.want)
 		}
+	}
+
+	// Bastion logs in to orders and shop with least-privilege accounts,
+	// not the servers' superusers, and sends orders' password only over
+	// TLS that verifies orders' certificate.
+	orders, shop := cfg.Targets["orders"], cfg.Targets["shop"]
+	if orders.Username != ordersAppUser || orders.Password != "pw1" || shop.Username != shopAppUser || shop.Password != "pw2" {
+		t.Errorf("upstream accounts %s/%s, want %s and %s", orders.Username, shop.Username, ordersAppUser, shopAppUser)
+	}
+	if orders.TLS != config.TLSVerifyFull {
+		t.Errorf("orders tls: %s, want verify-full", orders.TLS)
+	}
+	if ca, err := os.ReadFile(orders.CAFile); err != nil || string(ca) != string(targets.orders.TLSCert) {
+		t.Errorf("orders ca_file %s: %q, %v; want orders' certificate", orders.CAFile, ca, err)
 	}
 
 	read := func(tables, functions []string) policy.Statement {
