@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -127,8 +128,9 @@ func roguePostgres(auth pgproto3.BackendMessage) func(r *rogue, nc net.Conn) {
 
 // rogueMySQL greets with caching_sha2_password and answers the handshake
 // response with reply (full authentication, or an error). It serves its own
-// RSA key to whoever asks, and keeps everything it is sent after the
-// handshake response.
+// RSA key to whoever asks, keeps everything it is sent after the handshake
+// response (and the password, when it can decrypt it), and refuses the
+// login.
 func rogueMySQL(key *rsa.PrivateKey, reply []byte) func(r *rogue, nc net.Conn) {
 	return func(r *rogue, nc net.Conn) {
 		nonce := []byte("abcdefghij0123456789")
@@ -169,6 +171,8 @@ func rogueMySQL(key *rsa.PrivateKey, reply []byte) func(r *rogue, nc net.Conn) {
 				r.keep(plain, "decrypted a password")
 			}
 			r.keep(p)
+			writeMyPacket(nc, seq+1, append([]byte{0xff, 0x15, 0x04}, "#28000Access denied for user 'app'"...))
+			return
 		}
 	}
 }
@@ -198,10 +202,29 @@ func TestUpstreamCredentials(t *testing.T) {
 	md5PG := startRogue(t, roguePostgres(&pgproto3.AuthenticationMD5Password{Salt: [4]byte{1, 2, 3, 4}}))
 	fullAuthMy := startRogue(t, rogueMySQL(key, []byte{0x01, 0x04}))
 	busyMy := startRogue(t, rogueMySQL(key, append([]byte{0xff, 0x10, 0x04}, "#08004Too many connections"...)))
+	pinnedMy := startRogue(t, rogueMySQL(key, []byte{0x01, 0x04}))
+	otherKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherPinnedMy := startRogue(t, rogueMySQL(key, []byte{0x01, 0x04}))
 	b := startBastionWith(t, options{postgres: true, mysql: true, roles: credRoles, targets: func(t *testing.T, _ *ca.Set) string {
-		pgCA := filepath.Join(t.TempDir(), "pg-ca.pem")
+		dir := t.TempDir()
+		pgCA := filepath.Join(dir, "pg-ca.pem")
 		if err := os.WriteFile(pgCA, pg.TLSCert, 0o644); err != nil {
 			t.Fatal(err)
+		}
+		// The pinned keys: the rogue's own (as if it were the target), and
+		// another server's.
+		pinned, other := filepath.Join(dir, "pinned.pem"), filepath.Join(dir, "other.pem")
+		for path, k := range map[string]*rsa.PrivateKey{pinned: key, other: otherKey} {
+			der, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644); err != nil {
+				t.Fatal(err)
+			}
 		}
 		return fmt.Sprintf(`
 targets:
@@ -211,8 +234,11 @@ targets:
   - {name: rogue-my, kind: mysql, address: %q, database: shop, username: app, password: %q, labels: {env: sandbox}}
   - {name: busy-my, kind: mysql, address: %q, database: shop, username: app, password: %q, labels: {env: sandbox}}
   - {name: gone-my, kind: mysql, address: "127.0.0.1:1", database: shop, username: app, password: %q, labels: {env: sandbox}}
+  - {name: pinned-my, kind: mysql, address: %q, database: shop, username: app, password: %q, server_public_key: %q, labels: {env: sandbox}}
+  - {name: other-pinned-my, kind: mysql, address: %q, database: shop, username: app, password: %q, server_public_key: %q, labels: {env: sandbox}}
 `, cleartextPG.addr, credSecret, md5PG.addr, credSecret, pg.Addr, pg.Password, pgCA,
-			fullAuthMy.addr, credSecret, busyMy.addr, credSecret, credSecret)
+			fullAuthMy.addr, credSecret, busyMy.addr, credSecret, credSecret,
+			pinnedMy.addr, credSecret, pinned, otherPinnedMy.addr, credSecret, other)
 	}})
 
 	for _, tt := range []struct {
@@ -260,6 +286,34 @@ targets:
 			t.Fatalf("the rogue server learned something: %q %v", got, notes)
 		}
 	})
+	// With the server's key pinned, the password goes encrypted for that key
+	// (the key the server offers is never asked for): only the holder of the
+	// pinned key's private half reads it. This rogue holds it when its own
+	// key is pinned, and refuses the login either way.
+	for _, tt := range []struct {
+		target  string
+		rogue   *rogue
+		readsPW bool
+	}{
+		{target: "pinned-my", rogue: pinnedMy, readsPW: true},
+		{target: "other-pinned-my", rogue: otherPinnedMy},
+	} {
+		t.Run("mysql full authentication with a pinned key: "+tt.target, func(t *testing.T) {
+			tok := b.grantDB(t, "alice", tt.target)
+			_, errOut, code := mariadbCLI(t, tok, "-e", "SELECT 1")
+			want := "ERROR 1045 (28000): bastion: target " + tt.target + " refused Bastion's login"
+			if code == 0 || !strings.Contains(errOut, want) {
+				t.Fatalf("mariadb: exit %d, want %q: %s", code, want, errOut)
+			}
+			got, notes := tt.rogue.received()
+			if slices.Contains(notes, "asked for the key") {
+				t.Fatal("Bastion asked the server for its key")
+			}
+			if readPW := slices.Contains(notes, "decrypted a password") && bytes.Contains(got, []byte(credSecret)); readPW != tt.readsPW {
+				t.Fatalf("the server read the password: %v, want %v (%v)", readPW, tt.readsPW, notes)
+			}
+		})
+	}
 	// The mariadb client prints Bastion's and the target's refusals (a
 	// code of the client's range, such as 2003, made it report a
 	// malformed packet instead).
