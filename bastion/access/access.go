@@ -449,7 +449,10 @@ func (s *Service) Cert(ctx context.Context, a Actor, id int64) (*Certificate, er
 		s.refused(ctx, a, audit.CertIssue, id, "", err)
 		return nil, err
 	}
-	ext := certPermits(s.policy().ForwardingFor(a.User, "", r.Role))
+	// The forwarding the role allows: Bastion's SSH front end honours a
+	// certificate's permits and the role's together.
+	ext := s.policy().ForwardingFor(a.User, "", r.Role).CertPermits()
+	ext["permit-pty"] = ""
 	for _, t := range sshTargets {
 		ext[ca.TargetExtension(t)] = ""
 	}

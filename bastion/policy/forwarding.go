@@ -53,6 +53,23 @@ func (d Destinations) Allows(name string, addr netip.Addr, port uint16) bool {
 	return false
 }
 
+// CertPermits are the OpenSSH certificate extensions that permit the
+// forwarding f allows: permit-port-forwarding for local or remote
+// forwarding, permit-agent-forwarding, permit-X11-forwarding.
+func (f Forwarding) CertPermits() map[string]string {
+	ext := map[string]string{}
+	if f.Local.Allowed() || f.Remote.Allowed() {
+		ext["permit-port-forwarding"] = ""
+	}
+	if f.Agent {
+		ext["permit-agent-forwarding"] = ""
+	}
+	if f.X11 {
+		ext["permit-X11-forwarding"] = ""
+	}
+	return ext
+}
+
 // union is what either d or o allows.
 func (d Destinations) union(o Destinations) Destinations {
 	return Destinations{Any: d.Any || o.Any, List: append(append([]Destination(nil), d.List...), o.List...)}

@@ -57,18 +57,9 @@ func narrow(role Permits, ext map[string]string) allowed {
 // certificate to the target: what this session is allowed, nothing more
 // (never permit-user-rc: ~/.ssh/rc would run commands no rule checks).
 func (a allowed) upstreamExtensions() map[string]string {
-	ext := map[string]string{}
+	ext := a.Permits.CertPermits()
 	if a.PTY {
 		ext["permit-pty"] = ""
-	}
-	if a.Local.Allowed() || a.Remote.Allowed() {
-		ext["permit-port-forwarding"] = ""
-	}
-	if a.Agent {
-		ext["permit-agent-forwarding"] = ""
-	}
-	if a.X11 {
-		ext["permit-X11-forwarding"] = ""
 	}
 	return ext
 }
