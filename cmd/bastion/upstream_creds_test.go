@@ -23,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/bastionhq/bastion/ca"
+	"github.com/bastionhq/bastion/internal/harness"
 )
 
 // The upstream password goes only to a server that proved it is the target.
@@ -409,4 +410,48 @@ func TestDemoUpstreamAccounts(t *testing.T) {
 	if o, e, code := mariadbCLI(t, shop, "-e", "CREATE TABLE ddl_probe (a int)"); code == 0 || !strings.Contains(e, "ERROR 1142 (42000)") || !strings.Contains(e, "CREATE command denied to user 'bastion_shop'") {
 		t.Fatalf("shop DDL: exit %d: %s%s, want the target's refusal", code, o, e)
 	}
+}
+
+// TestMySQLRecordingRefusalReadable: with the recording storage down, a
+// fail-closed MySQL session is refused, and the mariadb client prints
+// Bastion's reason (1105) instead of "malformed packet".
+func TestMySQLRecordingRefusalReadable(t *testing.T) {
+	t.Parallel()
+	db := testMariaDB(t)
+	gw := harness.NewS3(t, harness.S3Config{})
+	if err := gw.CreateBucket(t.Context(), "recordings"); err != nil {
+		t.Fatal(err)
+	}
+	b := startBastionWith(t, options{mysql: true, roles: credRoles,
+		targets: func(t *testing.T, _ *ca.Set) string {
+			return fmt.Sprintf(`
+targets:
+  - {name: plain, kind: mysql, address: %q, database: plain, username: %s, password: %q, labels: {env: sandbox}}
+`, db.Addr, db.User, db.Password)
+		},
+		extra: fmt.Sprintf(`
+recordings: s3://recordings/bastion
+recording:
+  endpoint: %q
+  access_key: %q
+  secret_key: %q
+`, gw.Endpoint, gw.AccessKey, gw.SecretKey)})
+	tok := b.grantDB(t, "alice", "plain")
+	if o, e, code := mariadbCLI(t, tok, "-e", "SELECT 'recorded'"); code != 0 || o != "recorded\n" {
+		t.Fatalf("with the storage up: exit %d: %q %s", code, o, e)
+	}
+	if err := gw.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	want := "ERROR 1105 (HY000): bastion: the session cannot be recorded now, so it may not start (recording storage unavailable)"
+	waitFor(t, s3Wait, func() bool {
+		o, e, code := mariadbCLI(t, tok, "-e", "SELECT 'recorded'")
+		if code == 0 {
+			return false // Bastion has not noticed the outage yet
+		}
+		if !strings.Contains(e, want) {
+			t.Fatalf("with the storage down: exit %d: %s%s, want %q", code, o, e, want)
+		}
+		return true
+	})
 }
