@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/ssh"
 
@@ -137,7 +141,7 @@ func (s *Server) proven(st *authState, conn ssh.ConnMetadata, key ssh.PublicKey,
 	if errors.As(err, &told) {
 		// Only the holder of a certificate Bastion issued to them gets
 		// here: tell them why, on one line.
-		return nil, &ssh.BannerError{Err: err, Message: "bastion: " + printable(told.Refusal.Reason) + "\r\n"}
+		return nil, &ssh.BannerError{Err: err, Message: "bastion: " + bannerLine(told.Refusal.Reason) + "\r\n"}
 	}
 	return nil, err
 }
@@ -184,4 +188,30 @@ func (s *Server) authFailed(st *authState) {
 
 func targetLogin(conn ssh.ConnMetadata, d Destination, key ssh.PublicKey, owner string) access.TargetLogin {
 	return access.TargetLogin{Key: key, KeyOwner: owner, Login: d.Login, Target: d.Target, Source: addrOf(conn.RemoteAddr())}
+}
+
+// maxBannerLine bounds a refusal told in a banner.
+const maxBannerLine = 300
+
+// bannerLine is s as one line of a banner: unprintable runes (controls,
+// escape sequences, invalid UTF-8) escaped as Go does, at most
+// maxBannerLine bytes.
+func bannerLine(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		if b.Len() >= maxBannerLine {
+			b.WriteString("…")
+			break
+		}
+		switch {
+		case r == utf8.RuneError && !strings.HasPrefix(s[i:], string(utf8.RuneError)): // an invalid byte
+			fmt.Fprintf(&b, "\\x%02x", s[i])
+		case unicode.IsPrint(r):
+			b.WriteRune(r)
+		default:
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		}
+	}
+	return b.String()
 }

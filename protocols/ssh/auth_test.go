@@ -219,3 +219,22 @@ func TestAuthThrottle(t *testing.T) {
 		t.Errorf("%d throttle events; want 1 for the burst", n)
 	}
 }
+
+func TestBannerLine(t *testing.T) {
+	tests := []struct{ name, in, want string }{
+		{"plain", `request 8 is revoked by bob: "done"`, `request 8 is revoked by bob: "done"`},
+		{"escape sequence", "x\x1b[2Jy", `x\x1b[2Jy`},
+		{"newline and bell", "a\r\nb\a", `a\r\nb\a`},
+		{"invalid UTF-8", "a\xffb", `a\xffb`},
+		{"printable UTF-8 and U+FFFD kept", "Zoë \uFFFD", "Zoë \uFFFD"},
+		{"bidi override", "a\u202eb", `a\u202eb`},
+		{"bounded", strings.Repeat("x", 1000), strings.Repeat("x", maxBannerLine) + "…"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := bannerLine(tt.in); got != tt.want {
+				t.Errorf("bannerLine(%q) = %q; want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
