@@ -286,6 +286,13 @@ targets:
 		if bytes.Contains(got, []byte(credSecret)) || len(notes) != 0 {
 			t.Fatalf("the rogue server learned something: %q %v", got, notes)
 		}
+		said := "target rogue-my asks for the password itself (caching_sha2_password full authentication)"
+		if logs := b.logs.String(); !strings.Contains(logs, said) {
+			t.Fatalf("the log does not name the target and the method:\n%s", logs)
+		}
+		if audit := b.mustRun("carol", "audit", "--user", "alice", "--json"); !strings.Contains(audit, said) {
+			t.Fatalf("the audit log does not name the target and the method:\n%s", audit)
+		}
 	})
 	// With the server's key pinned, the password goes encrypted for that key
 	// (the key the server offers is never asked for): only the holder of the
