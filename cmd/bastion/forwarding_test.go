@@ -243,7 +243,7 @@ func TestCertificatePermits(t *testing.T) {
 	t.Parallel()
 	f := startForwardingBastion(t, `{local: true, agent: true}`)
 	id, certFile := f.leadCert(t)
-	cert := readCert(t, certFile)
+	cert := readCertFile(t, certFile)
 	for ext, want := range map[string]bool{"permit-pty": true, "permit-port-forwarding": true, "permit-agent-forwarding": true,
 		"permit-X11-forwarding": false, "permit-user-rc": false} {
 		if _, ok := cert.Extensions[ext]; ok != want {
@@ -292,23 +292,6 @@ func TestCertificatePermits(t *testing.T) {
 	}
 }
 
-func readCert(t *testing.T, path string) *ssh.Certificate {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, _, _, _, err := ssh.ParseAuthorizedKey(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, ok := pub.(*ssh.Certificate)
-	if !ok {
-		t.Fatalf("%s is not a certificate", path)
-	}
-	return c
-}
-
 // TestRevocationRefusesNewChannel: on a connection that stays open, a
 // channel opened right after the grant is revoked is refused, and its
 // command never runs on the target.
@@ -316,15 +299,7 @@ func TestRevocationRefusesNewChannel(t *testing.T) {
 	t.Parallel()
 	f := startForwardingBastion(t, `{local: true, agent: true}`)
 	id, certFile := f.leadCert(t)
-	keyPEM, err := os.ReadFile(filepath.Join(f.dir, "keys", "bob"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := ssh.ParsePrivateKey(keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := ssh.NewCertSigner(readCert(t, certFile), key)
+	signer, err := ssh.NewCertSigner(readCertFile(t, certFile), privateKey(t, filepath.Join(f.dir, "keys", "bob")))
 	if err != nil {
 		t.Fatal(err)
 	}
