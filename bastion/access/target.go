@@ -111,7 +111,7 @@ func (s *Service) authorizeTarget(ctx context.Context, in TargetLogin) (*Grant, 
 			return nil, refusef("key %s is not registered to any user", ssh.FingerprintSHA256(in.Key))
 		}
 		if err := s.policy().CheckStanding(in.KeyOwner, in.Target, in.Login, policy.Env{Now: s.now(), Source: in.Source}); err != nil {
-			return nil, err
+			return nil, s.pendingInstead(ctx, in, err)
 		}
 		return &Grant{User: in.KeyOwner, Target: in.Target, Login: in.Login, Source: in.Source, Key: ssh.FingerprintSHA256(in.Key)}, nil
 	}
@@ -369,4 +369,33 @@ func (s *Service) keyHeld(g *Grant) error {
 		return refusef("key %s is no longer registered to %s", g.Key, g.User)
 	}
 	return nil
+}
+
+// pendingInstead is the refusal of a plain key without standing access
+// (err), told to its owner when the only request of theirs that would
+// grant the login is still pending: "request 42 is pending approval"
+// explains what a bare refusal does not. With an approved request the
+// refusal stays untold (the client's certificate for it comes next), and
+// so it does when the requests cannot be read.
+func (s *Service) pendingInstead(ctx context.Context, in TargetLogin, err error) error {
+	rs, lerr := s.store.Requests(ctx, store.RequestFilter{Requester: in.KeyOwner, States: []store.State{store.Pending, store.Approved}})
+	if lerr != nil {
+		return err
+	}
+	now, pending := s.now(), int64(0)
+	for _, r := range rs {
+		if r.Command != "" || !slices.Contains(r.Targets, in.Target) || !slices.Contains(r.Logins, in.Login) {
+			continue
+		}
+		switch r.StateAt(now) {
+		case store.Approved:
+			return err
+		case store.Pending:
+			pending = r.ID
+		}
+	}
+	if pending == 0 {
+		return err
+	}
+	return &Told{Refusal: &policy.Refusal{Reason: fmt.Sprintf("%v; request %d for %s@%s is pending approval", err, pending, in.Login, in.Target)}}
 }

@@ -231,6 +231,7 @@ var toldRefusals = map[string]bool{
 	"source-address with a space (OpenSSH refuses it too)": true, "target not in the certificate": true,
 	"request pending": true, "request denied": true, "request revoked": true, "request expired": true,
 	"request does not grant the login": true, "role no longer covers the target": true, "conditions fail at use": true,
+	"registered key, request pending": true,
 }
 
 func TestAuthorizeTargetRefused(t *testing.T) {
@@ -258,6 +259,23 @@ func TestAuthorizeTargetRefused(t *testing.T) {
 				in := certLogin(e.actor(t, "alice").Key)
 				in.Target = "web02" // standing as deploy only
 				return in
+			},
+		},
+		{
+			name: "registered key, request pending", actor: "alice", want: "no standing access to web01; request 1 for root@web01 is pending approval",
+			login: func(t *testing.T, e *targetEnv) access.TargetLogin {
+				e.request(t, e.actor(t, "alice"), "web01", []string{"root"}, time.Hour)
+				return certLogin(e.actor(t, "alice").Key)
+			},
+		},
+		{
+			// The certificate for the approved request comes next: nothing
+			// to tell.
+			name: "registered key, request approved", actor: "alice", want: "no standing access to web01",
+			login: func(t *testing.T, e *targetEnv) access.TargetLogin {
+				e.request(t, e.actor(t, "alice"), "web01", []string{"root"}, time.Hour)
+				e.approved(t, e.actor(t, "alice"), "web01", []string{"root"}, time.Hour)
+				return certLogin(e.actor(t, "alice").Key)
 			},
 		},
 		{

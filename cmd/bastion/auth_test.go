@@ -148,6 +148,7 @@ func TestAuthBanners(t *testing.T) {
 	revokedID, revoked := p.grant(t, "30m", "web01")
 	p.mustRun("alice", "revoke", fmt.Sprint(revokedID), "--reason", "done early")
 	_, web01 := p.grant(t, "30m", "web01")
+	pending := p.mustRequest("alice", "web02", "--login", "root", "--for", "1h", "--reason", "pending")
 	foreignCA := privateKey(t, filepath.Join(p.dir, "keys", "erin")) // any key that is not Bastion's CA
 	foreign := resign(t, readCertFile(t, web01), foreignCA, nil)
 
@@ -161,6 +162,8 @@ func TestAuthBanners(t *testing.T) {
 		{"unknown target, no certificate", "mallory", "", "root@nowhere", ""},
 		{"certificate from another CA", "alice", foreign, "root@web01", ""},
 		{"plain key without standing access", "alice", "", "root@web01", ""},
+		{"plain key, request pending", "alice", "", "root@web02",
+			fmt.Sprintf("bastion: no standing access to web02; request %d for root@web02 is pending approval", pending.ID)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

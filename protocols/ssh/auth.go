@@ -134,13 +134,14 @@ func (s *Server) proven(st *authState, conn ssh.ConnMetadata, key ssh.PublicKey,
 		if st.deferred == nil {
 			st.deferred = &targetRefusal{in: in, err: err}
 		}
-		return nil, err
+	} else {
+		s.cfg.Grants.RefuseTarget(ctx, in, err)
 	}
-	s.cfg.Grants.RefuseTarget(ctx, in, err)
 	var told *access.Told
 	if errors.As(err, &told) {
-		// Only the holder of a certificate Bastion issued to them gets
-		// here: tell them why, on one line.
+		// Only a key's proven holder gets here, refused for a reason of
+		// their own (a certificate Bastion issued them, a request of theirs
+		// still pending): tell them why, on one line.
 		return nil, &ssh.BannerError{Err: err, Message: "bastion: " + bannerLine(told.Refusal.Reason) + "\r\n"}
 	}
 	return nil, err

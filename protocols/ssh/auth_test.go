@@ -118,6 +118,9 @@ func TestAuthBanner(t *testing.T) {
 		if c, ok := in.Key.(*ssh.Certificate); ok && c.KeyId == "alice/req-8" {
 			return &access.Told{Refusal: &policy.Refusal{Reason: "request 8 is revoked by bob: incident \x1b[2Jover"}}
 		}
+		if _, isCert := in.Key.(*ssh.Certificate); !isCert && in.Login == "admin" {
+			return &access.Told{Refusal: &policy.Refusal{Reason: "no standing access to web01; request 4 for admin@web01 is pending approval"}}
+		}
 		if c, ok := in.Key.(*ssh.Certificate); ok && c.KeyId == "alice/req-9" {
 			return &policy.Refusal{Reason: "certificate serial 3 is not on record for request 9"}
 		}
@@ -136,6 +139,8 @@ func TestAuthBanner(t *testing.T) {
 		{"unknown key", "root@web01", mallory, "", "is not registered to any user"},
 		{"certificate for an unknown key", "root@web01", certSigner(t, mallory, "alice/req-7"), "", "is not registered to any user"},
 		{"registered key refused by policy", "deploy@web01", alice, "", "no access to web01 as deploy"},
+		{"registered key, request pending: told, audited once", "admin@web01", alice,
+			"bastion: no standing access to web01; request 4 for admin@web01 is pending approval\r\n", "is pending approval"},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
