@@ -170,6 +170,14 @@ func TestForwardingDestinations(t *testing.T) {
 	if out, stderr, code := f.stdio(t, cert, echo, "ping\n"); code != 0 || out != "ping\n" {
 		t.Fatalf("-W %s: exit %d, stdout %q, stderr %q; want the echo", echo, code, out, stderr)
 	}
+	// ssh -L, the same channel from a local port: allowed beyond the
+	// target, refused to Bastion itself.
+	if got := f.localForward(t, cert, echo); got != "ping\n" {
+		t.Errorf("-L to %s: the local port gave %q; want the echo", echo, got)
+	}
+	if got := f.localForward(t, cert, "127.1:"+f.sshPort); got != "" {
+		t.Errorf("-L to 127.1:%s (Bastion's own SSH): the local port gave %q; want the connection closed", f.sshPort, got)
+	}
 	audit := f.mustRun("carol", "audit", "--type", "forward", "--json")
 	for _, want := range []string{`"addr":"` + echo + `"`, "forwarding to 127.0.0.1:" + f.sshPort + " is refused: a loopback address",
 		"forwarding to " + f.web03Addr + " is refused: a target of Bastion"} {
@@ -198,6 +206,48 @@ func TestForwardingDestinations(t *testing.T) {
 	if want := "remote forwarding on 0.0.0.0:"; !strings.Contains(audit, want) || !strings.Contains(audit, "is not among the bind addresses your role allows") {
 		t.Errorf("the refused -R is not audited with its reason:\n%s", audit)
 	}
+}
+
+// localForward runs ssh -L from a free local port to dest through web01
+// as bob with cert, connects to the port once ssh listens, sends ping and
+// returns what came back before the connection closed.
+func (f *fwdBastion) localForward(t *testing.T, cert, dest string) string {
+	t.Helper()
+	port := freePort(t)
+	args := append(f.sshArgs("bob", "-o", "CertificateFile="+cert, "-o", "ExitOnForwardFailure=yes"),
+		"-N", "-L", "127.0.0.1:"+port+":"+dest, "root@web01@127.0.0.1")
+	cmd := exec.Command("ssh", args...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}()
+	var c net.Conn
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var err error
+		if c, err = net.Dial("tcp", "127.0.0.1:"+port); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ssh -L did not listen on %s: %v", port, err)
+		}
+		time.Sleep(20 * time.Millisecond) // polling for ssh's listener; no event to wait on
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(c, "ping\n"); err != nil {
+		return ""
+	}
+	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+		return ""
+	}
+	got, _ := io.ReadAll(c)
+	return string(got)
 }
 
 // freePort is a TCP port free on 127.0.0.1 now.
