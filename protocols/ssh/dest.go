@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/bastionhq/bastion/bastion/policy"
@@ -279,14 +280,9 @@ func decideBind(allow policy.Destinations, host string, port uint32) string {
 
 // newDestCheck gathers what a connection's forwards are checked against:
 // Bastion's listeners and addresses (local are those of the connection's
-// two sockets), and every configured target's address, names resolved
-// once here. A target name that does not resolve is logged and compared
-// by name only.
+// two sockets), and every configured target's address (see targetCache).
 func (s *Server) newDestCheck(ctx context.Context, allow policy.Destinations, local []net.Addr, log interface{ Warn(string, ...any) }) *destCheck {
-	d := &destCheck{allow: allow, resolve: s.cfg.Resolver, ownHosts: hostAddrs(), targetNames: map[string]bool{}}
-	if d.resolve == nil {
-		d.resolve = net.DefaultResolver
-	}
+	d := &destCheck{allow: allow, resolve: s.resolver(), ownHosts: hostAddrs()}
 	for _, a := range local {
 		if ta, ok := a.(*net.TCPAddr); ok {
 			if ip, ok := netip.AddrFromSlice(ta.IP); ok {
@@ -297,8 +293,41 @@ func (s *Server) newDestCheck(ctx context.Context, allow policy.Destinations, lo
 	if s.cfg.Listening != nil {
 		d.own = listenerAddrs(s.cfg.Listening())
 	}
+	d.targets, d.targetNames = s.targets.get(ctx, s, log)
+	return d
+}
+
+func (s *Server) resolver() Resolver {
+	if s.cfg.Resolver == nil {
+		return net.DefaultResolver
+	}
+	return s.cfg.Resolver
+}
+
+// targetsTTL is how long the targets' resolved addresses are reused: a
+// connection's first forward must not resolve every target's name again.
+const targetsTTL = time.Minute
+
+// targetCache holds every configured target's address, names resolved.
+type targetCache struct {
+	mu    sync.Mutex
+	at    time.Time
+	addrs []netip.AddrPort
+	names map[string]bool // "name:port" of targets given by name, as written
+}
+
+// get returns the targets' addresses, resolving them again when older than
+// targetsTTL. A target name that does not resolve is logged and compared
+// by name only.
+func (c *targetCache) get(ctx context.Context, s *Server, log interface{ Warn(string, ...any) }) ([]netip.AddrPort, map[string]bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.names != nil && time.Since(c.at) < targetsTTL {
+		return c.addrs, c.names
+	}
+	c.addrs, c.names, c.at = nil, map[string]bool{}, time.Now()
 	if s.cfg.TargetAddresses == nil {
-		return d
+		return c.addrs, c.names
 	}
 	for _, t := range s.cfg.TargetAddresses() {
 		host, port, err := net.SplitHostPort(t)
@@ -315,21 +344,21 @@ func (s *Server) newDestCheck(ctx context.Context, allow policy.Destinations, lo
 			continue
 		}
 		if name == "" {
-			d.targets = append(d.targets, netip.AddrPortFrom(addr, uint16(p)))
+			c.addrs = append(c.addrs, netip.AddrPortFrom(addr, uint16(p)))
 			continue
 		}
-		d.targetNames[net.JoinHostPort(name, port)] = true
+		c.names[net.JoinHostPort(name, port)] = true
 		rctx, cancel := context.WithTimeout(ctx, resolveTimeout)
-		addrs, err := d.resolve.LookupNetIP(rctx, "ip", name)
+		addrs, err := s.resolver().LookupNetIP(rctx, "ip", name)
 		cancel()
 		if err != nil {
 			log.Warn("target name does not resolve; compared with forwarding destinations by name only", "address", t, "err", err)
 		}
 		for _, a := range addrs {
-			d.targets = append(d.targets, netip.AddrPortFrom(a.Unmap(), uint16(p)))
+			c.addrs = append(c.addrs, netip.AddrPortFrom(a.Unmap(), uint16(p)))
 		}
 	}
-	return d
+	return c.addrs, c.names
 }
 
 // listenerAddrs reads Bastion's listener addresses ("host:port"), leaving

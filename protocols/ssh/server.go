@@ -132,6 +132,7 @@ type Server struct {
 	grants   *frontend.Watcher
 
 	lastSerial atomic.Uint64 // of per-session upstream certificates
+	targets    targetCache   // targets' addresses, for forwarding checks (dest.go)
 }
 
 // NewServer returns a Server.
