@@ -149,6 +149,11 @@ func TestAuthBanners(t *testing.T) {
 	p.mustRun("alice", "revoke", fmt.Sprint(revokedID), "--reason", "done early")
 	_, web01 := p.grant(t, "30m", "web01")
 	pending := p.mustRequest("alice", "web02", "--login", "root", "--for", "1h", "--reason", "pending")
+	expiredID, expired := p.grant(t, "4s", "web01")
+	waitFor(t, 15*time.Second, func() bool {
+		out, _, _ := p.ssh("alice", "show", fmt.Sprint(expiredID), "--json")
+		return strings.Contains(out, `"state":"expired"`)
+	})
 	foreignCA := privateKey(t, filepath.Join(p.dir, "keys", "erin")) // any key that is not Bastion's CA
 	foreign := resign(t, readCertFile(t, web01), foreignCA, nil)
 
@@ -158,6 +163,7 @@ func TestAuthBanners(t *testing.T) {
 	}{
 		{"revoked grant", "alice", revoked, "root@web01", fmt.Sprintf("bastion: request %d is revoked by alice: done early", revokedID)},
 		{"target not in the certificate", "alice", web01, "root@web03", "bastion: certificate does not name target web03"},
+		{"expired certificate", "alice", expired, "root@web01", fmt.Sprintf("bastion: certificate for request %d expired at ", expiredID)},
 		{"login not in the certificate", "alice", web01, "deploy@web01", `bastion: certificate refused: ssh: principal "deploy" not in the set of valid principals`},
 		{"unknown target, no certificate", "mallory", "", "root@nowhere", ""},
 		{"certificate from another CA", "alice", foreign, "root@web01", ""},
