@@ -2,6 +2,8 @@ package ssh
 
 import (
 	"context"
+	"log/slog"
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -213,4 +215,59 @@ func FuzzParseHost(f *testing.F) {
 			}
 		}
 	})
+}
+
+// countingResolver counts its lookups.
+type countingResolver struct {
+	fakeResolver
+	n *int
+}
+
+func (r countingResolver) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
+	*r.n++
+	return r.fakeResolver.LookupNetIP(ctx, network, host)
+}
+
+// TestDestCheckGathers: a connection's forwards are checked against
+// Bastion's listeners (one on every address counts on the connection's
+// own addresses) and every target's address, names resolved once for the
+// whole server.
+func TestDestCheckGathers(t *testing.T) {
+	lookups := 0
+	s := &Server{cfg: Config{
+		Listening: func() []string { return []string{"[::]:2222", "127.0.0.1:8080"} },
+		TargetAddresses: func() []string {
+			return []string{"10.0.0.21:22", "web02.internal:22", "gone.internal:22", "orders.internal:5432"}
+		},
+		Resolver: countingResolver{fakeResolver{
+			"web02.internal": {netip.MustParseAddr("10.0.0.22")}, "orders.internal": {netip.MustParseAddr("10.0.0.30")},
+		}, &lookups},
+	}}
+	local := []net.Addr{&net.TCPAddr{IP: net.ParseIP("198.51.100.7"), Port: 2222}}
+	log := slog.New(slog.DiscardHandler)
+	var d *destCheck
+	for range 2 {
+		d = s.newDestCheck(context.Background(), policy.Destinations{Any: true}, local, log)
+	}
+	if lookups != 3 {
+		t.Errorf("%d lookups for two connections; want the three target names once", lookups)
+	}
+	for _, tc := range []struct {
+		host string
+		port uint32
+		why  string
+	}{
+		{"198.51.100.7", 2222, "one of Bastion's own listeners"},
+		{"10.0.0.21", 22, "a target of Bastion"},
+		{"10.0.0.22", 22, "a target of Bastion"},
+		{"web02.internal", 22, "a target of Bastion"},
+		{"gone.internal", 22, "a target of Bastion"}, // unresolvable: compared by name
+		{"10.0.0.30", 5432, "a target of Bastion"},
+		{"198.51.100.7", 22, ""},
+	} {
+		_, why := d.decide(context.Background(), tc.host, tc.port)
+		if (tc.why == "") != (why == "") || !strings.Contains(why, tc.why) {
+			t.Errorf("decide(%s, %d) = %q; want %q", tc.host, tc.port, why, tc.why)
+		}
+	}
 }
