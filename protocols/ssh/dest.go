@@ -177,15 +177,16 @@ type destCheck struct {
 }
 
 // decide returns the address to forward to host:port, or why not (safe to
-// show: it names what the user asked for, never anything else).
+// show: it names what the user asked for, never anything else, and a host
+// that does not parse only quoted).
 func (d *destCheck) decide(ctx context.Context, host string, port uint32) (netip.AddrPort, string) {
+	addr, name, err := parseHost(host)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Sprintf("forwarding is refused: %v", err)
+	}
 	dest := net.JoinHostPort(host, strconv.FormatUint(uint64(port), 10))
 	if port == 0 || port > 0xffff {
 		return netip.AddrPort{}, fmt.Sprintf("forwarding to %s is refused: not a port", dest)
-	}
-	addr, name, err := parseHost(host)
-	if err != nil {
-		return netip.AddrPort{}, fmt.Sprintf("forwarding to %s is refused: %v", dest, err)
 	}
 	if name != "" && d.targetNames[net.JoinHostPort(name, strconv.FormatUint(uint64(port), 10))] {
 		return netip.AddrPort{}, fmt.Sprintf("forwarding to %s is refused: it is a target of Bastion (connect through Bastion instead)", dest)
@@ -253,26 +254,22 @@ func containsAddr(list []netip.Addr, a netip.Addr) bool {
 // decideBind is why a remote forward (ssh -R) may not bind host:port on
 // the target, or "". "" and "*" (every address) read as 0.0.0.0.
 func decideBind(allow policy.Destinations, host string, port uint32) string {
-	bind := net.JoinHostPort(host, strconv.FormatUint(uint64(port), 10))
-	if port > 0xffff {
-		return fmt.Sprintf("remote forwarding on %s is refused: not a port", bind)
-	}
-	if allow.Any {
-		return ""
-	}
-	var addr netip.Addr
-	var name string
-	if host == "" || host == "*" {
-		addr = netip.IPv4Unspecified()
-	} else {
+	addr, name := netip.IPv4Unspecified(), ""
+	if host != "" && host != "*" {
 		var err error
 		if addr, name, err = parseHost(host); err != nil {
-			return fmt.Sprintf("remote forwarding on %s is refused: %v", bind, err)
+			return fmt.Sprintf("remote forwarding is refused: %v", err)
 		}
 	}
-	// Port 0 asks the target to pick one: Allows matches it only with an
-	// entry for any port ("*").
-	if !allow.Allows(name, addr, uint16(port)) {
+	bind := net.JoinHostPort(host, strconv.FormatUint(uint64(port), 10))
+	switch {
+	case port > 0xffff:
+		return fmt.Sprintf("remote forwarding on %s is refused: not a port", bind)
+	case allow.Any:
+		return ""
+	case !allow.Allows(name, addr, uint16(port)):
+		// Port 0 asks the target to pick one: Allows matches it only with
+		// an entry for any port ("*").
 		return fmt.Sprintf("remote forwarding on %s is not among the bind addresses your role allows", bind)
 	}
 	return ""
