@@ -108,6 +108,9 @@ func testSQLModeDriver(t *testing.T, tok dbToken) {
 	t.Run("mode set by an EXECUTE", func(t *testing.T) {
 		conn := myConn(t, tok)
 		mustExec(t, conn, "PREPARE m FROM 'SET sql_mode = ''NO_BACKSLASH_ESCAPES'''")
+		// In one string, what follows the EXECUTE is read under its mode.
+		refusedWith(t, conn, "EXECUTE m; "+myBypass, "send them separately")
+		mustExec(t, conn, "PREPARE s FROM 'SELECT 1'; EXECUTE s; SELECT 2")
 		mustExec(t, conn, "EXECUTE m")
 		refusedWith(t, conn, myBypass, "cannot be checked")
 		wantOrders(t, conn)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 
 	"github.com/bastionhq/bastion/bastion/access"
@@ -25,9 +26,12 @@ type verdict struct {
 	// approval is set when a rule holds the query for an approver.
 	approval *policy.QueryDecision
 	text     string // the statements' texts, joined
-	// modeChange is set when running it may change the session's
-	// sql_mode (modeChange).
+	// modeChange is set for a prepared statement whose execution may
+	// change the session's sql_mode.
 	modeChange bool
+	// executes is set when a statement EXECUTEs one prepared with SQL's
+	// PREPARE (its refusal depends on the session: executeRefusal).
+	executes bool
 }
 
 // maxCached bounds a connection's decision cache; it is emptied when full.
@@ -46,6 +50,10 @@ type decider struct {
 	// is one Bastion cannot follow.
 	opts    mysqlsql.Options
 	modeErr error
+	// preparedMode says, by lower-case name, whether each statement
+	// prepared with SQL's PREPARE sets sql_mode when executed (or could
+	// not be read).
+	preparedMode map[string]bool
 }
 
 type cacheKey struct {
@@ -64,14 +72,19 @@ func newDecider(p func() *policy.Policy, user, target string, databases ...strin
 // decide parses and decides sql.
 func (d *decider) decide(b []byte) *verdict {
 	key := cacheKey{opts: d.opts, unsupported: d.modeErr != nil, sql: string(b)}
-	if v, ok := d.cache[key]; ok {
-		return v
+	v, ok := d.cache[key]
+	if !ok {
+		v = d.decideNew(key.sql)
+		if len(d.cache) >= maxCached {
+			clear(d.cache)
+		}
+		d.cache[key] = v
 	}
-	v := d.decideNew(key.sql)
-	if len(d.cache) >= maxCached {
-		clear(d.cache)
+	if v.refusal == "" && v.executes && d.policy().QueriesRestricted(d.user, d.target) {
+		if why := d.executeRefusal(v.stmts); why != "" {
+			return &verdict{stmts: v.stmts, text: v.text, refusal: why}
+		}
 	}
-	d.cache[key] = v
 	return v
 }
 
@@ -91,7 +104,7 @@ func (d *decider) decideNew(sql string) *verdict {
 		}
 		return v
 	}
-	v := &verdict{stmts: stmts, text: joinTexts(stmts), modeChange: modeChange(stmts)}
+	v := &verdict{stmts: stmts, text: joinTexts(stmts), executes: slices.ContainsFunc(stmts, func(s mysqlsql.Statement) bool { return len(s.Executes) > 0 })}
 	for i := range stmts {
 		s := &stmts[i]
 		if s.Database != "" && !d.databaseAllowed(s.Database) {

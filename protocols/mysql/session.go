@@ -223,7 +223,7 @@ func (c *clientConn) query(p []byte, seq byte) error {
 	}
 	i, last := 0, start
 	stmts := recorded(v.stmts)
-	mode := modeReport{change: v.modeChange}
+	mode := modeReport{change: c.dec.ran(v.stmts)}
 	err := c.relayResponse(func(r result) {
 		now := time.Now()
 		if i < len(stmts) {
@@ -271,6 +271,7 @@ func (c *clientConn) prepare(p []byte, seq byte) error {
 		c.record(querylog.Event{Statement: v.text, Decision: querylog.Allow, Rule: v.rule, Error: r.err})
 		return nil
 	}
+	v.modeChange = c.dec.ran(v.stmts) // only when executed
 	c.stmts[id] = &prepared{v: v, params: params, long: map[int]bool{}}
 	return nil
 }

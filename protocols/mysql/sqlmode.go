@@ -3,6 +3,7 @@ package mysql
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 
 	"github.com/bastionhq/bastion/protocols/mysql/mysqlsql"
@@ -244,16 +245,12 @@ func (d *decider) nbe() bool {
 // modeRefusal is why a query string may not run where rules apply, as far
 // as sql_mode goes, or "": the session is in a mode Bastion cannot follow
 // (only setting another may run), a statement sets sql_mode from an
-// expression, or a statement that sets it is followed by others, which the
-// target reads under the new mode.
+// expression, or a SET of sql_mode is followed by other statements, which
+// the target reads under the new mode. (An EXECUTE that may set it is
+// executeRefusal's: it depends on the session's PREPAREs.)
 func (d *decider) modeRefusal(stmts []mysqlsql.Statement) string {
-	last := -1
-	for i := range stmts {
-		if !stmts[i].Alternate {
-			last = i
-		}
-	}
-	if d.modeErr != nil && !(last == 0 && stmts[0].SetsSQLMode && !stmts[0].SQLModeDynamic) {
+	last := lastPrimary(stmts)
+	if d.modeErr != nil && !(last == 0 && stmts[0].SetsSQLMode && !stmts[0].SQLModeDynamic && stmts[0].Prepares == "") {
 		return fmt.Sprintf("the session's %v, and queries are restricted on %s: set sql_mode to modes Bastion follows first", d.modeErr, d.target)
 	}
 	for i := range stmts {
@@ -261,22 +258,88 @@ func (d *decider) modeRefusal(stmts []mysqlsql.Statement) string {
 		switch {
 		case s.SQLModeDynamic:
 			return fmt.Sprintf("%s: it sets sql_mode from an expression, which Bastion cannot know before it runs, and queries are restricted on %s: set sql_mode to a constant", mysqlsql.Describe(s), d.target)
-		case s.SetsSQLMode && !s.Alternate && i < last:
-			return fmt.Sprintf("%s: it changes sql_mode, and the statements after it in the same query would be read under the new mode; queries are restricted on %s: send them separately", mysqlsql.Describe(s), d.target)
+		case s.SetsSQLMode && s.Prepares == "" && !s.Alternate && i < last:
+			return followedRefusal(s, d.target)
 		}
 	}
 	return ""
 }
 
-// modeChange reports whether running stmts may change the session's
-// sql_mode: a SET of it, or an EXECUTE of a statement prepared earlier.
-func modeChange(stmts []mysqlsql.Statement) bool {
-	for _, s := range stmts {
-		if s.SetsSQLMode || len(s.Executes) > 0 {
+// executeRefusal is why a query string may not run where rules apply, or
+// "": an EXECUTE of a statement that sets sql_mode (or that Bastion could
+// not read) is followed by other statements.
+func (d *decider) executeRefusal(stmts []mysqlsql.Statement) string {
+	last := lastPrimary(stmts)
+	prepared := map[string]bool{} // by this string, before the statement
+	for i := range last {
+		s := &stmts[i]
+		if s.Prepares != "" {
+			prepared[s.Prepares] = s.SetsSQLMode || s.Dynamic
+		}
+		if len(s.Executes) > 0 && d.changesMode(s, prepared) {
+			return followedRefusal(s, d.target)
+		}
+	}
+	return ""
+}
+
+func followedRefusal(s *mysqlsql.Statement, target string) string {
+	return fmt.Sprintf("%s: it changes or may change sql_mode, and the statements after it in the same query would be read under the new mode; queries are restricted on %s: send them separately", mysqlsql.Describe(s), target)
+}
+
+// lastPrimary is the index of the last statement that is not Alternate.
+func lastPrimary(stmts []mysqlsql.Statement) int {
+	last := -1
+	for i := range stmts {
+		if !stmts[i].Alternate {
+			last = i
+		}
+	}
+	return last
+}
+
+// changesMode reports whether running s may change the session's sql_mode:
+// a SET of it, or an EXECUTE of a name prepared (in this string, else in
+// the session) as a statement that does, or that Bastion could not read.
+func (d *decider) changesMode(s *mysqlsql.Statement, prepared map[string]bool) bool {
+	if s.SetsSQLMode && s.Prepares == "" {
+		return true
+	}
+	for _, name := range s.Executes {
+		sets, ok := prepared[name]
+		if !ok {
+			sets, ok = d.preparedMode[name]
+		}
+		if sets || !ok {
 			return true
 		}
 	}
 	return false
+}
+
+// ran notes the PREPAREs of a string that ran, and reports whether running
+// it may have changed the session's sql_mode.
+func (d *decider) ran(stmts []mysqlsql.Statement) bool {
+	change := false
+	prepared := map[string]bool{}
+	for i := range stmts {
+		s := &stmts[i]
+		if s.Alternate {
+			continue
+		}
+		change = change || d.changesMode(s, prepared)
+		if s.Prepares != "" {
+			prepared[s.Prepares] = s.SetsSQLMode || s.Dynamic
+		}
+	}
+	if len(d.preparedMode)+len(prepared) > maxCached {
+		clear(d.preparedMode) // what is forgotten counts as changing the mode
+	}
+	if d.preparedMode == nil {
+		d.preparedMode = map[string]bool{}
+	}
+	maps.Copy(d.preparedMode, prepared)
+	return change
 }
 
 // startMode tells the decider the target's flavour and version (from its

@@ -135,6 +135,13 @@ func TestDecideUnderMode(t *testing.T) {
 		{name: "set mode from a variable", user: "alice", srv: maria, mode: "", sql: "SET sql_mode = @m", refused: "expression"},
 		{name: "set mode from concat", user: "alice", srv: maria, mode: "", sql: "SET @@session.sql_mode = CONCAT(@@sql_mode, ',ANSI_QUOTES')", refused: "expression"},
 		{name: "no rules: set mode from a variable", user: "erin", srv: maria, mode: "", sql: "SET sql_mode = @m; SELECT 1"},
+		{name: "execute of an unknown statement, then more", user: "alice", srv: maria, sql: "EXECUTE p; SELECT 1", refused: "send them separately"},
+		{name: "execute of an unknown statement, last", user: "alice", srv: maria, sql: "SELECT 1; EXECUTE p"},
+		{name: "prepare, execute, more", user: "alice", srv: maria, sql: "PREPARE p FROM 'SELECT 1'; EXECUTE p; SELECT 2"},
+		{name: "prepare a mode change, execute, more", user: "alice", srv: maria,
+			sql: "PREPARE p FROM 'SET sql_mode = ''NO_BACKSLASH_ESCAPES'''; EXECUTE p; SELECT 1", refused: "send them separately"},
+		{name: "prepare a mode change alone", user: "alice", srv: maria, sql: "PREPARE p FROM 'SET sql_mode = ''ANSI'''; SELECT 1"},
+		{name: "prepare a mode from an expression", user: "alice", srv: maria, sql: "PREPARE p FROM 'SET sql_mode = @m'", refused: "expression"},
 		{name: "oracle mode refuses statements", user: "alice", srv: maria, mode: "PIPES_AS_CONCAT,ORACLE", sql: "SELECT 1", refused: "ORACLE"},
 		{name: "oracle mode lets a set of sql_mode run", user: "alice", srv: maria, mode: "ORACLE", sql: "SET sql_mode = DEFAULT"},
 	}
@@ -173,5 +180,36 @@ func TestDecideCacheFollowsMode(t *testing.T) {
 	d.setMode("NO_BACKSLASH_ESCAPES", nil)
 	if v := d.decide([]byte(sql)); v.refusal == "" {
 		t.Fatal("NO_BACKSLASH_ESCAPES: the cached verdict of the default mode was reused")
+	}
+}
+
+// TestExecuteFollowsSessionPrepares: whether an EXECUTE may change
+// sql_mode depends on what the session prepared under that name, which a
+// cached verdict must not hide.
+func TestExecuteFollowsSessionPrepares(t *testing.T) {
+	p := modePolicy()
+	d := newDecider(func() *policy.Policy { return p }, "alice", "shop", "shop")
+	d.opts.Server = mysqlsql.Server{MariaDB: true, Version: 101106}
+	d.setMode("", nil)
+	const sql = "EXECUTE p; SELECT 1"
+	run := func(prepare string) bool {
+		v := d.decide([]byte(prepare))
+		if v.refusal != "" {
+			t.Fatalf("%s: refused %s", prepare, v.refusal)
+		}
+		return d.ran(v.stmts)
+	}
+	if run("PREPARE p FROM 'SELECT 1'") {
+		t.Error("PREPARE of a SELECT reported as changing sql_mode")
+	}
+	if v := d.decide([]byte(sql)); v.refusal != "" {
+		t.Fatalf("p prepared as a SELECT: %s refused: %s", sql, v.refusal)
+	}
+	run("PREPARE p FROM 'SET sql_mode = ''NO_BACKSLASH_ESCAPES'''")
+	if v := d.decide([]byte(sql)); v.refusal == "" {
+		t.Fatalf("p prepared as a SET sql_mode: %s allowed", sql)
+	}
+	if !run("EXECUTE p") {
+		t.Error("EXECUTE of a SET sql_mode not reported as changing it")
 	}
 }

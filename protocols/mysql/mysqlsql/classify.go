@@ -115,6 +115,7 @@ func (r reading) classify(n ast.StmtNode, s *Statement) (policy.StatementKind, s
 		}
 		in := inner[0]
 		s.Unbounded, s.FileAccess, s.RoleChange, s.Dynamic = in.Unbounded, in.FileAccess, in.RoleChange, in.Dynamic
+		s.SetsSQLMode, s.SQLModeDynamic = in.SetsSQLMode, in.SQLModeDynamic         // when executed
 		s.Tables, s.Functions = slices.Clone(in.Tables), slices.Clone(in.Functions) // merged with the walk's
 		// The statement prepared is decided as itself too (DROP TABLE can
 		// be prepared, and a rule on commands must see it).

@@ -78,8 +78,9 @@ type Statement struct {
 	// one of another reading of a string (ParseWith), or the statement a
 	// PREPARE … FROM 'text' prepares. They come after the others.
 	Alternate bool
-	// SetsSQLMode is set for a SET statement that assigns sql_mode: the
-	// statements after it in the same string are read under the new mode.
+	// SetsSQLMode is set for a SET statement that assigns sql_mode (and
+	// for a PREPARE of one, whose EXECUTE does): the statements after it
+	// in the same string are read under the new mode.
 	SetsSQLMode bool
 	// SQLModeDynamic is set when that value is an expression the server
 	// evaluates (SET sql_mode = @x, CONCAT(…)), not a constant.
