@@ -2,6 +2,7 @@ package mysqlsql
 
 import (
 	"errors"
+	"slices"
 	"testing"
 )
 
@@ -166,23 +167,11 @@ func TestModeReadings(t *testing.T) {
 			for _, s := range got {
 				commands = append(commands, s.Command)
 			}
-			if !equal(commands, tt.commands) || unbounded(got) != tt.unbounded {
+			if !slices.Equal(commands, tt.commands) || unbounded(got) != tt.unbounded {
 				t.Errorf("ParseWith(%q): commands %q unbounded %v, want %q %v", tt.sql, commands, unbounded(got), tt.commands, tt.unbounded)
 			}
 		})
 	}
-}
-
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestSetsSQLMode(t *testing.T) {
