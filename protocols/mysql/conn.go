@@ -323,13 +323,14 @@ func (c *clientConn) open(ctx context.Context, in access.DBLogin, secret *store.
 	if err := c.guaranteeRecording(ctx); err != nil {
 		c.log.Error("recording cannot be guaranteed", "err", err)
 		c.srv.cfg.Access.Record(ctx, c.actor, c.session("").StartRefused("recording cannot be guaranteed: "+err.Error()))
-		return c.fail(seq, erCannotConnect, "HY000", "bastion: the session cannot be recorded now, so it may not start (recording storage unavailable)")
+		return c.fail(seq, erUnknownError, "HY000", "bastion: the session cannot be recorded now, so it may not start (recording storage unavailable)")
 	}
 	up, err := dialUpstream(ctx, t, c.caps, c.charset)
 	if err != nil {
 		c.log.Warn("open target", "err", err)
 		c.srv.cfg.Access.Record(ctx, c.actor, c.session("").StartFailed(err.Error()))
-		return c.fail(seq, erCannotConnect, "HY000", fmt.Sprintf("bastion: %s cannot be reached (the operator's log has the details)", g.Target))
+		code, state, msg := upstreamRefusal(g.Target, err)
+		return c.fail(seq, code, state, msg)
 	}
 	c.mu.Lock()
 	c.up = up
@@ -337,12 +338,12 @@ func (c *clientConn) open(ctx context.Context, in access.DBLogin, secret *store.
 	if err := c.startRecording(ctx); err != nil {
 		c.log.Error("start recording", "err", err)
 		c.srv.cfg.Access.Record(ctx, c.actor, c.session("").StartFailed("recording unavailable: "+err.Error()))
-		return c.fail(seq, erCannotConnect, "HY000", "bastion: the session cannot be recorded, so it may not start")
+		return c.fail(seq, erUnknownError, "HY000", "bastion: the session cannot be recorded, so it may not start")
 	}
 	// A session whose start cannot be audited does not start.
 	if err := c.srv.cfg.Access.Audit(ctx, c.actor, c.session(c.sessionID()).Start()); err != nil {
 		c.endRecording(ctx, "the session start could not be audited")
-		return c.fail(seq, erCannotConnect, "HY000", "bastion: the session cannot be audited now, so it may not start (the operator's log has the details)")
+		return c.fail(seq, erUnknownError, "HY000", "bastion: the session cannot be audited now, so it may not start (the operator's log has the details)")
 	}
 	c.log.Info("session started")
 	c.dec = newDecider(c.srv.cfg.Policy, g.User, g.Target, t.Database, g.Target)

@@ -86,21 +86,28 @@ const (
 	pluginCachingSHA = "caching_sha2_password"
 )
 
-// Error numbers and SQL states Bastion answers with.
+// Error numbers and SQL states Bastion answers with. All are in the
+// server's range (1000–1999): a code of the client's range (2000–2999, such
+// as 2003 "Can't connect") in a server's ERR packet makes libmariadb report
+// "malformed packet" instead of the message. The target's own errors are
+// relayed with their codes.
 const (
-	erAccessDenied       = 1045 // 28000: a failed login
-	erDBAccessDenied     = 1044 // 42000: another database
-	erTableAccessDenied  = 1142 // 42000: a statement a rule denies
-	erUnknownCom         = 1047 // 08S01: a command Bastion refuses
-	erNotAllowedCommand  = 1148 // 42000: LOAD DATA LOCAL
-	erHandshake          = 1043 // 08S01: a malformed handshake
-	erConnKilled         = 1927 // 70100: the grant ended (MariaDB's ER_CONNECTION_KILLED)
-	erTooLarge           = 1153 // 08S01: a packet over the limit
-	erServerShutdown     = 1053 // 08S01
-	erCannotConnect      = 2003 // HY000: the target is unreachable
-	erNetReadInterrupted = 1159 // 08S01: idle timeout
-	erUnknownCharset     = 1115 // 42000: a character set Bastion cannot check statements in
-	erConCount           = 1040 // 08004: the user has too many connections open
+	erAccessDenied           = 1045 // 28000: a failed login
+	erDBAccessDenied         = 1044 // 42000: another database
+	erTableAccessDenied      = 1142 // 42000: a statement a rule denies
+	erUnknownCom             = 1047 // 08S01: a command Bastion refuses
+	erNotAllowedCommand      = 1148 // 42000: LOAD DATA LOCAL
+	erHandshake              = 1043 // 08S01: a malformed handshake
+	erConnKilled             = 1927 // 70100: the grant ended (MariaDB's ER_CONNECTION_KILLED)
+	erTooLarge               = 1153 // 08S01: a packet over the limit
+	erServerShutdown         = 1053 // 08S01
+	erUnknownError           = 1105 // HY000: the session cannot be recorded or audited now
+	erCannotConnect          = 1429 // HY000: the target is unreachable (ER_CONNECT_TO_FOREIGN_DATA_SOURCE)
+	erNotSupportedAuth       = 1251 // 08004: the target asks for its password where Bastion does not send it
+	erAccessDeniedNoPassword = 1698 // 28000: the target's refusal of an account without a password
+	erNetReadInterrupted     = 1159 // 08S01: idle timeout
+	erUnknownCharset         = 1115 // 42000: a character set Bastion cannot check statements in
+	erConCount               = 1040 // 08004: the user has too many connections open
 )
 
 // backslashCollation reports whether a handshake's collation belongs to a

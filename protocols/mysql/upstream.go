@@ -3,14 +3,11 @@ package mysql
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
@@ -28,8 +25,14 @@ type Target struct {
 	Username string
 	Password string
 	// TLS is the client configuration for the connection to the target;
-	// nil connects in clear.
+	// nil connects in clear. Only a configuration that verifies the
+	// server (InsecureSkipVerify unset) lets the password itself go over
+	// it (see upstreamauth.go).
 	TLS *tls.Config
+	// ServerPublicKey is the target's pinned RSA key: without TLS, the
+	// password is encrypted for it when the target asks for the password
+	// itself; nil refuses that.
+	ServerPublicKey *rsa.PublicKey
 	// RedactParameters keeps bound parameters out of the recording.
 	RedactParameters bool
 }
@@ -103,7 +106,6 @@ func login(conn net.Conn, t Target, clientCaps uint32, charset byte) (*upstreamC
 	}
 	caps &= hs.caps | capConnectWithDB
 	seq := u.r.seq + 1
-	tlsOn := false
 	if t.TLS != nil {
 		if hs.caps&capSSL == 0 {
 			return nil, errors.New("the target does not offer TLS")
@@ -121,16 +123,15 @@ func login(conn net.Conn, t Target, clientCaps uint32, charset byte) (*upstreamC
 		u.conn = tc
 		u.r = newPacketReader(tc, ioBuffer)
 		u.w = newPacketWriter(tc, ioBuffer)
-		tlsOn = true
 	}
 	u.caps = caps
+	a := &upstreamAuth{t: t, link: linkOf(t), nonce: hs.nonce}
 	plugin := hs.plugin
 	if plugin != pluginCachingSHA {
 		plugin = pluginNative
 	}
-	nonce := hs.nonce
 	resp := &handshakeResponse{caps: caps, maxPkt: maxPayload, charset: charset, user: t.Username,
-		auth: scramble(plugin, t.Password, nonce), database: t.Database, plugin: plugin}
+		auth: scramble(plugin, t.Password, a.nonce), database: t.Database, plugin: plugin}
 	if err := u.w.send(seq, resp.marshal()); err != nil {
 		return nil, err
 	}
@@ -139,7 +140,7 @@ func login(conn net.Conn, t Target, clientCaps uint32, charset byte) (*upstreamC
 		if err != nil {
 			return nil, fmt.Errorf("read login response: %w", err)
 		}
-		next := u.r.seq + 1
+		var reply []byte
 		switch {
 		case len(p) == 0:
 			return nil, errMalformed
@@ -147,45 +148,26 @@ func login(conn net.Conn, t Target, clientCaps uint32, charset byte) (*upstreamC
 			_, u.status, _ = okInfo(p)
 			return u, nil
 		case p[0] == iERR:
-			code, msg := parseErr(p)
-			return nil, fmt.Errorf("login refused: %d %s", code, msg)
+			return nil, targetRefusal(t.Name, p)
 		case p[0] == iEOF: // auth switch
 			name, n, ok := readNulString(p[1:])
 			if !ok {
 				return nil, errMalformed
 			}
-			plugin = string(name)
-			if plugin != pluginNative && plugin != pluginCachingSHA {
-				return nil, fmt.Errorf("the target asks for authentication plugin %q", plugin)
-			}
-			nonce = bytes.TrimSuffix(p[1+n:], []byte{0})
-			if err := u.w.send(next, scramble(plugin, t.Password, nonce)); err != nil {
-				return nil, err
-			}
+			a.nonce = bytes.TrimSuffix(p[1+n:], []byte{0})
+			reply, err = a.answer(string(name))
 		case p[0] == 0x01 && len(p) == 2 && p[1] == 0x03: // caching_sha2 fast path succeeded
+			continue
 		case p[0] == 0x01 && len(p) == 2 && p[1] == 0x04: // full authentication
-			if tlsOn {
-				if err := u.w.send(next, append([]byte(t.Password), 0)); err != nil {
-					return nil, err
-				}
-				continue
-			}
-			if err := u.w.send(next, []byte{0x02}); err != nil { // the server's public key, please
-				return nil, err
-			}
-			key, _, err := u.r.readMessage(1 << 16)
-			if err != nil {
-				return nil, err
-			}
-			enc, err := encryptPassword(key, t.Password, nonce)
-			if err != nil {
-				return nil, err
-			}
-			if err := u.w.send(u.r.seq+1, enc); err != nil {
-				return nil, err
-			}
+			reply, err = a.password(pluginCachingSHA)
 		default:
 			return nil, fmt.Errorf("unexpected login packet %#x", p[0])
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := u.w.send(u.r.seq+1, reply); err != nil {
+			return nil, err
 		}
 	}
 	return nil, errors.New("login did not finish")
@@ -215,30 +197,4 @@ func scramble(plugin, password string, nonce []byte) []byte {
 	out := make([]byte, sha1.Size)
 	subtle.XORBytes(out, h1[:], h.Sum(nil))
 	return out
-}
-
-// encryptPassword encrypts password for caching_sha2's full
-// authentication in clear: RSA-OAEP with the server's key (packet 0x01 +
-// PEM) over the NUL-terminated password XOR the nonce.
-func encryptPassword(keyPacket []byte, password string, nonce []byte) ([]byte, error) {
-	if len(keyPacket) > 0 && keyPacket[0] == 0x01 {
-		keyPacket = keyPacket[1:]
-	}
-	block, _ := pem.Decode(keyPacket)
-	if block == nil {
-		return nil, errors.New("the target sent no public key")
-	}
-	pub, err := x509.ParsePKIXPublicKey(block.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("the target's public key: %w", err)
-	}
-	rsaPub, ok := pub.(*rsa.PublicKey)
-	if !ok {
-		return nil, errors.New("the target's public key is not RSA")
-	}
-	plain := append([]byte(password), 0)
-	for i := range plain {
-		plain[i] ^= nonce[i%len(nonce)]
-	}
-	return rsa.EncryptOAEP(sha1.New(), rand.Reader, rsaPub, plain, nil)
 }
