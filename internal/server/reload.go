@@ -26,8 +26,8 @@ func usersKeys(cfg *config.Config) map[string][]ssh.PublicKey {
 // ReloadKeys applies the users' keys of the configuration file at path
 // (`kill -HUP`): a key added works at once; a key removed, or moved to
 // another user, stops working at once, for itself and for every
-// certificate of it, and the live sessions it opened end at once with a
-// message. The file must be valid as a whole, or nothing changes; nothing
+// certificate of it, and the live sessions it opened end at once (on
+// targets with a message). The file must be valid as a whole, or nothing changes; nothing
 // else in it is applied until a restart.
 func (b *Bastion) ReloadKeys(path string) error {
 	cfg, err := config.Load(path)
@@ -38,7 +38,8 @@ func (b *Bastion) ReloadKeys(path string) error {
 	if err := b.keys.Replace(keys); err != nil {
 		return err
 	}
-	b.grants.Wake() // end the sessions of removed keys now, not at the next tick
+	b.grants.Wake()     // end the target sessions of removed keys now, not at the next tick
+	b.SSH.KeysChanged() // and their self-service connections
 	n := 0
 	for _, ks := range keys {
 		n += len(ks)

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/bastionhq/bastion/bastion/access"
+	"github.com/bastionhq/bastion/bastion/identity"
 	"github.com/bastionhq/bastion/bastion/policy"
 	"github.com/bastionhq/bastion/internal/frontend"
 )
@@ -241,5 +242,41 @@ func TestBannerLine(t *testing.T) {
 				t.Errorf("bannerLine(%q) = %q; want %q", tt.in, got, tt.want)
 			}
 		})
+	}
+}
+
+// TestKeysChangedEndsSelfService: after a reload removes alice's key, her
+// self-service connection that used it ends; bob's stays.
+func TestKeysChangedEndsSelfService(t *testing.T) {
+	var dir *identity.Directory
+	e := newEnv(t, func(e *env, c *Config) {
+		var err error
+		dir, err = identity.NewDirectory(map[string][]ssh.PublicKey{
+			"alice": {e.keys["alice"].PublicKey()}, "bob": {e.keys["bob"].PublicKey()},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Users = dir
+	})
+	alice, bob := e.mustDial("alice", "alice"), e.mustDial("bob", "bob")
+	waitFor(t, "both connections held", func() bool {
+		e.srv.holders.mu.Lock()
+		defer e.srv.holders.mu.Unlock()
+		return len(e.srv.holders.m) == 2
+	})
+	if err := dir.Replace(map[string][]ssh.PublicKey{"bob": {e.keys["bob"].PublicKey()}}); err != nil {
+		t.Fatal(err)
+	}
+	e.srv.KeysChanged()
+	ended := make(chan error, 1)
+	go func() { ended <- alice.Wait() }()
+	select {
+	case <-ended:
+	case <-time.After(waitTimeout):
+		t.Fatal("alice's connection outlived the removal of her key")
+	}
+	if _, _, err := bob.SendRequest("keepalive@openssh.com", true, nil); err != nil {
+		t.Fatalf("bob's connection ended too: %v", err)
 	}
 }

@@ -128,6 +128,7 @@ type Server struct {
 	cfg      Config
 	log      *slog.Logger
 	throttle *frontend.AuthThrottle
+	holders  keyHolders // live self-service connections, for KeysChanged
 	rt       *frontend.Server
 	grants   *frontend.Watcher
 
@@ -261,6 +262,7 @@ func (s *Server) handleConn(fc *frontend.Conn) {
 		return
 	}
 	s.cfg.Audit.Record(ctx, actor, audit.LoginAttempt{User: actor.User, Protocol: "ssh", Key: fp, Via: "self-service"}.OK())
+	defer s.holders.hold(fc, actor)()
 
 	go ssh.DiscardRequests(reqs)
 	c := &connection{srv: s, fc: fc, conn: conn, actor: actor, keyFingerprint: fp, log: log}
