@@ -2,6 +2,7 @@ package mysql
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -211,5 +212,46 @@ func TestExecuteFollowsSessionPrepares(t *testing.T) {
 	}
 	if !run("EXECUTE p") {
 		t.Error("EXECUTE of a SET sql_mode not reported as changing it")
+	}
+}
+
+// TestTrackModeMariaDB: a real MariaDB, asked to track sql_mode, reports
+// each change in the OK packet of the SET, and answers the mode query.
+func TestTrackModeMariaDB(t *testing.T) {
+	db := testMariaDB(t)
+	for _, track := range []bool{true, false} {
+		t.Run(fmt.Sprintf("session tracking %v", track), func(t *testing.T) {
+			caps := uint32(serverCaps &^ capSessionTrack)
+			if track {
+				caps |= capSessionTrack
+			}
+			u, err := dialUpstream(t.Context(), Target{Address: db.Addr, Database: "shop", Username: db.User, Password: db.Password}, caps, 45)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer u.Close()
+			if err := u.trackMode(); err != nil {
+				t.Fatal(err)
+			}
+			if mode, err := u.sqlMode(); err != nil || strings.Contains(mode, "NO_BACKSLASH_ESCAPES") {
+				t.Fatalf("login's sql_mode %q, %v", mode, err)
+			}
+			ok, err := u.command("SET SESSION sql_mode = 'NO_BACKSLASH_ESCAPES,ANSI_QUOTES'")
+			if err != nil || len(ok) == 0 || ok[0] != iOK {
+				t.Fatalf("SET: %x %v", ok, err)
+			}
+			mode, seen, err := trackedSQLMode(ok)
+			if track && (err != nil || !seen || mode != "ANSI_QUOTES,NO_BACKSLASH_ESCAPES") {
+				t.Errorf("tracked: %q %v %v", mode, seen, err)
+			}
+			if !track {
+				if _, status, _ := okInfo(ok); status&statusSessionStateChg != 0 {
+					t.Errorf("session state without the capability: %x", ok)
+				}
+			}
+			if mode, err := u.sqlMode(); err != nil || mode != "ANSI_QUOTES,NO_BACKSLASH_ESCAPES" {
+				t.Errorf("sql_mode after SET: %q, %v", mode, err)
+			}
+		})
 	}
 }
