@@ -281,15 +281,27 @@ func TestAuthKeyRemovalEndsSessions(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
+	// And a self-service command that blocks: waiting for a decision.
+	pending := p.mustRequest("alice", "web02", "--login", "root", "--for", "1h", "--reason", "pending")
+	logins := strings.Count(p.logs.String(), `"msg":"login"`)
+	waiting := exec.Command("ssh", append(p.sshArgs("alice"), "alice@127.0.0.1", "wait", fmt.Sprint(pending.ID))...)
+	if err := waiting.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- waiting.Wait() }()
+	waitFor(t, 10*time.Second, func() bool { return strings.Count(p.logs.String(), `"msg":"login"`) > logins })
 
 	newKey := writeKey(t, filepath.Join(t.TempDir(), "alice-new"))
 	p.replaceInConfig(pubLine(t, filepath.Join(p.dir, "keys", "alice")), newKey)
-	select {
-	case <-done:
-	case <-time.After(15 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
-		t.Fatalf("session still running 15 s after alice's key was removed; stderr %q", stderr.String())
+	for what, ch := range map[string]chan error{"target session": done, "self-service wait": waited} {
+		select {
+		case <-ch:
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			_ = waiting.Process.Kill()
+			t.Fatalf("%s still running 15 s after alice's key was removed; stderr %q", what, stderr.String())
+		}
 	}
 	if !strings.Contains(stderr.String(), "is no longer registered to alice") {
 		t.Errorf("stderr %q lacks why the session ended", stderr.String())
