@@ -52,6 +52,10 @@ type authState struct {
 	// throttled is set once a failure on this connection was over the
 	// throttle's budget: its refusals are audited by the burst's event.
 	throttled bool
+	// audited is set once a refusal was audited as it happened (a
+	// certificate's): it speaks for the connection, deferred ones are
+	// dropped.
+	audited bool
 }
 
 type targetRefusal struct {
@@ -136,6 +140,7 @@ func (s *Server) proven(st *authState, conn ssh.ConnMetadata, key ssh.PublicKey,
 		}
 	} else {
 		s.cfg.Grants.RefuseTarget(ctx, in, err)
+		st.audited = true
 	}
 	var told *access.Told
 	if errors.As(err, &told) {
@@ -174,10 +179,14 @@ func (s *Server) guess(st *authState, user string, err error) error {
 }
 
 // authFailed audits a connection that ended without authenticating: the
-// refusal of a registered key (if any) or else of an unknown one, once.
-// Failures while the throttle held the connection's source or user are
-// left to the burst's event.
+// refusal of a registered key (if any) or else of an unknown one, once,
+// unless a certificate's refusal was audited already. Failures while the
+// throttle held the connection's source or user are left to the burst's
+// event.
 func (s *Server) authFailed(st *authState) {
+	if st.audited {
+		return
+	}
 	r := st.deferred
 	if r == nil && !st.throttled {
 		r = st.unproven

@@ -108,6 +108,25 @@ func TestAuthPlainKeyBeforeCertificate(t *testing.T) {
 	if got := e.waitRefusals(1); !slices.Equal(got, []string{"alice has no standing access to web01"}) {
 		t.Fatalf("audited refusals %q; want only the second connection's, once", got)
 	}
+	// The plain key, then a refused certificate: the certificate's refusal
+	// speaks for the connection.
+	e.grants.decide = func(in access.TargetLogin) error {
+		if _, isCert := in.Key.(*ssh.Certificate); isCert {
+			return &access.Told{Refusal: &policy.Refusal{Reason: "request 7 is revoked"}}
+		}
+		return &policy.Refusal{Reason: "alice has no standing access to web01"}
+	}
+	if _, _, err := e.dialAs("", "root@web01", alice, certSigner(t, alice, "alice/req-7")); err == nil {
+		t.Fatal("a revoked certificate was accepted")
+	}
+	// A third connection, refused, marks the end of the second's events.
+	if _, _, err := e.dialAs("", "root@web01", e.keys["mallory"]); err == nil {
+		t.Fatal("mallory's key was accepted")
+	}
+	got := e.waitRefusals(3)
+	if want := []string{"request 7 is revoked", "is not registered to any user"}; len(got) != 3 || got[1] != want[0] || !strings.Contains(got[2], want[1]) {
+		t.Fatalf("audited refusals %q; want the second connection's certificate only, then the third's", got)
+	}
 }
 
 // TestAuthBanner: the holder of a certificate Bastion issued is told why
