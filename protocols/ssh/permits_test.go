@@ -150,3 +150,20 @@ func TestRemoteForwardBindList(t *testing.T) {
 		t.Errorf("forward events %+v; want the two refusals with their reason", fwd)
 	}
 }
+
+// TestUnixSocketForwardRefused: ssh -R with a Unix socket is refused and
+// audited even where the role allows remote forwarding.
+func TestUnixSocketForwardRefused(t *testing.T) {
+	e := newEnv(t, func(_ *env, cfg *Config) {
+		cfg.Permits = func(*access.Grant) Permits { return Permits{Remote: policy.Destinations{Any: true}} }
+	})
+	c := e.mustDial("root@web01", "alice")
+	if l, err := c.ListenUnix("/tmp/bastion-test.sock"); err == nil {
+		l.Close()
+		t.Fatal("-R of a Unix socket succeeded")
+	}
+	fwd := e.audit.of(audit.Forward)
+	if len(fwd) != 1 || fwd[0].Reason != "remote forwarding of Unix sockets is not allowed" {
+		t.Errorf("forward events %+v; want the refusal", fwd)
+	}
+}

@@ -254,6 +254,10 @@ func (tc *targetConn) globalRequests(ctx context.Context, reqs <-chan *ssh.Reque
 				tc.log.Info("refused remote forward", "reason", why)
 				tc.auditRefusal(audit.Event{Type: audit.Forward, Outcome: audit.OutcomeRefused, Reason: why, Details: map[string]string{"kind": "remote"}})
 			}
+		case "streamlocal-forward@openssh.com":
+			// ssh -R with a Unix socket: Bastion cannot check what it reaches.
+			tc.auditRefusal(audit.Event{Type: audit.Forward, Outcome: audit.OutcomeRefused,
+				Reason: "remote forwarding of Unix sockets is not allowed", Details: map[string]string{"kind": "remote"}})
 		}
 		if req.WantReply {
 			if err := req.Reply(ok, payload); err != nil {
