@@ -257,6 +257,34 @@ func pubLine(t *testing.T, path string) string {
 	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(privateKey(t, path).PublicKey())))
 }
 
+// startedSession runs a long command on web01 as alice with the
+// certificate file cert, through the real ssh, and returns once it runs on
+// the target: the ssh process, its stderr (written by os/exec while the
+// test reads it), and the channel its exit comes on.
+func (p *proxyBastion) startedSession(t *testing.T, cert string) (*exec.Cmd, *syncBuffer, <-chan error) {
+	t.Helper()
+	args := append(p.sshArgs("alice", "-o", "CertificateFile="+cert), "root@web01@127.0.0.1", "echo started; sleep 60")
+	cmd := exec.Command("ssh", args...)
+	stderr := &syncBuffer{}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	buf := make([]byte, 8)
+	if _, err := io.ReadFull(stdout, buf); err != nil || string(buf) != "started\n" {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		t.Fatalf("session did not start: %q %v %s", buf, err, stderr.String())
+	}
+	go func() { done <- cmd.Wait() }()
+	return cmd, stderr, done
+}
+
 // TestAuthKeyRemovalEndsSessions: removing alice's key from the
 // configuration (and kill -HUP) ends her live session that used it, and
 // her certificate for it stops working.
@@ -264,23 +292,7 @@ func TestAuthKeyRemovalEndsSessions(t *testing.T) {
 	t.Parallel()
 	p := startProxyBastion(t, "")
 	_, cert := p.grant(t, "30m", "web01")
-	args := append(p.sshArgs("alice", "-o", "CertificateFile="+cert), "root@web01@127.0.0.1", "echo started; sleep 60")
-	cmd := exec.Command("ssh", args...)
-	var stderr syncBuffer
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 8)
-	if _, err := io.ReadFull(stdout, buf); err != nil || string(buf) != "started\n" {
-		t.Fatalf("session did not start: %q %v %s", buf, err, stderr.String())
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	cmd, stderr, done := p.startedSession(t, cert)
 	// And a self-service command that blocks: waiting for a decision.
 	pending := p.mustRequest("alice", "web02", "--login", "root", "--for", "1h", "--reason", "pending")
 	logins := strings.Count(p.logs.String(), `"msg":"login"`)
@@ -294,7 +306,7 @@ func TestAuthKeyRemovalEndsSessions(t *testing.T) {
 
 	newKey := writeKey(t, filepath.Join(t.TempDir(), "alice-new"))
 	p.replaceInConfig(pubLine(t, filepath.Join(p.dir, "keys", "alice")), newKey)
-	for what, ch := range map[string]chan error{"target session": done, "self-service wait": waited} {
+	for what, ch := range map[string]<-chan error{"target session": done, "self-service wait": waited} {
 		select {
 		case <-ch:
 		case <-time.After(15 * time.Second):

@@ -215,22 +215,7 @@ func TestProxyGrantEndsSessions(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			id, cert := p.grant(t, tc.dur, "web01")
-			args := append(p.sshArgs("alice", "-o", "CertificateFile="+cert), "root@web01@127.0.0.1", "echo started; sleep 60")
-			cmd := exec.Command("ssh", args...)
-			var stderr syncBuffer // written by os/exec while the test reads it
-			stdout, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			cmd.Stderr = &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			// Wait until the command runs on the target.
-			buf := make([]byte, 8)
-			if _, err := io.ReadFull(stdout, buf); err != nil || string(buf) != "started\n" {
-				t.Fatalf("session did not start: %q %v %s", buf, err, stderr.String())
-			}
+			cmd, stderr, done := p.startedSession(t, cert)
 			ended := time.Now()
 			tc.end(id)
 			if tc.name == "expiry" {
@@ -242,8 +227,6 @@ func TestProxyGrantEndsSessions(t *testing.T) {
 				end, _ := time.Parse(time.RFC3339Nano, r.GrantEnd)
 				ended = end
 			}
-			done := make(chan error, 1)
-			go func() { done <- cmd.Wait() }()
 			select {
 			case <-done:
 			case <-time.After(15 * time.Second):
