@@ -138,14 +138,12 @@ func (c *clientConn) relayResponse(each func(result)) error {
 		}
 		switch {
 		case body != nil && first == iOK && n >= 7:
-			if err := c.pass(n, seq, body); err != nil {
-				return err
-			}
 			affected, status, _ := okInfo(body)
 			r := result{rows: int64(affected), status: status}
-			if c.up.caps&capSessionTrack != 0 && status&statusSessionStateChg != 0 {
-				mode, seen, err := trackedSQLMode(body)
-				r.mode, r.modeSeen, r.modeBad = mode, seen, err != nil
+			c.noteMode(&r, body)
+			body = c.toClient(body)
+			if err := c.pass(len(body), seq, body); err != nil {
+				return err
 			}
 			each(r)
 			if status&statusMoreResults == 0 {
@@ -231,6 +229,12 @@ func (c *clientConn) relayRows() (result, error) {
 		if err != nil {
 			return r, err
 		}
+		end := !cont && body != nil && c.isEnd(n, first)
+		if end && c.caps&capDeprecateEOF != 0 { // an OK packet
+			c.noteMode(&r, body)
+			body = c.toClient(body)
+			n = len(body)
+		}
 		if err := c.pass(n, seq, body); err != nil {
 			return r, err
 		}
@@ -239,7 +243,7 @@ func (c *clientConn) relayRows() (result, error) {
 		case body != nil && first == iERR:
 			_, r.err = parseErr(body)
 			return r, nil
-		case body != nil && c.isEnd(n, first):
+		case end:
 			r.status = c.endStatus(body)
 			return r, nil
 		default:
@@ -264,6 +268,10 @@ func (c *clientConn) relayOne() (result, error) {
 	n, seq, first, body, err := c.packet(smallPacket)
 	if err != nil {
 		return result{}, err
+	}
+	if body != nil && first == iOK {
+		body = c.toClient(body)
+		n = len(body)
 	}
 	if err := c.pass(n, seq, body); err != nil {
 		return result{}, err

@@ -13,7 +13,8 @@ import (
 // (NO_BACKSLASH_ESCAPES, ANSI_QUOTES, …), so Bastion reads it under the
 // same mode. The target says what the mode is: after login Bastion asks
 // for sql_mode to be among the session variables whose changes OK packets
-// report (when the client negotiated CLIENT_SESSION_TRACK) and reads
+// report (Bastion asks for CLIENT_SESSION_TRACK whatever the client does,
+// and takes the state out of OK packets for a client that did not) and reads
 // @@SESSION.sql_mode; it reads every change an OK packet reports; and
 // after a statement that may have changed the mode without a report (SET
 // sql_mode, EXECUTE, COM_RESET_CONNECTION, or the OK's
@@ -162,6 +163,61 @@ func trackedSQLMode(ok []byte) (string, bool, error) {
 		}
 	}
 	return mode, found, nil
+}
+
+// noteMode reads into r the sql_mode an OK packet of the target reports.
+func (c *clientConn) noteMode(r *result, ok []byte) {
+	if c.up.caps&capSessionTrack == 0 {
+		return
+	}
+	if _, status, _ := okInfo(ok); status&statusSessionStateChg == 0 {
+		return
+	}
+	mode, seen, err := trackedSQLMode(ok)
+	r.mode, r.modeSeen, r.modeBad = mode, seen, err != nil
+}
+
+// toClient is an OK packet of the target as the client negotiated it:
+// without the session state Bastion asked for, when the client did not.
+func (c *clientConn) toClient(ok []byte) []byte {
+	if c.caps&capSessionTrack != 0 || c.up.caps&capSessionTrack == 0 {
+		return ok
+	}
+	return stripSessionState(ok)
+}
+
+// stripSessionState returns an OK packet of a connection with session
+// tracking as the server writes it without: the info (length-encoded,
+// absent when empty) and no state, its flag cleared. A packet it cannot
+// read is returned as it is.
+func stripSessionState(ok []byte) []byte {
+	i := 1
+	for range 2 { // affected rows, last insert id
+		_, n, _, good := readLenEnc(ok[min(i, len(ok)):])
+		if !good {
+			return ok
+		}
+		i += n
+	}
+	if len(ok) < i+4 {
+		return ok
+	}
+	status := uint16(ok[i]) | uint16(ok[i+1])<<8
+	if status&statusSessionStateChg == 0 {
+		return ok
+	}
+	info, n, good := readLenEncString(ok[i+4:])
+	if !good {
+		return ok
+	}
+	end := i + 4 + n
+	if len(info) == 0 {
+		end = i + 4
+	}
+	out := append([]byte(nil), ok[:end]...)
+	status &^= statusSessionStateChg
+	out[i], out[i+1] = byte(status), byte(status>>8)
+	return out
 }
 
 // errRefused marks a complete answer of the target that does not give

@@ -1,8 +1,11 @@
 package mysql
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
 	"testing"
 
@@ -83,6 +86,13 @@ func FuzzTrackedSQLMode(f *testing.F) {
 		mode, found, err := trackedSQLMode(ok)
 		if err != nil && (found || mode != "") {
 			t.Errorf("trackedSQLMode(%x) = %q, %v with error %v", ok, mode, found, err)
+		}
+		if len(ok) == 0 {
+			return
+		}
+		out := stripSessionState(ok)
+		if _, status, good := okInfo(out); good && status&statusSessionStateChg != 0 && !bytes.Equal(out, ok) {
+			t.Errorf("stripSessionState(%x) = %x keeps the flag", ok, out)
 		}
 	})
 }
@@ -215,42 +225,133 @@ func TestExecuteFollowsSessionPrepares(t *testing.T) {
 	}
 }
 
-// TestTrackModeMariaDB: a real MariaDB, asked to track sql_mode, reports
-// each change in the OK packet of the SET, and answers the mode query.
+// TestTrackModeMariaDB: a real MariaDB, asked to track sql_mode (Bastion
+// asks for session tracking whether or not the client does), reports each
+// change in the OK packet of the SET, and answers the mode query.
 func TestTrackModeMariaDB(t *testing.T) {
 	db := testMariaDB(t)
+	u, err := dialUpstream(t.Context(), Target{Address: db.Addr, Database: "shop", Username: db.User, Password: db.Password},
+		serverCaps&^capSessionTrack, 45)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	if u.caps&capSessionTrack == 0 {
+		t.Fatal("no session tracking asked of the target")
+	}
+	if err := u.trackMode(); err != nil {
+		t.Fatal(err)
+	}
+	if mode, err := u.sqlMode(); err != nil || strings.Contains(mode, "NO_BACKSLASH_ESCAPES") {
+		t.Fatalf("login's sql_mode %q, %v", mode, err)
+	}
+	ok, err := u.command("SET SESSION sql_mode = 'NO_BACKSLASH_ESCAPES,ANSI_QUOTES'")
+	if err != nil || len(ok) == 0 || ok[0] != iOK {
+		t.Fatalf("SET: %x %v", ok, err)
+	}
+	if mode, seen, err := trackedSQLMode(ok); err != nil || !seen || mode != "ANSI_QUOTES,NO_BACKSLASH_ESCAPES" {
+		t.Errorf("tracked: %q %v %v", mode, seen, err)
+	}
+	if mode, err := u.sqlMode(); err != nil || mode != "ANSI_QUOTES,NO_BACKSLASH_ESCAPES" {
+		t.Errorf("sql_mode after SET: %q, %v", mode, err)
+	}
+}
+
+// TestSessionStateToClient: through the front end, a client with session
+// tracking sees the target's report of sql_mode; one without gets OK
+// packets as the target writes them for it, with no session state.
+func TestSessionStateToClient(t *testing.T) {
+	f := startFrontEnd(t, pluginNative)
 	for _, track := range []bool{true, false} {
-		t.Run(fmt.Sprintf("session tracking %v", track), func(t *testing.T) {
-			caps := uint32(serverCaps &^ capSessionTrack)
-			if track {
-				caps |= capSessionTrack
-			}
-			u, err := dialUpstream(t.Context(), Target{Address: db.Addr, Database: "shop", Username: db.User, Password: db.Password}, caps, 45)
+		t.Run(fmt.Sprintf("client tracks %v", track), func(t *testing.T) {
+			var conn net.Conn
+			conn, err := net.Dial("tcp", f.addr)
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer u.Close()
-			if err := u.trackMode(); err != nil {
-				t.Fatal(err)
-			}
-			if mode, err := u.sqlMode(); err != nil || strings.Contains(mode, "NO_BACKSLASH_ESCAPES") {
-				t.Fatalf("login's sql_mode %q, %v", mode, err)
-			}
-			ok, err := u.command("SET SESSION sql_mode = 'NO_BACKSLASH_ESCAPES,ANSI_QUOTES'")
-			if err != nil || len(ok) == 0 || ok[0] != iOK {
-				t.Fatalf("SET: %x %v", ok, err)
-			}
-			mode, seen, err := trackedSQLMode(ok)
-			if track && (err != nil || !seen || mode != "ANSI_QUOTES,NO_BACKSLASH_ESCAPES") {
-				t.Errorf("tracked: %q %v %v", mode, seen, err)
-			}
+			caps := uint32(serverCaps)
 			if !track {
-				if _, status, _ := okInfo(ok); status&statusSessionStateChg != 0 {
-					t.Errorf("session state without the capability: %x", ok)
-				}
+				conn, caps = &noTrackConn{Conn: conn}, caps&^capSessionTrack
 			}
-			if mode, err := u.sqlMode(); err != nil || mode != "ANSI_QUOTES,NO_BACKSLASH_ESCAPES" {
-				t.Errorf("sql_mode after SET: %q, %v", mode, err)
+			u, err := login(conn, Target{Username: "alice", Password: secret, Database: "shop"}, caps, 45)
+			if err != nil {
+				conn.Close()
+				t.Fatalf("login: %v", err)
+			}
+			defer u.Close()
+			ok := roundTrip(t, u, append([]byte{comQuery}, "SET sql_mode = 'ANSI_QUOTES'"...))
+			_, status, good := okInfo(ok)
+			mode, seen, err := trackedSQLMode(ok)
+			switch {
+			case !good:
+				t.Fatalf("SET: %x", ok)
+			case track && (!seen || mode != "ANSI_QUOTES" || err != nil):
+				t.Errorf("a tracking client: %x reports %q %v %v", ok, mode, seen, err)
+			case !track && (status&statusSessionStateChg != 0 || len(ok) != 7):
+				t.Errorf("a client without tracking got %x", ok)
+			}
+			if u.caps&capSessionTrack != 0 != track {
+				t.Fatalf("the client negotiated %#x", u.caps)
+			}
+			if p := roundTrip(t, u, []byte{comPing}); len(p) != 7 || p[0] != iOK {
+				t.Errorf("ping after: %x", p)
+			}
+		})
+	}
+}
+
+// noTrackConn hides CLIENT_SESSION_TRACK in the server's greeting, so that
+// login, as a client, does not ask for it.
+type noTrackConn struct {
+	net.Conn
+	greeting []byte // what is left of the patched greeting
+	read     bool
+}
+
+func (c *noTrackConn) Read(p []byte) (int, error) {
+	if !c.read {
+		c.read = true
+		hdr := make([]byte, 4)
+		if _, err := io.ReadFull(c.Conn, hdr); err != nil {
+			return 0, err
+		}
+		body := make([]byte, int(hdr[0])|int(hdr[1])<<8|int(hdr[2])<<16)
+		if _, err := io.ReadFull(c.Conn, body); err != nil {
+			return 0, err
+		}
+		// protocol, version NUL, id, nonce, filler, caps low, charset,
+		// status, then caps high: bit 23 is its first byte's 0x80.
+		if v := bytes.IndexByte(body[1:], 0); v >= 0 && len(body) > 1+v+1+4+9+2+1+2 {
+			body[1+v+1+4+9+2+1+2] &^= capSessionTrack >> 16
+		}
+		c.greeting = append(hdr, body...)
+	}
+	if len(c.greeting) > 0 {
+		n := copy(p, c.greeting)
+		c.greeting = c.greeting[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+func TestStripSessionState(t *testing.T) {
+	state := okWithState("", sysVar("sql_mode", "ANSI"))
+	stripped := okPacket(statusAutocommit)
+	tests := []struct {
+		name    string
+		ok, out []byte
+	}{
+		{name: "state, no info", ok: state, out: stripped},
+		{name: "state and info", ok: okWithState("Rows matched: 1", sysVar("sql_mode", "")),
+			out: appendLenEncString(okPacket(statusAutocommit), "Rows matched: 1")},
+		{name: "no state", ok: okWithState("x"), out: okWithState("x")},
+		{name: "plain", ok: stripped, out: stripped},
+		{name: "truncated info", ok: append(okPacket(statusAutocommit|statusSessionStateChg), 9, 'a'), out: append(okPacket(statusAutocommit|statusSessionStateChg), 9, 'a')},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := stripSessionState(tt.ok); !bytes.Equal(got, tt.out) {
+				t.Errorf("stripSessionState(%x) = %x, want %x", tt.ok, got, tt.out)
 			}
 		})
 	}

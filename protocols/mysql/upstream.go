@@ -105,6 +105,9 @@ func login(conn net.Conn, t Target, clientCaps uint32, charset byte) (*upstreamC
 		return nil, fmt.Errorf("the target lacks capabilities %#x the client uses", missing)
 	}
 	caps &= hs.caps | capConnectWithDB
+	// Session tracking tells Bastion the session's sql_mode (sqlmode.go);
+	// the relay takes it out for a client that did not ask for it.
+	caps |= hs.caps & capSessionTrack
 	seq := u.r.seq + 1
 	if t.TLS != nil {
 		if hs.caps&capSSL == 0 {
