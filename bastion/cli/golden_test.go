@@ -39,7 +39,8 @@ func signed(f *fixture) { f.cfg.Recordings = f.signed }
 // refusedCommands adds to the audit log what the server records when
 // commands are refused in sessions: two in alice's ssh-4, one in bob's ssh-3
 // (named by its connection, "ssh"; the exec's command says which session of
-// it), and an allowed one in ssh-4 (not counted).
+// it), an allowed one in ssh-4 (not counted), and a refused statement in
+// alice's database session pg-2.
 func refusedCommands(f *fixture) {
 	for i, e := range []audit.Event{
 		{Type: audit.Command, Outcome: audit.OutcomeRefused, Actor: "alice", Subject: "alice", Target: "web01", Reason: "rule no-rm",
@@ -50,6 +51,8 @@ func refusedCommands(f *fixture) {
 			Details: map[string]string{"session": "ssh-4", "command": "rm -rf /"}},
 		{Type: audit.Command, Outcome: audit.OutcomeRefused, Actor: "bob", Subject: "bob", Target: "web01", Reason: "rule no-uptime",
 			Details: map[string]string{"session": "ssh", "command": "uptime"}},
+		{Type: audit.Query, Outcome: audit.OutcomeRefused, Actor: "alice", Subject: "alice", Target: "orders", Reason: "rule no-secrets",
+			Details: map[string]string{"session": "pg-2", "statement": "select * from secrets"}},
 	} {
 		prev := &f.audit.events[len(f.audit.events)-1]
 		e.Seq, e.Time = prev.Seq+1, t0.Add(time.Duration(i-19)*time.Minute)

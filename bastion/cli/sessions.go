@@ -138,11 +138,11 @@ func (r *run) sessions() error {
 	return nil
 }
 
-// refusals counts the commands refused in each of the sessions listed (of
-// user, if not empty), by session ID. The session row does not say so; the
-// audit log does: a refused command is a "command" event with outcome
-// refused, and one query reads the command events since the oldest session
-// listed began. Its "session" detail is a session's ID or, for SSH, the ID of
+// refusals counts the commands and statements refused in each of the
+// sessions listed (of user, if not empty), by session ID. The session row
+// does not say so; the audit log does: a refused command is a "command"
+// event with outcome refused, a refused statement a "query" event, and one
+// query per type reads those since the oldest session listed began. Its "session" detail is a session's ID or, for SSH, the ID of
 // the connection, which a session's ID extends with "-N", its channel: an
 // event of a connection counts for an
 // exec session of the connection only if it is that session's command (a
@@ -164,9 +164,13 @@ func (r *run) refusals(list []*store.Session, user string) (map[string]int, erro
 			since = s.StartedAt
 		}
 	}
-	events, err := r.audit.Audit(r.ctx, store.AuditFilter{User: user, Type: audit.Command, Since: since})
-	if err != nil {
-		return nil, err
+	var events []audit.Event
+	for _, typ := range []string{audit.Command, audit.Query} {
+		es, err := r.audit.Audit(r.ctx, store.AuditFilter{User: user, Type: typ, Since: since})
+		if err != nil {
+			return nil, err
+		}
+		events = append(events, es...)
 	}
 	n := map[string]int{}
 	for _, e := range events {
