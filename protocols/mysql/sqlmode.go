@@ -107,26 +107,37 @@ func (u *upstreamConn) sqlMode() (string, error) {
 	}
 }
 
+// okStatusAt is where an OK packet's status flags are (after its header,
+// affected rows and last insert id, and followed by the warnings count), or
+// -1 for a packet too short.
+func okStatusAt(ok []byte) int {
+	i := 1
+	for range 2 {
+		if i > len(ok) {
+			return -1
+		}
+		_, n, _, good := readLenEnc(ok[i:])
+		if !good {
+			return -1
+		}
+		i += n
+	}
+	if len(ok) < i+4 {
+		return -1
+	}
+	return i
+}
+
 // trackedSQLMode reads the sql_mode an OK packet (with session tracking)
 // reports as changed: its last value, and whether it reports one.
 // Malformed state is an error: Bastion then asks the target.
 func trackedSQLMode(ok []byte) (string, bool, error) {
-	if len(ok) < 1 {
+	i := okStatusAt(ok)
+	if i < 0 {
 		return "", false, errMalformed
 	}
-	b := ok[1:]
-	for range 2 { // affected rows, last insert id
-		_, n, _, good := readLenEnc(b)
-		if !good {
-			return "", false, errMalformed
-		}
-		b = b[n:]
-	}
-	if len(b) < 4 {
-		return "", false, errMalformed
-	}
-	status := uint16(b[0]) | uint16(b[1])<<8
-	b = b[4:] // status, warnings
+	status := uint16(ok[i]) | uint16(ok[i+1])<<8
+	b := ok[i+4:] // after status, warnings
 	if status&statusSessionStateChg == 0 {
 		return "", false, nil
 	}
@@ -191,15 +202,8 @@ func (c *clientConn) toClient(ok []byte) []byte {
 // absent when empty) and no state, its flag cleared. A packet it cannot
 // read is returned as it is.
 func stripSessionState(ok []byte) []byte {
-	i := 1
-	for range 2 { // affected rows, last insert id
-		_, n, _, good := readLenEnc(ok[min(i, len(ok)):])
-		if !good {
-			return ok
-		}
-		i += n
-	}
-	if len(ok) < i+4 {
+	i := okStatusAt(ok)
+	if i < 0 {
 		return ok
 	}
 	status := uint16(ok[i]) | uint16(ok[i+1])<<8
