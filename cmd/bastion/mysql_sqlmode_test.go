@@ -149,6 +149,28 @@ func testSQLModeDriver(t *testing.T, tok dbToken) {
 		// ANSI_QUOTES: "secrets" is the table.
 		refusedWith(t, conn, `SELECT * FROM "secrets"`, "no-secrets")
 	})
+	// False positives: ordinary statements under each mode Bastion follows.
+	for _, mode := range []string{"NO_BACKSLASH_ESCAPES", "ANSI_QUOTES", "PIPES_AS_CONCAT", "HIGH_NOT_PRECEDENCE", "IGNORE_SPACE", "ANSI", "TRADITIONAL", ""} {
+		t.Run("ordinary statements under "+mode, func(t *testing.T) {
+			conn := myConn(t, tok)
+			mustExec(t, conn, "SET SESSION sql_mode = '"+mode+"'")
+			for _, q := range []string{
+				"SELECT id, customer FROM orders WHERE id = 1",
+				"SELECT count(*) FROM orders WHERE customer LIKE 'customer 1%'",
+				"SELECT id FROM orders WHERE NOT id BETWEEN 2 AND 99 ORDER BY id",
+				"UPDATE orders SET note = 'ok' WHERE id = 3",
+				"SELECT 'it''s'; SELECT concat('a', 'b')",
+				"PREPARE p FROM 'SELECT id FROM orders WHERE id = ?'; SET @id = 4; EXECUTE p USING @id; DEALLOCATE PREPARE p",
+			} {
+				mustExec(t, conn, q)
+			}
+			if mode == "IGNORE_SPACE" {
+				mustExec(t, conn, "SELECT count (*) FROM orders")
+			}
+			refusedWith(t, conn, "DELETE FROM orders", "no-unbounded-writes")
+			refusedWith(t, conn, "SELECT * FROM secrets", "no-secrets")
+		})
+	}
 	t.Run("a mode Bastion cannot follow", func(t *testing.T) {
 		conn := myConn(t, tok)
 		mustExec(t, conn, "SET sql_mode = 'ORACLE'")
