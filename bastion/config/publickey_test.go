@@ -31,7 +31,9 @@ func TestServerPublicKey(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "junk.pem"), []byte("not a key"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	indent := func(b []byte) string { return "|\n      " + strings.ReplaceAll(strings.TrimSpace(string(b)), "\n", "\n      ") }
+	indent := func(b []byte) string {
+		return "|\n      " + strings.ReplaceAll(strings.TrimSpace(string(b)), "\n", "\n      ")
+	}
 	target := func(kind, key string) string {
 		return "data_dir: /data\nusers:\n  - name: alice\ntargets:\n  - name: shop\n    kind: " + kind +
 			"\n    address: db:3306\n    server_public_key: " + key + "\n"
