@@ -72,6 +72,11 @@ type Role struct {
 	Commands       []CommandRule
 	CommandDefault CommandAction
 
+	// Files are the rules for file transfers (SFTP, scp), in file order
+	// (see DecideFile); CommandDefault also answers for file operations no
+	// rule matches.
+	Files []FileRule
+
 	// Queries are the per-statement rules for database sessions, in file
 	// order (see DecideQueries); QueryDefault answers for statements no
 	// rule matches ("" means allow). ReadOnly denies every statement that
@@ -87,6 +92,9 @@ type Role struct {
 	// Recording says what happens to the role's sessions when recording
 	// cannot be guaranteed ("" is FailClosed).
 	Recording RecordingMode
+	// Durability is when a statement's record is durable ("" is
+	// DurableStatement under fail-closed, DurableSecond under fail-open).
+	Durability Durability
 }
 
 // RecordingMode is what a session does when its recording cannot be kept.
