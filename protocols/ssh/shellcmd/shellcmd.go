@@ -11,12 +11,20 @@
 // find -exec, …; see wrappers.go) are returned and unwrapped, so the
 // command they run is checked too.
 //
+// Arguments a wrapper adds at run time (xargs, find -exec's {}) make
+// the command's arguments unknown (DynamicArgs), never absent. Interpreters
+// given inline code (python3 -c, perl -e, awk with system(), psql -c with
+// \!) are Dynamic: their code is not shell code this package can read. An
+// alias definition runs nothing; a later use of the alias in the same line
+// runs its value. ParseLine also reports a line that starts a shell or
+// interpreter reading the session's own input (bash, su -, sudo -i,
+// python3), whose commands are typed later.
+//
 // It does no I/O and runs nothing. What it cannot see, it cannot check: the
-// arguments xargs and find add, the content of script files (bash x.sh) and
-// of the session's standard input (an exec of a bare "bash" reads its
-// commands from the SSH channel: deny shells by rule where that matters),
-// code given to other interpreters (python -c, perl -e), commands run by
-// tools it does not know (ssh, tmux, git's aliases), and what a command
+// content of script files (bash x.sh, python3 x.py, at -f FILE), the
+// aliases and functions the target's shell already has, what a program
+// reading its own input runs (an editor's :!, a REPL, a pager), commands
+// run by tools it does not know (git's aliases, make), and what a command
 // does once running. Filtering is an aid, not a sandbox.
 package shellcmd
 
@@ -71,19 +79,42 @@ func (e *limitError) Error() string { return e.msg }
 // comments, assignments only) gives none. A line that cannot be parsed, or
 // that exceeds a limit, gives an error: the caller should fail closed.
 func Parse(line string) ([]policy.Command, error) {
-	p := &parser{}
-	if err := p.script(line, 0); err != nil {
+	r, err := ParseLine(line)
+	return r.Commands, err
+}
+
+// Result is what a command line runs.
+type Result struct {
+	// Commands are the simple commands of the line, as Parse returns them.
+	Commands []policy.Command
+	// ReadsInput is set when the line runs a shell or another interpreter
+	// that reads its commands from the session's own input (ssh host bash,
+	// su -, sudo -i, python3, psql, at now): what it will run is typed (or
+	// piped) later, and the line's commands say nothing about it.
+	ReadsInput bool
+}
+
+// ParseLine is Parse, and also says whether the line runs an interpreter
+// reading the session's input.
+func ParseLine(line string) (Result, error) {
+	p := &parser{aliases: map[string]string{}, expanding: map[string]bool{}}
+	if err := p.script(line, 0, stdin{}); err != nil {
 		if syntax.IsIncomplete(err) {
-			return nil, fmt.Errorf("shellcmd: %w: %v", ErrIncomplete, err)
+			return Result{}, fmt.Errorf("shellcmd: %w: %v", ErrIncomplete, err)
 		}
-		return nil, fmt.Errorf("shellcmd: %w", err)
+		return Result{}, fmt.Errorf("shellcmd: %w", err)
 	}
-	return p.cmds, nil
+	return Result{Commands: p.cmds, ReadsInput: p.readsInput}, nil
 }
 
 // parser collects the commands of one line.
 type parser struct {
-	cmds []policy.Command
+	cmds       []policy.Command
+	readsInput bool
+	// aliases are the aliases the line defines (alias NAME=VALUE), for
+	// expanding their later uses in the same line.
+	aliases   map[string]string
+	expanding map[string]bool // the aliases being expanded
 }
 
 func (p *parser) emit(c policy.Command) error {
@@ -95,8 +126,8 @@ func (p *parser) emit(c policy.Command) error {
 }
 
 // script collects the commands of shell code src, found at depth (0 for the
-// line itself).
-func (p *parser) script(src string, depth int) error {
+// line itself), whose standard input is in.
+func (p *parser) script(src string, depth int, in stdin) error {
 	if depth > MaxDepth {
 		return &limitError{fmt.Sprintf("shell code nested more than %d levels deep (sh -c, eval, …)", MaxDepth)}
 	}
@@ -116,6 +147,7 @@ func (p *parser) script(src string, depth int) error {
 	// is known (from its parent and its own redirections) before the
 	// statements inside it are visited.
 	inherit := map[syntax.Node]stdin{}
+	inheritAll(inherit, in, f.Stmts)
 	var werr error
 	syntax.Walk(f, func(n syntax.Node) bool {
 		if werr != nil {
@@ -211,6 +243,33 @@ func (p *parser) call(code source, c *syntax.CallExpr, in stdin, depth int) erro
 	return p.run(job{fields: fields, in: in, depth: depth})
 }
 
+// alias expands a use of an alias the line defined earlier: its value,
+// followed by the command's arguments, is shell code. ok is false when
+// name is no such alias.
+func (p *parser) alias(j job) (string, bool) {
+	name := j.fields[0]
+	if name.dynamic || name.glob || j.hops > 0 {
+		return "", false // a wrapper runs programs, not aliases
+	}
+	value, ok := p.aliases[name.text]
+	if !ok || p.expanding[name.text] {
+		return "", false
+	}
+	code := value
+	for _, f := range j.fields[1:] {
+		if f.dynamic {
+			code += " " + f.text // as written: expands at run time
+			continue
+		}
+		q, err := syntax.Quote(f.text, syntax.LangBash)
+		if err != nil {
+			q = "$UNKNOWN" // cannot be quoted (NUL): unknowable
+		}
+		code += " " + q
+	}
+	return code, true
+}
+
 // job is a command to report and unwrap.
 type job struct {
 	fields      []field
@@ -218,6 +277,7 @@ type job struct {
 	depth       int    // shell-code nesting
 	hops        int    // wrappers above this command
 	placeholder string // text find -exec or xargs -I replace (e.g. "{}"), or ""
+	moreArgs    bool   // the wrapper adds arguments at run time (xargs)
 }
 
 // run reports j's command and, breadth first, the commands it runs.
@@ -232,24 +292,33 @@ func (p *parser) run(first job) error {
 		if j.hops > maxWrappers {
 			return &limitError{fmt.Sprintf("more than %d nested command wrappers", maxWrappers)}
 		}
-		c := command(j.fields, j.placeholder)
+		if code, ok := p.alias(j); ok {
+			// An alias is not a program: what runs is its value (in which
+			// the alias itself is not expanded again, as in bash).
+			name := j.fields[0].text
+			p.expanding[name] = true
+			err := p.script(code, j.depth+1, j.in)
+			delete(p.expanding, name)
+			if err != nil {
+				var le *limitError
+				if errors.As(err, &le) {
+					return err
+				}
+				return fmt.Errorf("in the alias %s: %v", name, err)
+			}
+			continue
+		}
+		c := command(j)
 		var u unwrapped
 		if name := j.fields[0]; !name.dynamic && !name.glob && !hasPlaceholder(name, j.placeholder) {
-			if w := wrappers[c.Name]; w != nil {
+			if w := wrapperOf(c.Name); w != nil {
 				u = w(j.fields[1:], j)
 			}
 		}
-		if u.stdinScript {
-			switch j.in.kind {
-			case stdinText:
-				u.scripts = append(u.scripts, field{text: j.in.text})
-			case stdinPipe, stdinUnknown:
-				u.unknown = true
-			case stdinInherited, stdinFile:
-				// The user's own typing, the exec channel or a named
-				// file: as opaque as a script file (see the package doc).
-			}
+		for name, value := range u.aliases {
+			p.aliases[name] = value
 		}
+		p.stdinCode(&u, j.in)
 		var scripts []string
 		for _, s := range u.scripts {
 			if s.dynamic || hasPlaceholder(s, j.placeholder) {
@@ -263,7 +332,7 @@ func (p *parser) run(first job) error {
 			return err
 		}
 		for _, s := range scripts {
-			if err := p.script(s, j.depth+1); err != nil {
+			if err := p.script(s, j.depth+1, j.in); err != nil {
 				var le *limitError
 				if errors.As(err, &le) {
 					return err
@@ -272,24 +341,52 @@ func (p *parser) run(first job) error {
 			}
 		}
 		for _, next := range u.next {
-			queue = append(queue, job{fields: next.fields, in: next.in, depth: j.depth, hops: j.hops + 1, placeholder: next.placeholder})
+			queue = append(queue, job{fields: next.fields, in: next.in, depth: j.depth, hops: j.hops + 1,
+				placeholder: next.placeholder, moreArgs: next.moreArgs})
 		}
 	}
 	return nil
+}
+
+// stdinCode applies what u reads as code from its standard input, in.
+func (p *parser) stdinCode(u *unwrapped, in stdin) {
+	if !u.stdinScript && !u.stdinCode {
+		return
+	}
+	switch in.kind {
+	case stdinInherited:
+		// The session's own input: typed at a terminal (where the line
+		// filter sees it, if it is a shell) or sent down the exec channel
+		// (which nothing can check).
+		p.readsInput = true
+	case stdinText:
+		if u.stdinScript {
+			u.scripts = append(u.scripts, field{text: in.text})
+		} else {
+			u.unknown = true // code in another language
+		}
+	case stdinPipe, stdinUnknown:
+		u.unknown = true
+	case stdinFile:
+		// A named file: as opaque as a script file (see the package doc).
+	}
 }
 
 func hasPlaceholder(f field, placeholder string) bool {
 	return placeholder != "" && strings.Contains(f.text, placeholder)
 }
 
-// command builds the Command of fields (name first).
-func command(fields []field, placeholder string) policy.Command {
+// command builds the Command of j's fields (name first). Arguments a
+// wrapper fills in or adds at run time (find -exec's {}, xargs's input) are
+// unknown, never taken as written or as absent.
+func command(j job) policy.Command {
+	fields := j.fields
 	name := fields[0]
-	c := policy.Command{Name: baseName(name.text)}
+	c := policy.Command{Name: baseName(name.text), DynamicArgs: j.moreArgs}
 	switch {
 	case name.dynamic:
 		c.Name, c.Dynamic = baseName(name.prefix), true
-	case name.glob, hasPlaceholder(name, placeholder):
+	case name.glob, hasPlaceholder(name, j.placeholder):
 		c.Dynamic = true
 	}
 	if len(fields) > 1 {
@@ -297,7 +394,7 @@ func command(fields []field, placeholder string) policy.Command {
 	}
 	for _, f := range fields[1:] {
 		c.Args = append(c.Args, f.text)
-		c.DynamicArgs = c.DynamicArgs || f.dynamic
+		c.DynamicArgs = c.DynamicArgs || f.dynamic || hasPlaceholder(f, j.placeholder)
 	}
 	return c
 }

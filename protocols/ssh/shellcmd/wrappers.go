@@ -15,10 +15,13 @@ type unwrapped struct {
 	next        []inner // commands it runs
 	scripts     []field // shell code it runs (sh -c STRING, eval ARGS)
 	stdinScript bool    // it runs shell code read from its standard input
+	stdinCode   bool    // it runs code in another language read from its standard input
 	// unknown is set when what it runs cannot be known: an expansion or an
 	// unknown option where the command should start, shell code only known
-	// at run time. The wrapper is then reported as Dynamic.
+	// at run time, code in another language given inline (python3 -c). The
+	// wrapper is then reported as Dynamic.
 	unknown bool
+	aliases map[string]string // aliases it defines (alias NAME=VALUE)
 }
 
 // inner is a command run by a wrapper.
@@ -26,37 +29,108 @@ type inner struct {
 	fields      []field
 	in          stdin
 	placeholder string
+	moreArgs    bool // the wrapper adds arguments at run time
 }
 
+// wrappers is THE table of programs that run other programs, by normalised
+// name: for each, where the command it runs starts (after which options,
+// which of them take a value, and how many operands), or that it runs its
+// standard input, a file or an argument as code. Every entry is checked by
+// TestParseTable; README's rules section reproduces it. A program found
+// here whose command cannot be found statically (an unknown option, an
+// expansion where the command starts) is reported Dynamic, so that it is
+// refused wherever command rules apply. Names not here are ordinary
+// commands; interpreters are in the interpreters table below.
 var wrappers map[string]wrapper
 
 func init() {
 	wrappers = map[string]wrapper{
-		"alias":   aliasCmd,
-		"builtin": func(args []field, j job) unwrapped { return runs(args, j) },
-		"busybox": busybox,
-		"chroot":  chroot,
-		"command": commandCmd,
-		"doas":    doas,
-		"env":     env,
-		"eval":    eval,
-		"exec":    execCmd,
-		"find":    find,
-		"nice":    nice,
-		"nohup":   nohup,
-		"setsid":  setsid,
-		"stdbuf":  stdbuf,
-		"su":      su,
-		"sudo":    sudo,
-		"time":    timeCmd,
-		"timeout": timeout,
-		"trap":    trap,
-		"watch":   watch,
-		"xargs":   xargs,
+		// Shell builtins and keywords.
+		"alias":   aliasCmd,                                                     // alias NAME=VALUE: defines, runs nothing
+		"builtin": func(args []field, j job) unwrapped { return runs(args, j) }, // builtin CMD
+		"command": commandCmd,                                                   // command [-p] CMD; -v/-V run nothing
+		"eval":    eval,                                                         // eval ARGS: its arguments, joined, are code
+		"exec":    execCmd,                                                      // exec [-cl] [-a NAME] CMD
+		"trap":    trap,                                                         // trap CODE SIGNAL…
+		// Privilege and identity.
+		"sudo":    sudo,    // sudo [opts] [VAR=x…] CMD; -i/-s alone: a shell reading input
+		"doas":    doas,    // doas [opts] CMD; -s: a shell reading input
+		"su":      su,      // su [opts] [-] [USER [ARGS]]; -c CODE; alone: a shell reading input
+		"runuser": runuser, // runuser -u USER CMD, or as su
+		"pkexec":  after(0, optSpec{long: withHelp(map[string]longKind{"user": longValue, "disable-internal-agent": longFlag, "keep-cwd": longFlag})}, readsInput),
+		"sg":      sg,                                                                                                                                     // sg GROUP [-c] CODE
+		"newgrp":  func([]field, job) unwrapped { return unwrapped{stdinScript: true} },                                                                   // newgrp [GROUP]: a shell reading input
+		"setpriv": after(0, setprivSpec, nothing),                                                                                                         // setpriv [--opt[=v]…] CMD
+		"chroot":  after(1, optSpec{long: withHelp(map[string]longKind{"userspec": longValue, "groups": longValue, "skip-chdir": longFlag})}, readsInput), // chroot DIR [CMD]
+		// Scheduling, limits, namespaces.
+		"nohup":    after(0, optSpec{long: withHelp(map[string]longKind{})}, nothing),
+		"nice":     after(0, optSpec{valued: "n", numeric: true, long: withHelp(map[string]longKind{"adjustment": longValue})}, nothing),
+		"ionice":   after(0, optSpec{flags: "t", valued: "cnpPu", long: withHelp(map[string]longKind{"class": longValue, "classdata": longValue, "pid": longValue, "pgid": longValue, "uid": longValue, "ignore": longFlag})}, nothing, "p", "P", "u", "pid", "pgid", "uid"),
+		"timeout":  after(1, optSpec{flags: "v", valued: "ks", long: withHelp(map[string]longKind{"kill-after": longValue, "signal": longValue, "foreground": longFlag, "preserve-status": longFlag, "verbose": longFlag})}, nothing), // timeout DURATION CMD
+		"stdbuf":   after(0, optSpec{valued: "ioe", long: withHelp(map[string]longKind{"input": longValue, "output": longValue, "error": longValue})}, nothing),
+		"setsid":   after(0, optSpec{flags: "cfw", long: withHelp(map[string]longKind{"ctty": longFlag, "fork": longFlag, "wait": longFlag})}, nothing),
+		"taskset":  after(1, optSpec{flags: "acp", long: withHelp(map[string]longKind{"all-tasks": longFlag, "cpu-list": longFlag, "pid": longFlag})}, nothing, "p", "pid"),                                                                                                                                                                                                                                                                                    // taskset MASK CMD
+		"chrt":     after(1, optSpec{flags: "abdefimoprRv", valued: "TPD", long: withHelp(map[string]longKind{"all-tasks": longFlag, "batch": longFlag, "deadline": longFlag, "fifo": longFlag, "idle": longFlag, "other": longFlag, "rr": longFlag, "reset-on-fork": longFlag, "pid": longFlag, "max": longFlag, "verbose": longFlag, "sched-runtime": longValue, "sched-period": longValue, "sched-deadline": longValue})}, nothing, "p", "pid", "m", "max"), // chrt PRIO CMD
+		"prlimit":  after(0, optSpec{flags: "o", valued: "p", anyLongValue: true}, nothing, "p", "pid"),
+		"unshare":  after(0, optSpec{flags: "fcrU", optional: "muinpCT", valued: "SGRwel", anyLongValue: true}, readsInput),
+		"nsenter":  after(0, optSpec{flags: "aFZ", optional: "muinpUCTrw", valued: "tSG", anyLongValue: true}, readsInput),
+		"cgexec":   after(0, optSpec{valued: "g", long: map[string]longKind{"sticky": longFlag}}, nothing),
+		"fakeroot": after(0, optSpec{valued: "ils", anyLongValue: true}, readsInput),
+		"flock":    flock, // flock [opts] FILE CMD | FILE -c CODE | FD
+		"systemd-run": after(0, optSpec{
+			flags: "rtPqGSd", valued: "upEMHC",
+			long: withHelp(map[string]longKind{
+				"user": longFlag, "system": longFlag, "scope": longFlag, "unit": longValue, "property": longValue,
+				"description": longValue, "slice": longValue, "slice-inherit": longFlag, "remain-after-exit": longFlag,
+				"send-sighup": longFlag, "service-type": longValue, "uid": longValue, "gid": longValue, "nice": longValue,
+				"working-directory": longValue, "same-dir": longFlag, "setenv": longValue, "pty": longFlag, "pipe": longFlag,
+				"quiet": longFlag, "wait": longFlag, "collect": longFlag, "no-block": longFlag, "no-ask-password": longFlag,
+				"on-active": longValue, "on-boot": longValue, "on-startup": longValue, "on-unit-active": longValue,
+				"on-unit-inactive": longValue, "on-calendar": longValue, "on-clock-change": longFlag, "on-timezone-change": longFlag,
+				"path-property": longValue, "socket-property": longValue, "timer-property": longValue, "host": longValue,
+				"machine": longValue, "shell": longFlag,
+			}),
+		}, nothing),
+		// Time, tracing, repetition.
+		"time":     after(0, optSpec{flags: "aplqv", valued: "fo", long: withHelp(map[string]longKind{"format": longValue, "output": longValue, "append": longFlag, "portability": longFlag, "quiet": longFlag, "verbose": longFlag})}, nothing),
+		"strace":   after(0, optSpec{flags: "cCdDfFhiknqrtTvVwxyYzZ", valued: "abeEIoOpPsSuUX", anyLongValue: true}, nothing, "p", "attach"),
+		"ltrace":   after(0, optSpec{flags: "bcCfhiLrStTV", valued: "aAeFlnopsuDwx", anyLongValue: true}, nothing, "p"),
+		"watch":    watch,    // watch [opts] CODE… (joined), or -x CMD
+		"xargs":    xargs,    // xargs [opts] CMD: with arguments read at run time
+		"find":     find,     // find … -exec CMD … ; (also -execdir, -ok, -okdir)
+		"parallel": parallel, // parallel [opts] CMD ::: ARGS, or lines of its input as code
+		"env":      env,      // env [opts] [VAR=x…] CMD; -S STRING is split into a command
+		// Multiplexers, remote shells, job schedulers.
+		"tmux":   tmux,      // tmux [opts] new|neww|splitw|respawnp|run … CODE; send-keys types anything
+		"screen": screen,    // screen [opts] CMD; -X sends commands to a session
+		"ssh":    sshCmd,    // ssh [opts] HOST CODE… (joined, run by the remote shell)
+		"at":     at,        // at [opts] TIME: reads shell code from its input (or -f FILE)
+		"batch":  at,        // batch: as at
+		"script": scriptCmd, // script [opts] [FILE]; -c CODE; alone: a shell reading input
+		// Multi-call binaries.
+		"busybox": busybox, // busybox APPLET ARGS
+		"toybox":  busybox, // toybox APPLET ARGS
 	}
 	for _, sh := range []string{"sh", "bash", "rbash", "dash", "ash", "hush", "zsh", "ksh", "ksh93", "mksh", "lksh", "pdksh", "oksh", "posh", "yash", "fish", "csh", "tcsh"} {
 		wrappers[sh] = shell
 	}
+}
+
+// wrapperOf returns the entry for a normalised command name, versioned
+// interpreter names included (python3.12, perl5.36).
+func wrapperOf(name string) wrapper {
+	if w := wrappers[name]; w != nil {
+		return w
+	}
+	if in, ok := interpreters[name]; ok {
+		return in.unwrap
+	}
+	if base := strings.TrimRight(name, "0123456789."); base != name {
+		if in, ok := interpreters[base]; ok {
+			return in.unwrap
+		}
+	}
+	return nil
 }
 
 // runs is the usual answer: args are a command, run with the same input.
@@ -78,6 +152,7 @@ const (
 	longFlag     longKind = iota // --opt
 	longValue                    // --opt VALUE or --opt=VALUE
 	longOptional                 // --opt or --opt=VALUE
+	longAttached                 // only --opt=VALUE (an option scan does not know)
 )
 
 // optSpec describes a program's options, as getopt_long would parse them.
@@ -89,8 +164,12 @@ type optSpec struct {
 	numeric  bool                // -N is an option (nice -10)
 	anyShort bool                // any other letter is a flag (shells)
 	anyLong  bool                // any other long option is a flag (shells)
-	plus     bool                // +x is an option too (shells' set options)
-	permute  bool                // options may follow operands (su)
+	// anyLongValue accepts any other long option given as --name=value;
+	// without "=" it is not known whether the next word is its value, so
+	// the arguments cannot be interpreted.
+	anyLongValue bool
+	plus         bool // +x is an option too (shells' set options)
+	permute      bool // options may follow operands (su)
 }
 
 // option is one option found by scan; name is its letter or long name.
@@ -131,6 +210,8 @@ func scan(args []field, spec optSpec) (opts []option, operands []field, ok bool)
 				return nil, nil, false
 			case attached:
 				o.value, o.hasValue = field{text: val}, true
+			case kind == longAttached:
+				return nil, nil, false
 			case kind == longValue:
 				if i+1 == len(args) {
 					return nil, nil, false
@@ -187,6 +268,9 @@ func (s optSpec) lookupLong(name string) (string, longKind, bool) {
 	}
 	if s.anyLong && name != "" {
 		return name, longFlag, true
+	}
+	if s.anyLongValue && name != "" {
+		return name, longAttached, true
 	}
 	return "", 0, false
 }
@@ -302,15 +386,17 @@ func eval(args []field, j job) unwrapped {
 	return unwrapped{scripts: []field{join(args)}}
 }
 
-// alias NAME=VALUE: VALUE runs wherever NAME is typed later.
+// alias NAME=VALUE defines an alias: it runs nothing itself (its value is
+// not a command run now), but a later use of NAME in the same line runs
+// VALUE, so the definitions are kept for that.
 func aliasCmd(args []field, j job) unwrapped {
-	var u unwrapped
+	u := unwrapped{aliases: map[string]string{}}
 	for _, a := range args {
 		if a.dynamic {
 			return unknown
 		}
-		if _, v, ok := strings.Cut(a.text, "="); ok && !strings.HasPrefix(a.text, "-") {
-			u.scripts = append(u.scripts, field{text: v})
+		if name, v, ok := strings.Cut(a.text, "="); ok && !strings.HasPrefix(a.text, "-") {
+			u.aliases[name] = v
 		}
 	}
 	return u
@@ -407,6 +493,9 @@ func sudo(args []field, j job) unwrapped {
 	for len(ops) > 0 && isAssignment(ops[0]) {
 		ops = ops[1:]
 	}
+	if len(ops) == 0 && has(opts, "i", "login", "s", "shell") {
+		return unwrapped{stdinScript: true} // a root shell
+	}
 	return runs(ops, j)
 }
 
@@ -419,86 +508,10 @@ func doas(args []field, j job) unwrapped {
 	if has(opts, "C", "L") {
 		return unwrapped{}
 	}
-	return runs(ops, j)
-}
-
-// nohup CMD.
-func nohup(args []field, j job) unwrapped {
-	_, ops, ok := scan(args, optSpec{long: withHelp(map[string]longKind{})})
-	if !ok {
-		return unknown
+	if len(ops) == 0 && has(opts, "s") {
+		return unwrapped{stdinScript: true}
 	}
 	return runs(ops, j)
-}
-
-// nice [-n N | -N] CMD.
-func nice(args []field, j job) unwrapped {
-	_, ops, ok := scan(args, optSpec{valued: "n", numeric: true, long: withHelp(map[string]longKind{"adjustment": longValue})})
-	if !ok {
-		return unknown
-	}
-	return runs(ops, j)
-}
-
-// timeout [options] DURATION CMD.
-func timeout(args []field, j job) unwrapped {
-	_, ops, ok := scan(args, optSpec{flags: "v", valued: "ks", long: withHelp(map[string]longKind{
-		"kill-after": longValue, "signal": longValue, "foreground": longFlag, "preserve-status": longFlag, "verbose": longFlag,
-	})})
-	if !ok {
-		return unknown
-	}
-	if len(ops) < 2 {
-		return unwrapped{}
-	}
-	return runs(ops[1:], j)
-}
-
-// time [options] CMD (the program; the shell keyword is a TimeClause).
-func timeCmd(args []field, j job) unwrapped {
-	_, ops, ok := scan(args, optSpec{flags: "aplqv", valued: "fo", long: withHelp(map[string]longKind{
-		"format": longValue, "output": longValue, "append": longFlag, "portability": longFlag, "quiet": longFlag, "verbose": longFlag,
-	})})
-	if !ok {
-		return unknown
-	}
-	return runs(ops, j)
-}
-
-// stdbuf [-i MODE] [-o MODE] [-e MODE] CMD.
-func stdbuf(args []field, j job) unwrapped {
-	_, ops, ok := scan(args, optSpec{valued: "ioe", long: withHelp(map[string]longKind{
-		"input": longValue, "output": longValue, "error": longValue,
-	})})
-	if !ok {
-		return unknown
-	}
-	return runs(ops, j)
-}
-
-// setsid [-cfw] CMD.
-func setsid(args []field, j job) unwrapped {
-	_, ops, ok := scan(args, optSpec{flags: "cfw", long: withHelp(map[string]longKind{
-		"ctty": longFlag, "fork": longFlag, "wait": longFlag,
-	})})
-	if !ok {
-		return unknown
-	}
-	return runs(ops, j)
-}
-
-// chroot [options] DIR [CMD].
-func chroot(args []field, j job) unwrapped {
-	_, ops, ok := scan(args, optSpec{long: withHelp(map[string]longKind{
-		"userspec": longValue, "groups": longValue, "skip-chdir": longFlag,
-	})})
-	if !ok {
-		return unknown
-	}
-	if len(ops) < 2 {
-		return unwrapped{} // an interactive shell
-	}
-	return runs(ops[1:], j)
 }
 
 // xargs [options] [CMD [ARGS]]: runs CMD (default echo) with more
@@ -529,7 +542,9 @@ func xargs(args []field, j job) unwrapped {
 	if len(ops) == 0 {
 		ops = []field{{text: "echo"}}
 	}
-	return unwrapped{next: []inner{{fields: ops, in: stdin{kind: stdinFile}, placeholder: placeholder}}}
+	// Without -I, xargs appends what it reads to the command's arguments.
+	more := placeholder == j.placeholder
+	return unwrapped{next: []inner{{fields: ops, in: stdin{kind: stdinFile}, placeholder: placeholder, moreArgs: more}}}
 }
 
 // find … -exec CMD … ; (or +), -execdir, -ok, -okdir: each runs CMD with
@@ -611,7 +626,7 @@ func su(args []field, j job) unwrapped {
 			return unwrapped{scripts: []field{script}}
 		}
 		if len(rest) == 0 {
-			return unwrapped{}
+			return unwrapped{stdinScript: true} // the user's login shell
 		}
 		sh = field{text: "sh"}
 	}
@@ -620,4 +635,484 @@ func su(args []field, j job) unwrapped {
 		fields = append(fields, field{text: "-c"}, script)
 	}
 	return unwrapped{next: []inner{{fields: append(fields, rest...), in: j.in, placeholder: j.placeholder}}}
+}
+
+// setpriv [options] CMD.
+var setprivSpec = optSpec{flags: "d", long: withHelp(map[string]longKind{
+	"dump": longFlag, "nnp": longFlag, "no-new-privs": longFlag, "keep-groups": longFlag, "clear-groups": longFlag,
+	"init-groups": longFlag, "reset-env": longFlag, "inh-caps": longValue, "ambient-caps": longValue,
+	"bounding-set": longValue, "groups": longValue, "ruid": longValue, "euid": longValue, "rgid": longValue,
+	"egid": longValue, "reuid": longValue, "regid": longValue, "securebits": longValue, "pdeathsig": longValue,
+	"selinux-label": longValue, "apparmor-profile": longValue, "landlock-access": longValue, "landlock-rule": longValue,
+})}
+
+// withoutCommand is what a program of the table does when it is given no
+// command.
+type withoutCommand int
+
+const (
+	nothing    withoutCommand = iota // nothing, or a usage message
+	readsInput                       // starts a shell reading its input
+)
+
+// after is the common shape: options (spec), then skip operands (a
+// duration, a directory, a mask), then the command. With one of the none
+// options given it acts on something else (a running process) and runs no
+// command.
+func after(skip int, spec optSpec, bare withoutCommand, none ...string) wrapper {
+	return func(args []field, j job) unwrapped {
+		opts, ops, ok := scan(args, spec)
+		if !ok {
+			return unknown
+		}
+		if has(opts, "help", "version") || (len(none) > 0 && has(opts, none...)) {
+			return unwrapped{}
+		}
+		if len(ops) <= skip {
+			if bare == readsInput && len(ops) == skip {
+				return unwrapped{stdinScript: true}
+			}
+			return unwrapped{}
+		}
+		return runs(ops[skip:], j)
+	}
+}
+
+// runuser -u USER [--] CMD runs CMD; otherwise it takes su's arguments.
+func runuser(args []field, j job) unwrapped {
+	spec := suSpec
+	spec.valued += "u"
+	spec.permute = false
+	opts, ops, ok := scan(args, spec)
+	if !ok {
+		return unknown
+	}
+	if has(opts, "u") {
+		if has(opts, "c", "command", "session-command") {
+			return unknown
+		}
+		return runs(ops, j)
+	}
+	return su(args, j)
+}
+
+// sg GROUP [-c] CODE runs CODE with /bin/sh -c; sg GROUP alone a shell.
+func sg(args []field, j job) unwrapped {
+	if len(args) > 0 && !args[0].dynamic && strings.HasPrefix(args[0].text, "-") {
+		return unwrapped{} // --help, --version
+	}
+	if len(args) < 2 {
+		return unwrapped{stdinScript: true}
+	}
+	rest := args[1:]
+	if rest[0].text == "-c" && !rest[0].dynamic {
+		rest = rest[1:]
+	}
+	if len(rest) == 0 {
+		return unknown
+	}
+	return unwrapped{scripts: []field{join(rest)}}
+}
+
+// flock [options] FILE CMD [ARGS], flock [options] FILE -c CODE, or
+// flock [options] FD (no command).
+var flockSpec = optSpec{flags: "sxenouF", valued: "wE", long: withHelp(map[string]longKind{
+	"shared": longFlag, "exclusive": longFlag, "nonblock": longFlag, "nb": longFlag, "unlock": longFlag, "close": longFlag,
+	"no-fork": longFlag, "verbose": longFlag, "timeout": longValue, "wait": longValue, "conflict-exit-code": longValue,
+})}
+
+func flock(args []field, j job) unwrapped {
+	opts, ops, ok := scan(args, flockSpec)
+	if !ok {
+		return unknown
+	}
+	if has(opts, "help", "version") || len(ops) < 2 {
+		return unwrapped{}
+	}
+	switch rest := ops[1:]; {
+	case rest[0].dynamic:
+		return unknown
+	case rest[0].text == "-c" || rest[0].text == "--command":
+		if len(rest) < 2 {
+			return unknown
+		}
+		return unwrapped{scripts: rest[1:2]}
+	case strings.HasPrefix(rest[0].text, "--command="):
+		return unwrapped{scripts: []field{{text: strings.TrimPrefix(rest[0].text, "--command=")}}}
+	default:
+		return runs(rest, j)
+	}
+}
+
+// script [options] [FILE]: -c CODE runs CODE with the user's shell;
+// without it, an interactive shell reading input.
+var scriptSpec = optSpec{flags: "aefqhVr", valued: "cEBIOTmo", optional: "t", permute: true, long: withHelp(map[string]longKind{
+	"append": longFlag, "command": longValue, "echo": longValue, "return": longFlag, "flush": longFlag, "force": longFlag,
+	"log-io": longValue, "log-in": longValue, "log-out": longValue, "log-timing": longValue, "logging-format": longValue,
+	"output-limit": longValue, "quiet": longFlag, "timing": longOptional,
+})}
+
+func scriptCmd(args []field, j job) unwrapped {
+	opts, _, ok := scan(args, scriptSpec)
+	if !ok {
+		return unknown
+	}
+	if has(opts, "help", "version", "h", "V") {
+		return unwrapped{}
+	}
+	if code, ok := value(opts, "c", "command"); ok {
+		return unwrapped{scripts: []field{code}}
+	}
+	return unwrapped{stdinScript: true}
+}
+
+// at [options] TIME and batch read the shell code of a job from their
+// input, or from -f FILE; -l, -d, -r and -c manage jobs.
+func at(args []field, j job) unwrapped {
+	opts, _, ok := scan(args, optSpec{flags: "mMlrdcvVbhK", valued: "qft", permute: true})
+	if !ok {
+		return unknown
+	}
+	if has(opts, "l", "r", "d", "c", "V", "h", "f") {
+		return unwrapped{}
+	}
+	return unwrapped{stdinScript: true}
+}
+
+// parallel [options] CMD [ARGS] ::: ARGS… runs CMD with arguments added
+// at run time; without a command, each input line is code.
+func parallel(args []field, j job) unwrapped {
+	_, ops, ok := scan(args, optSpec{flags: "0kqvugXmt", valued: "jaSdEIlLnNsPC", long: withHelp(map[string]longKind{
+		"jobs": longValue, "keep-order": longFlag, "null": longFlag, "arg-file": longValue, "verbose": longFlag,
+		"dry-run": longFlag, "halt": longValue, "joblog": longValue, "progress": longFlag, "bar": longFlag,
+		"tag": longFlag, "group": longFlag, "ungroup": longFlag, "line-buffer": longFlag, "delay": longValue,
+		"timeout": longValue, "retries": longValue, "colsep": longValue, "max-args": longValue, "xargs": longFlag,
+	})})
+	if !ok {
+		return unknown
+	}
+	end := len(ops)
+	for i, o := range ops {
+		if t := o.text; t == ":::" || t == "::::" || t == ":::+" || t == "::::+" {
+			end = i
+			break
+		}
+	}
+	cmd := ops[:end]
+	if len(cmd) == 0 {
+		return unknown // the commands are its input lines
+	}
+	// parallel hands its command to a shell: anything beyond plain words,
+	// or its own replacement strings, cannot be followed.
+	for _, f := range cmd {
+		if f.dynamic || strings.ContainsAny(f.text, " \t\n;&|<>(){}$`\"'\\*?[") {
+			return unknown
+		}
+	}
+	return unwrapped{next: []inner{{fields: cmd, in: stdin{kind: stdinFile}, moreArgs: true}}}
+}
+
+// ssh [options] HOST [CODE…]: the remote shell runs CODE (the words
+// joined); without it, a login shell on that host reads the input. Options
+// that run local commands (ProxyCommand, LocalCommand, …) or a config file
+// that may set them cannot be followed.
+var sshSpec = optSpec{flags: "46AaCfGgKkMNnqsTtVvXxYy", valued: "BbcDEeFIiJLlmOoPpQRSWw"}
+
+func sshCmd(args []field, j job) unwrapped {
+	opts, ops, ok := scan(args, sshSpec)
+	if !ok {
+		return unknown
+	}
+	for _, o := range opts {
+		switch o.name {
+		case "F":
+			return unknown
+		case "o":
+			key, _, _ := strings.Cut(strings.ToLower(o.value.text), "=")
+			key = strings.TrimSpace(strings.Fields(key + " x")[0])
+			switch key {
+			case "proxycommand", "localcommand", "permitlocalcommand", "knownhostscommand", "remotecommand", "include", "match":
+				return unknown
+			}
+		}
+	}
+	switch {
+	case has(opts, "V", "G", "Q"):
+		return unwrapped{}
+	case len(ops) == 0:
+		return unwrapped{} // usage
+	case has(opts, "s"):
+		return unwrapped{} // a subsystem, not a command
+	case len(ops) == 1:
+		if has(opts, "N") {
+			return unwrapped{}
+		}
+		return unwrapped{stdinScript: true}
+	}
+	return unwrapped{scripts: []field{join(ops[1:])}}
+}
+
+// tmux [options] [COMMAND [ARGS]] [\; COMMAND …]: new-session,
+// new-window, split-window, respawn-*, run-shell and if-shell take shell
+// code; send-keys types anything into a pane, and a new session without a
+// command is a shell the line filter does not see: both unknown.
+func tmux(args []field, j job) unwrapped {
+	opts, ops, ok := scan(args, optSpec{flags: "2CDluNvV", valued: "cfLST"})
+	if !ok {
+		return unknown
+	}
+	if has(opts, "c") {
+		code, _ := value(opts, "c")
+		return unwrapped{scripts: []field{code}}
+	}
+	if has(opts, "V") {
+		return unwrapped{}
+	}
+	if len(ops) == 0 {
+		return unknown // a new session with a shell
+	}
+	var u unwrapped
+	for len(ops) > 0 {
+		end := slices.IndexFunc(ops, func(f field) bool { return f.text == ";" || strings.HasSuffix(f.text, `\;`) })
+		if end < 0 {
+			end = len(ops)
+		}
+		sub := tmuxCommand(ops[:end])
+		u.scripts = append(u.scripts, sub.scripts...)
+		u.unknown = u.unknown || sub.unknown
+		if end == len(ops) {
+			break
+		}
+		ops = ops[end+1:]
+	}
+	return u
+}
+
+// tmuxCommands are the tmux commands that take shell code, with their
+// options; tmuxQuiet those that run nothing.
+var tmuxCommands = map[string]optSpec{
+	"new-session":    {flags: "AdDEPX", valued: "cefFnstxy"},
+	"new-window":     {flags: "abdkPS", valued: "cefFnt"},
+	"split-window":   {flags: "bdfhIvPZ", valued: "celpFt"},
+	"respawn-pane":   {flags: "k", valued: "cet"},
+	"respawn-window": {flags: "k", valued: "cet"},
+	"run-shell":      {flags: "bC", valued: "dct"},
+	"if-shell":       {flags: "bF", valued: "t"},
+	"pipe-pane":      {flags: "IOo", valued: "t"},
+	"display-popup":  {flags: "BCEk", valued: "bcdehsStTwxy"},
+}
+
+var tmuxAliases = map[string]string{
+	"new": "new-session", "neww": "new-window", "splitw": "split-window", "respawnp": "respawn-pane",
+	"respawnw": "respawn-window", "run": "run-shell", "if": "if-shell", "pipep": "pipe-pane", "popup": "display-popup",
+}
+
+var tmuxQuiet = []string{
+	"ls", "list-sessions", "lsw", "list-windows", "lsp", "list-panes", "attach", "attach-session", "a", "at",
+	"detach", "detach-client", "kill-session", "kill-server", "kill-window", "killw", "kill-pane", "killp",
+	"has-session", "has", "rename-session", "rename", "rename-window", "renamew", "display-message", "display",
+	"capture-pane", "capturep", "show-options", "show", "select-window", "selectw", "select-pane", "selectp",
+	"resize-pane", "resizep", "list-keys", "lsk", "list-commands", "lscm", "info", "start-server", "start",
+	"list-buffers", "lsb", "switch-client", "switchc",
+}
+
+func tmuxCommand(ops []field) unwrapped {
+	if len(ops) == 0 {
+		return unwrapped{}
+	}
+	name := ops[0]
+	if name.dynamic {
+		return unknown
+	}
+	cmd := name.text
+	if full, ok := tmuxAliases[cmd]; ok {
+		cmd = full
+	}
+	if slices.Contains(tmuxQuiet, cmd) {
+		return unwrapped{}
+	}
+	spec, ok := tmuxCommands[cmd]
+	if !ok {
+		return unknown // send-keys, source-file, set-hook, bind-key, …
+	}
+	_, rest, ok := scan(ops[1:], spec)
+	if !ok {
+		return unknown
+	}
+	switch {
+	case cmd == "if-shell":
+		if len(rest) < 1 {
+			return unknown
+		}
+		if len(rest) > 1 {
+			return unknown // the tmux commands it then runs
+		}
+		return unwrapped{scripts: rest[:1]}
+	case len(rest) == 0 && cmd != "pipe-pane":
+		return unknown // the default shell, which the line filter does not see
+	case len(rest) == 0:
+		return unwrapped{}
+	}
+	return unwrapped{scripts: []field{join(rest)}}
+}
+
+// screen [options] [CMD [ARGS]]: runs CMD; without one, a shell the line
+// filter does not see; -X and -Q send commands to a running session.
+func screen(args []field, j job) unwrapped {
+	for _, a := range args {
+		switch a.text {
+		case "-ls", "-list", "-wipe", "-v", "--version", "--help":
+			return unwrapped{}
+		case "-X", "-Q":
+			return unknown
+		}
+	}
+	opts, ops, ok := scan(args, optSpec{flags: "aAdDfilLmOqRrUwx", valued: "cehpsStT"})
+	if !ok {
+		return unknown
+	}
+	if len(ops) == 0 {
+		if has(opts, "r", "R", "x", "d", "D") && !has(opts, "m") {
+			return unwrapped{} // reattach to a session
+		}
+		return unknown
+	}
+	return runs(ops, j)
+}
+
+// interpreter describes a program that runs code in its own language: given
+// inline (an option's value, or with it the first operand), from a script
+// file (opaque, like a shell script), or read from its input.
+type interpreter struct {
+	spec   optSpec
+	inline []string // options that give code inline (python3 -c, perl -e)
+	// shellOut reports whether inline code can be seen to stay in the
+	// language (awk without system() or pipes, psql without \!); nil
+	// means any inline code is unknown.
+	shellOut func(code string) bool
+	// fileOpt are options that name the program's file (awk -f): it then
+	// runs no inline code.
+	fileOpt []string
+	// operands says what its operands are: a script file (the default),
+	// awk's program, SQL clients' databases (code comes from the input or
+	// sqlite3's second operand), an editor's files.
+	operands operandKind
+}
+
+type operandKind int
+
+const (
+	scriptFile   operandKind = iota // python3 FILE: opaque, like a shell script
+	programFirst                    // awk PROGRAM FILE…
+	database                        // psql DB, mysql DB, sqlite3 DB [SQL]
+	editorFiles                     // vim FILE…, +CMD runs an editor command
+)
+
+// interpreters is the table of interpreters: inline code in them is
+// unknown (Dynamic), so it is refused wherever command rules apply; without
+// a script they read code from their input.
+var interpreters = map[string]interpreter{
+	"python":  {spec: optSpec{anyShort: true, valued: "WXQ", long: withHelp(map[string]longKind{"check-hash-based-pycs": longValue})}, inline: []string{"c"}},
+	"pypy":    {spec: optSpec{anyShort: true, valued: "WXQ", anyLongValue: true}, inline: []string{"c"}},
+	"perl":    {spec: optSpec{anyShort: true, valued: "IMm", optional: "0ilxCdD"}, inline: []string{"e", "E"}},
+	"ruby":    {spec: optSpec{anyShort: true, valued: "rICEF", optional: "0ixTWK", anyLongValue: true}, inline: []string{"e"}},
+	"irb":     {spec: optSpec{anyShort: true, valued: "rI", anyLongValue: true}},
+	"node":    {spec: optSpec{anyShort: true, valued: "r", long: withHelp(map[string]longKind{"eval": longValue, "print": longValue, "require": longValue, "input-type": longValue, "import": longValue, "loader": longValue})}, inline: []string{"e", "p", "eval", "print"}},
+	"nodejs":  {spec: optSpec{anyShort: true, valued: "r", long: withHelp(map[string]longKind{"eval": longValue, "print": longValue, "require": longValue})}, inline: []string{"e", "p", "eval", "print"}},
+	"php":     {spec: optSpec{anyShort: true, valued: "cdzBRFE", anyLongValue: true}, inline: []string{"r", "B", "R", "E"}},
+	"lua":     {spec: optSpec{anyShort: true, valued: "l"}, inline: []string{"e"}},
+	"luajit":  {spec: optSpec{anyShort: true, valued: "lbjO"}, inline: []string{"e"}},
+	"tclsh":   {spec: optSpec{anyShort: true}},
+	"expect":  {spec: optSpec{anyShort: true, valued: "f"}, inline: []string{"c"}},
+	"Rscript": {spec: optSpec{anyShort: true, anyLongValue: true}, inline: []string{"e"}},
+	"R":       {spec: optSpec{anyShort: true, anyLongValue: true}, inline: []string{"e"}},
+	"julia":   {spec: optSpec{anyShort: true, valued: "LJ", anyLongValue: true}, inline: []string{"e", "E"}},
+	"gdb":     {spec: optSpec{anyShort: true, valued: "xp", anyLongValue: true}, inline: []string{"ex", "eval-command", "x", "batch"}},
+	"vim":     {spec: optSpec{anyShort: true, valued: "cSTuiwW", anyLongValue: true}, inline: []string{"c", "S", "cmd"}, operands: editorFiles},
+	"awk":     {spec: optSpec{valued: "vF", anyLongValue: true}, fileOpt: []string{"f", "file"}, shellOut: noAwkShell, operands: programFirst},
+	"psql":    {spec: optSpec{anyShort: true, valued: "dhpUvPTLoFRzCX", anyLongValue: true}, inline: []string{"c", "command"}, fileOpt: []string{"f", "file"}, shellOut: noSQLShell, operands: database},
+	"mysql":   {spec: optSpec{anyShort: true, valued: "uhPDS", anyLongValue: true}, inline: []string{"e", "execute"}, shellOut: noSQLShell, operands: database},
+	"sqlite3": {spec: optSpec{anyShort: true, valued: "", anyLongValue: true}, inline: []string{"cmd"}, shellOut: noSQLShell, operands: database},
+}
+
+func init() {
+	for alias, name := range map[string]string{
+		"python2": "python", "python3": "python", "pypy3": "pypy", "nvim": "vim", "vi": "vim", "ex": "vim", "view": "vim",
+		"gawk": "awk", "mawk": "awk", "nawk": "awk", "busybox-awk": "awk", "mariadb": "mysql", "wish": "tclsh",
+	} {
+		interpreters[alias] = interpreters[name]
+	}
+}
+
+func (in interpreter) unwrap(args []field, j job) unwrapped {
+	spec := in.spec
+	for _, name := range in.inline {
+		if len(name) == 1 {
+			spec.valued += name
+		}
+	}
+	for _, name := range in.fileOpt {
+		if len(name) == 1 {
+			spec.valued += name
+		}
+	}
+	opts, ops, ok := scan(args, spec)
+	if !ok {
+		return unknown
+	}
+	if has(opts, "help", "version") {
+		return unwrapped{}
+	}
+	if code, ok := value(opts, in.inline...); ok || has(opts, in.inline...) {
+		if in.shellOut != nil && ok && !code.dynamic && in.shellOut(code.text) {
+			return unwrapped{}
+		}
+		return unknown
+	}
+	if len(in.fileOpt) > 0 && has(opts, in.fileOpt...) {
+		return unwrapped{} // a program file: as opaque as a script file
+	}
+	switch in.operands {
+	case programFirst:
+		if len(ops) == 0 {
+			return unwrapped{} // a usage message
+		}
+		if ops[0].dynamic || !in.shellOut(ops[0].text) {
+			return unknown
+		}
+		return unwrapped{}
+	case database:
+		if len(ops) > 1 { // sqlite3 DB SQL…
+			if code := join(ops[1:]); code.dynamic || !in.shellOut(code.text) {
+				return unknown
+			}
+			return unwrapped{}
+		}
+		return unwrapped{stdinCode: true}
+	case editorFiles:
+		for _, o := range ops {
+			if o.dynamic || (strings.HasPrefix(o.text, "+") && strings.Trim(o.text, "+0123456789") != "") {
+				return unknown // +CMD: an editor command (:!rm …)
+			}
+		}
+		return unwrapped{} // what is typed into an editor is out of reach
+	}
+	if len(ops) == 0 || ops[0].text == "-" || ops[0].text == "/dev/stdin" {
+		return unwrapped{stdinCode: true}
+	}
+	return unwrapped{} // a script file
+}
+
+// noAwkShell reports whether an awk program runs no other program: no
+// system(), no pipes to or from commands.
+func noAwkShell(code string) bool {
+	return !strings.Contains(code, "system") && !strings.Contains(code, "|")
+}
+
+// noSQLShell reports whether SQL client input has no shell escape (\! in
+// psql and mysql, .shell and .system in sqlite3, COPY … PROGRAM).
+func noSQLShell(code string) bool {
+	l := strings.ToLower(code)
+	return !strings.Contains(l, `\!`) && !strings.Contains(l, "system") && !strings.Contains(l, ".shell") &&
+		!strings.Contains(l, "program")
 }
