@@ -52,6 +52,17 @@ func (o *bufferedObject) Sync() error {
 	return o.obj.Sync()
 }
 
+// Commit writes the buffer out and makes it durable with the storage's
+// group commit (or a Sync where it has none).
+func (o *bufferedObject) Commit(ctx context.Context) error {
+	if err := o.w.Flush(); err != nil {
+		return err
+	}
+	return Commit(ctx, o.obj)
+}
+
+var _ Committer = (*bufferedObject)(nil)
+
 func (o *bufferedObject) Close() error {
 	return errors.Join(o.w.Flush(), o.obj.Close())
 }

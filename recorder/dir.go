@@ -33,9 +33,16 @@ type Dir struct {
 	durable map[string]bool
 
 	syncDir func(dir string) error // syncDir; tests count the calls
+
+	// commit makes the records of every recording in the directory
+	// durable together (Commit).
+	commit *GroupCommit
 }
 
-var _ Storage = (*Dir)(nil)
+var (
+	_ Storage   = (*Dir)(nil)
+	_ Committer = (*dirObject)(nil)
+)
 
 // Modes of what Dir creates: recordings are readable by Bastion alone.
 const (
@@ -69,7 +76,11 @@ func NewDir(path string) (*Dir, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("recorder: dir: %s is not a directory", abs)
 	}
-	return &Dir{root: abs, durable: map[string]bool{}, syncDir: syncDir}, nil
+	commit, err := NewGroupCommit(abs)
+	if err != nil {
+		return nil, err
+	}
+	return &Dir{root: abs, durable: map[string]bool{}, syncDir: syncDir, commit: commit}, nil
 }
 
 // Path returns the directory's absolute path.
@@ -309,6 +320,16 @@ func (o *dirObject) Sync() error {
 			return fmt.Errorf("recorder: sync %s: %w", o.name, err)
 		}
 		o.entries = false
+	}
+	return nil
+}
+
+// Commit makes what was written durable by the directory's group commit.
+// The object's first Sync (every recording syncs once as it starts) has
+// made its entry durable already; the round's syncfs would too.
+func (o *dirObject) Commit(ctx context.Context) error {
+	if err := o.d.commit.Wait(ctx); err != nil {
+		return fmt.Errorf("recorder: commit %s: %w", o.name, err)
 	}
 	return nil
 }

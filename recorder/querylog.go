@@ -48,6 +48,12 @@ func (q *QueryLog) Write(e querylog.Event) error {
 	})
 }
 
+// Commit returns once every event written so far is durable: with the
+// other recordings of its storage in one group commit where the storage has
+// one. A database session under `durability: statement` calls it before it
+// forwards a statement. A failure is kept: later calls fail too.
+func (q *QueryLog) Commit(ctx context.Context) error { return q.rec.commit(ctx) }
+
 // Close ends the log and closes its object, which syncs it. It returns a Sync
 // failure met earlier (again) along with any error from closing, and an
 // error wrapping fs.ErrClosed when called again.

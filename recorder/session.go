@@ -1,6 +1,7 @@
 package recorder
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -32,7 +33,7 @@ type recording struct {
 
 	mu     sync.Mutex
 	last   time.Duration // the time since start last given to write
-	dirty  bool          // written since the last Sync
+	dirty  bool          // written since the last Sync or Commit
 	err    error         // the first Sync error; every later call returns it
 	closed bool
 
@@ -97,6 +98,32 @@ func (r *recording) write(fn func(since time.Duration) error) error {
 		return err
 	}
 	r.dirty = true
+	return nil
+}
+
+// commit makes what was written durable before it returns (Commit: the
+// storage's group commit where it has one). A failure is kept, as a Sync
+// failure is; ctx ending the wait is not a failure of the recording.
+func (r *recording) commit(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil {
+		return r.err
+	}
+	if r.closed {
+		return fmt.Errorf("recorder: %s: %w", r.name, fs.ErrClosed)
+	}
+	if !r.dirty {
+		return nil
+	}
+	if err := Commit(ctx, r.obj); err != nil {
+		err = fmt.Errorf("recorder: %s: %w", r.name, err)
+		if ctx.Err() == nil {
+			r.err = err
+		}
+		return err
+	}
+	r.dirty = false
 	return nil
 }
 

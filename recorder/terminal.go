@@ -123,6 +123,12 @@ func (t *Terminal) Marker(label string) error {
 	return t.rec.write(func(since time.Duration) error { return t.cast.Marker(since, label) })
 }
 
+// Commit returns once everything recorded so far is durable (group commit
+// where the storage has one): an SSH session under fail-closed commits the
+// marker of its exec command before the command reaches the target. A
+// failure is kept: later calls fail too.
+func (t *Terminal) Commit(ctx context.Context) error { return t.rec.commit(ctx) }
+
 // Close ends the recording and closes its object, which syncs it. It returns a
 // Sync failure met earlier (again) along with any error from closing, and
 // an error wrapping fs.ErrClosed when called again.

@@ -7,6 +7,12 @@
 //	{"time":"2031-03-04T05:06:08.1Z","type":"query","statement":"SELECT * FROM t WHERE id = $1","params":["42"],"decision":"allow","duration_ms":1.25,"tag":"SELECT 1","rows":1}
 //	{"time":"2031-03-04T05:06:09Z","type":"end","reason":"client closed the connection"}
 //
+// Under `durability: statement` an "exec" event precedes each statement
+// allowed: it is written, and made durable, before the statement is
+// forwarded to the target, and its "query" event follows when the statement
+// completes. A log cut short by a crash may end with exec events whose
+// outcome it does not hold: those statements may have run.
+//
 // Fields that do not apply to an event's type are left out. Readers ignore
 // fields they do not know, so fields can be added.
 package querylog
@@ -23,6 +29,10 @@ const (
 	TypeStart = "start" // the session began; User, Target, Database, RequestID, ClientAddr, Protocol
 	TypeQuery = "query" // a statement; Statement, Params, Decision, Rule, DurationMS, Tag, Rows, Error
 	TypeEnd   = "end"   // the session ended; Reason
+	// TypeExec is a statement about to be forwarded to the target
+	// (durability: statement); Statement, Params, Rule. Its query event
+	// follows.
+	TypeExec = "exec"
 )
 
 // Protocols of a start event.
@@ -43,7 +53,7 @@ const MaxLineSize = 64 << 20
 // Event is one line of a query log.
 type Event struct {
 	Time time.Time `json:"time"` // written in UTC
-	Type string    `json:"type"` // TypeStart, TypeQuery or TypeEnd
+	Type string    `json:"type"` // TypeStart, TypeExec, TypeQuery or TypeEnd
 
 	// start
 	User       string `json:"user,omitempty"`        // the Bastion user
@@ -93,11 +103,11 @@ func (e Event) Validate() error {
 		if e.Rows < 0 {
 			return fmt.Errorf("query event: %d rows: want a non-negative number", e.Rows)
 		}
-	case TypeEnd:
+	case TypeEnd, TypeExec:
 	case "":
 		return errors.New("no type")
 	default:
-		return fmt.Errorf("unknown type %q: want %q, %q or %q", e.Type, TypeStart, TypeQuery, TypeEnd)
+		return fmt.Errorf("unknown type %q: want %q, %q, %q or %q", e.Type, TypeStart, TypeExec, TypeQuery, TypeEnd)
 	}
 	return nil
 }

@@ -112,6 +112,10 @@ func transcriptLine(offset time.Duration, who string, e querylog.Event) string {
 		if len(notes) > 0 {
 			b.WriteString("  -- " + strings.Join(notes, "; "))
 		}
+	case querylog.TypeExec:
+		// Durability: statement; the outcome follows in a query event,
+		// unless Bastion stopped first.
+		b.WriteString("FORWARD " + printable(e.Statement))
 	case querylog.TypeEnd:
 		b.WriteString("END")
 		if e.Reason != "" {

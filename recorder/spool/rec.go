@@ -3,6 +3,7 @@ package spool
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -184,6 +185,46 @@ func (o *object) Sync() error {
 	}
 	return r.syncLocked()
 }
+
+// Commit makes what was written durable with the spool's group commit:
+// one syncfs for every recording waiting, instead of an fsync each. A
+// failed round fails the recording, as a failed fsync does.
+func (o *object) Commit(ctx context.Context) error {
+	r := o.r
+	r.mu.Lock()
+	if r.ended || r.data == nil {
+		r.mu.Unlock()
+		return fmt.Errorf("spool: commit %s: %w", r.name, fs.ErrClosed)
+	}
+	if r.writeErr != nil || r.synced == r.written {
+		r.mu.Unlock()
+		return r.writeErr
+	}
+	upTo := r.written
+	r.mu.Unlock()
+
+	err := r.s.commit.Wait(ctx)
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return fmt.Errorf("spool: commit %s: %w", r.name, err)
+	case err != nil:
+		if r.writeErr == nil {
+			r.writeErr = fmt.Errorf("spool: fsync %s: %w", r.name, err)
+			r.s.spoolFailed(r.writeErr)
+		}
+		return r.writeErr
+	case r.writeErr != nil:
+		return r.writeErr
+	}
+	r.synced = max(r.synced, upTo)
+	r.s.wake()
+	return nil
+}
+
+var _ recorder.Committer = (*object)(nil)
 
 // syncLocked fsyncs the data file if it holds unsynced bytes. r.mu is held.
 func (r *rec) syncLocked() error {

@@ -145,6 +145,10 @@ type Store struct {
 	lockFile *os.File
 	health   health
 	stats    stats
+	// commit makes the records of every recording in the spool durable
+	// together: one syncfs of the spool's file system per round (group
+	// commit, object.Commit).
+	commit *recorder.GroupCommit
 }
 
 var (
@@ -188,6 +192,11 @@ func Open(cfg Config) (*Store, error) {
 		cfg: cfg, log: cfg.Logger.With("component", "spool"),
 		recs: map[string]*rec{}, kick: make(chan struct{}, 1), sem: make(chan struct{}, cfg.Workers),
 	}
+	commit, err := recorder.NewGroupCommit(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	s.commit = commit
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	locked, err := s.lock()
 	if err != nil {
@@ -195,7 +204,7 @@ func Open(cfg Config) (*Store, error) {
 	}
 	if locked {
 		if err := s.recover(); err != nil {
-			return nil, errors.Join(err, s.unlock())
+			return nil, errors.Join(err, s.unlock(), s.commit.Close())
 		}
 	} else {
 		s.log.Info("spool: in use by another Bastion process; reading only")
@@ -370,7 +379,7 @@ func (s *Store) Close() error {
 	for _, r := range s.recs {
 		errs = append(errs, r.closeFiles())
 	}
-	return errors.Join(append(errs, s.unlock())...)
+	return errors.Join(append(errs, s.unlock(), s.commit.Close())...)
 }
 
 // wake makes the dispatcher look for work.
