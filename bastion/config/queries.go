@@ -10,19 +10,21 @@ import (
 
 // rawQueryRule is one per-statement rule of a role (database sessions).
 type rawQueryRule struct {
-	Name       string            `yaml:"name"`
-	Action     string            `yaml:"action"`
-	Kinds      []string          `yaml:"kinds"`
-	Commands   []string          `yaml:"commands"`
-	Tables     []string          `yaml:"tables"`
-	Functions  []string          `yaml:"functions"`
-	Unbounded  bool              `yaml:"unbounded"`
-	FileAccess bool              `yaml:"file_access"`
-	RoleChange bool              `yaml:"role_change"`
-	Targets    []string          `yaml:"targets"`
-	Labels     map[string]string `yaml:"labels"`
-	Reason     string            `yaml:"reason"`
-	Approvers  []string          `yaml:"approvers"`
+	Name        string            `yaml:"name"`
+	Action      string            `yaml:"action"`
+	Kinds       []string          `yaml:"kinds"`
+	Commands    []string          `yaml:"commands"`
+	Tables      []string          `yaml:"tables"`
+	Functions   []string          `yaml:"functions"`
+	Unbounded   bool              `yaml:"unbounded"`
+	FileAccess  bool              `yaml:"file_access"`
+	RoleChange  bool              `yaml:"role_change"`
+	Program     bool              `yaml:"program"`
+	SideEffects bool              `yaml:"side_effects"`
+	Targets     []string          `yaml:"targets"`
+	Labels      map[string]string `yaml:"labels"`
+	Reason      string            `yaml:"reason"`
+	Approvers   []string          `yaml:"approvers"`
 }
 
 // queries validates a role's query rules, default and read-only mode.
@@ -39,6 +41,7 @@ func (v *validator) queries(field string, role *policy.Role, r rawRole, all map[
 			Name: q.Name, Action: policy.CommandAction(q.Action),
 			Targets:   policy.Selector{Names: q.Targets, Labels: q.Labels},
 			Unbounded: q.Unbounded, FileAccess: q.FileAccess, RoleChange: q.RoleChange,
+			Program: q.Program, SideEffects: q.SideEffects,
 			Reason: q.Reason, Approvers: q.Approvers,
 		}
 		for j, k := range q.Kinds {

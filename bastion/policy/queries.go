@@ -35,10 +35,21 @@ type Statement struct {
 	Text    string
 	Kind    StatementKind
 	Command string // upper case: "SELECT", "DROP TABLE", "SET ROLE", …
+	// Actions are further command names the statement answers to: one for
+	// each sub-action of an ALTER ("ALTER TABLE DROP COLUMN", "ALTER TABLE
+	// RENAME", …). A command pattern matches the statement when it matches
+	// Command or any of them.
+	Actions []string
 	// Tables are the relations referenced, as "schema.name" or "name" when
 	// not qualified, with the identifiers resolved as the database resolves
-	// them (quotes removed). Matching ignores case.
+	// them (quotes removed). A reference to a CTE by its name is not one.
 	Tables []string
+	// TablesExact is set when the database resolved Tables exactly, so
+	// that "Orders" and "orders" are different tables (PostgreSQL, whose
+	// unquoted names fold to lower case and quoted ones keep theirs): a
+	// table pattern is then read as SQL reads a name (see QueryRule), and
+	// compared with case. Otherwise matching ignores case.
+	TablesExact bool
 	// Functions are the functions called, lower case; a qualified call is
 	// listed both qualified and bare.
 	Functions []string
@@ -55,6 +66,15 @@ type Statement struct {
 	// server file, pg_read_file(), lo_import(), file_fdw's options,
 	// SELECT … INTO OUTFILE/DUMPFILE, LOAD DATA, LOAD_FILE().
 	FileAccess bool
+	// Program is set when the statement runs a program on the database
+	// server: COPY … FROM/TO PROGRAM, file_fdw's program option.
+	// FileAccess is set for it too: a program reaches every file.
+	Program bool
+	// SideEffects is set when the statement calls a built-in function
+	// that changes state although the statement reads (nextval,
+	// set_config, pg_advisory_lock, pg_terminate_backend, GET_LOCK, …):
+	// each dialect's package keeps the table.
+	SideEffects bool
 	// RoleChange is set when the statement may change the current role or
 	// session authorization (SET ROLE, SET SESSION AUTHORIZATION,
 	// set_config('role', …), …).
@@ -78,6 +98,12 @@ type Statement struct {
 // the side of matching); an unqualified pattern matches the name in any
 // schema. A schema-wide pattern ("audit.*") matches qualified names only:
 // matching every unqualified name would make it match everything.
+//
+// Where the database resolves table names exactly (Statement.TablesExact:
+// PostgreSQL), a table pattern is read as SQL reads a name: an unquoted
+// part folds to lower case, a part in double quotes keeps its case, and
+// the match is then exact ("Orders" matches only the table created as
+// "Orders"; orders and Orders match the table orders).
 type QueryRule struct {
 	Name    string // unique within its role; shown to users and in the audit log
 	Action  CommandAction
@@ -90,9 +116,13 @@ type QueryRule struct {
 	// Unbounded matches UPDATE/DELETE statements that are unbounded.
 	Unbounded bool
 	// FileAccess matches statements that reach the server's files or
-	// programs; RoleChange statements that change role.
-	FileAccess bool
-	RoleChange bool
+	// programs; Program those that run a program there; RoleChange
+	// statements that change role; SideEffects statements that call a
+	// function that changes state.
+	FileAccess  bool
+	Program     bool
+	RoleChange  bool
+	SideEffects bool
 
 	Reason    string   // shown when the rule denies or holds a statement
 	Approvers []string // roles that may allow a statement this rule holds
@@ -119,14 +149,24 @@ func (r *QueryRule) matches(s *Statement) (bool, error) {
 	if r.RoleChange && !s.RoleChange {
 		return false, nil
 	}
+	if r.Program && !s.Program {
+		return false, nil
+	}
+	if r.SideEffects && !s.SideEffects {
+		return false, nil
+	}
 	if len(r.Commands) > 0 {
-		ok, err := anyGlob(r.Commands, []string{s.Command}, strings.ToUpper, false)
+		ok, err := anyGlob(r.Commands, append([]string{s.Command}, s.Actions...), strings.ToUpper, false)
 		if err != nil || !ok {
 			return false, err
 		}
 	}
 	if len(r.Tables) > 0 {
-		ok, err := anyGlob(r.Tables, s.Tables, strings.ToLower, true)
+		pats, norm := foldPatterns(r.Tables), strings.ToLower
+		if s.TablesExact {
+			pats, norm = sqlPatterns(r.Tables), func(s string) string { return s }
+		}
+		ok, err := anyGlob(pats, s.Tables, norm, true)
 		if err != nil || !ok {
 			return false, err
 		}
@@ -183,7 +223,7 @@ var readOnlyUtility = map[string]bool{
 
 // readOnlyAllows reports whether read-only mode lets s run.
 func readOnlyAllows(s *Statement) bool {
-	if s.FileAccess || s.RoleChange || s.WritesInCTE || s.ExplainAnalyze {
+	if s.FileAccess || s.Program || s.SideEffects || s.RoleChange || s.WritesInCTE || s.ExplainAnalyze {
 		return false
 	}
 	switch s.Kind {
@@ -314,8 +354,11 @@ func (r *Role) decideQuery(t *Target, s *Statement) QueryDecision {
 }
 
 func describeStatement(s *Statement) string {
-	if s.Command == "" {
+	switch {
+	case s.Command == "":
 		return "this statement"
+	case len(s.Actions) > 0:
+		return strings.Join(s.Actions, ", ")
 	}
 	return s.Command
 }

@@ -171,9 +171,11 @@ func policyStatement(s *pgsql.Statement) policy.Statement {
 		tables[i] = t.String()
 	}
 	return policy.Statement{
-		Text: s.Text, Kind: policy.StatementKind(s.Kind), Command: s.Command, Tables: tables,
+		Text: s.Text, Kind: policy.StatementKind(s.Kind), Command: s.Command, Actions: s.Actions,
+		Tables: tables, TablesExact: true,
 		Functions: s.Functions, Unbounded: s.Unbounded, WritesInCTE: s.WritesInCTE,
 		ExplainAnalyze: s.ExplainAnalyze, FileAccess: s.CopyProgram || s.CopyFile || s.ServerFiles, RoleChange: s.Roles,
+		Program: s.Program, SideEffects: s.SideEffects,
 		Prepares: s.Prepares, Executes: s.Executes,
 	}
 }
@@ -204,10 +206,71 @@ type decider struct {
 	restricted bool
 	cache      map[string]*verdict // by text
 	byLK       map[string]*verdict // by literalKey, for constant-free statements
+	// prepared are the statements the session may have prepared with
+	// SQL's PREPARE, by name: every one decided under that name (whether
+	// it ran or not, and a DEALLOCATE notwithstanding), so that an
+	// EXECUTE is decided as the most any of them may do (policy.Following).
+	prepared map[string][]policy.Statement
 }
 
-// decide returns the verdict on sql.
+// Bounds of decider.prepared: beyond them a name is remembered as one
+// that may hold anything.
+const (
+	maxPreparedNames    = 1000
+	maxPreparedVersions = 16
+)
+
+// decide returns the verdict on sql, and remembers what it PREPAREs.
 func (d *decider) decide(sql string) *verdict {
+	v := d.decideText(sql)
+	d.remember(v.stmts)
+	return v
+}
+
+// remember notes the statements stmts prepare with SQL's PREPARE.
+func (d *decider) remember(stmts []policy.Statement) {
+	for i := range stmts {
+		s := stmts[i]
+		name := s.Prepares
+		if name == "" {
+			continue
+		}
+		if d.prepared == nil {
+			d.prepared = map[string][]policy.Statement{}
+		}
+		old, ok := d.prepared[name]
+		if slices.ContainsFunc(old, func(o policy.Statement) bool { return o.Text == s.Text }) {
+			continue
+		}
+		if (!ok && len(d.prepared) >= maxPreparedNames) || len(old) >= maxPreparedVersions {
+			// Too many to follow: unknown, which no rule reads as a read.
+			s = policy.Statement{Text: s.Text, Kind: policy.StatementUnknown, Command: "PREPARE"}
+			if !ok {
+				name = "" // the map is full: EXECUTE of it stays unresolved
+			}
+		}
+		if name != "" {
+			d.prepared[name] = append(old, s)
+		}
+	}
+}
+
+// following is stmts with each EXECUTE decided as what it runs.
+func (d *decider) following(stmts []policy.Statement) []policy.Statement {
+	out := make([]policy.Statement, len(stmts))
+	for i := range stmts {
+		out[i] = policy.Following(stmts[i], d.prepared)
+	}
+	return out
+}
+
+// executes reports whether a statement of stmts runs a prepared statement.
+func executes(stmts []policy.Statement) bool {
+	return slices.ContainsFunc(stmts, func(s policy.Statement) bool { return len(s.Executes) > 0 })
+}
+
+// decideText returns the verdict on sql.
+func (d *decider) decideText(sql string) *verdict {
 	if p := d.policy(); p != d.pol {
 		d.pol, d.cache, d.byLK = p, map[string]*verdict{}, map[string]*verdict{}
 		d.restricted = p.QueriesRestricted(d.user, d.target)
@@ -222,6 +285,7 @@ func (d *decider) decide(sql string) *verdict {
 		return &w
 	}
 	p := d.parsed.parse(sql, key, keyed)
+	execs := executes(p.all())
 	v := &verdict{stmts: p.stmts, parseErr: p.err, lasting: p.err != nil || outlivesSession(p.all())}
 	switch {
 	case p.err != nil && d.restricted:
@@ -236,15 +300,21 @@ func (d *decider) decide(sql string) *verdict {
 		v.overall = policy.QueryDecision{Action: policy.CommandDeny,
 			Reason: p.unchecked + ", and query rules apply to this target"}
 	default:
+		// An EXECUTE's verdict depends on the session's PREPAREs: it is
+		// decided as what it runs, and not cached.
+		follow := func(g []policy.Statement) []policy.Statement { return g }
+		if execs {
+			follow = d.following
+		}
 		v.each = make([]policy.QueryDecision, len(p.stmts))
 		for i := range p.stmts {
-			v.each[i] = d.pol.DecideQueries(d.user, d.target, p.group(i))
+			v.each[i] = d.pol.DecideQueries(d.user, d.target, follow(p.group(i)))
 			v.each[i].Index = i
 		}
-		v.overall = d.pol.DecideQueries(d.user, d.target, p.all())
+		v.overall = d.pol.DecideQueries(d.user, d.target, follow(p.all()))
 	}
 	switch {
-	case len(sql) > maxCachedText:
+	case execs || len(sql) > maxCachedText:
 	case keyed && p.err == nil && p.groups == nil && len(p.stmts) == 1 && constantFree(&p.stmts[0]):
 		if len(d.byLK) >= maxConnDecisions {
 			clear(d.byLK)

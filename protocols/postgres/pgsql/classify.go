@@ -20,6 +20,8 @@ func summarise(n *pg_query.Node) Statement {
 		Executes:    sortedKeys(f.executes),
 		Unchecked:   f.unchecked,
 		ServerFiles: f.serverFiles,
+		Program:     f.program,
+		SideEffects: f.sideEffects,
 		Misreads:    f.misreads,
 		sqlArgs:     f.sqlArgs,
 	}
@@ -27,6 +29,8 @@ func summarise(n *pg_query.Node) Statement {
 		s.Prepares = p.GetName()
 	}
 	s.Kind, s.Command = classify(n, f, &s)
+	s.Program = s.Program || s.CopyProgram
+	s.Actions = actions(n, s.Command)
 	return s
 }
 
@@ -84,6 +88,8 @@ func classify(n *pg_query.Node, f *facts, s *Statement) (Kind, string) {
 	case *pg_query.ExplainStmt:
 		k, _ := classify(x.GetQuery(), f, &Statement{})
 		if !explainAnalyze(x.GetOptions()) {
+			// Plans, runs nothing: no row changes, no function is called.
+			s.Unbounded, s.WritesInCTE, s.SideEffects = false, false, false
 			return KindUtility, "EXPLAIN"
 		}
 		s.ExplainAnalyze = k != KindRead

