@@ -25,7 +25,9 @@ import (
 )
 
 // BufferSize is the write buffer in front of a query log: events reach the
-// storage at the recording's once-a-second Sync, not one system call each.
+// storage at the recording's once-a-second Sync (or, under durability:
+// statement, at the group commit before a statement is forwarded), not one
+// system call each.
 const BufferSize = 32 << 10
 
 // Logins is the part of the access service that authenticates and
@@ -99,6 +101,14 @@ func Open(ctx context.Context, st recorder.Storage, sessions Sessions, s Session
 // their recording fails (the role says fail-open).
 func FailOpen(p *policy.Policy, g *access.Grant) bool {
 	return p.RecordingFor(g.User, g.Target, g.Role) == policy.FailOpen
+}
+
+// Durable reports whether g's role asks that a statement reach the target
+// only once its record is durable (durability: statement, the default of
+// fail-closed roles): the session then writes an exec event before it
+// forwards a statement and waits for the storage's group commit.
+func Durable(p *policy.Policy, g *access.Grant) bool {
+	return p.DurabilityFor(g.User, g.Target, g.Role) == policy.DurableStatement
 }
 
 // Guarantee asks storage that can tell (the spool in front of object

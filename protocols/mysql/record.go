@@ -20,6 +20,8 @@ type queryRecorder struct {
 	name   string
 	log    *recorder.QueryLog
 	redact bool
+	// durable: the role's durability is statement (forwarding).
+	durable bool
 }
 
 func (c *clientConn) sessionID() string {
@@ -46,8 +48,52 @@ func (c *clientConn) startRecording(ctx context.Context) error {
 		}
 		return err
 	}
-	c.rec = &queryRecorder{id: id, name: name, log: ql, redact: c.target.RedactParameters}
+	c.rec = &queryRecorder{id: id, name: name, log: ql, redact: c.target.RedactParameters,
+		durable: dbrec.Durable(c.srv.cfg.Policy(), c.grant)}
 	return nil
+}
+
+// forwarding records, under durability: statement, the statements a
+// command is about to run on the target (exec events), and returns once
+// they are durable, with the other sessions' records in one group commit.
+// When they cannot be made durable the session ends (fail closed) and the
+// error says that the command must not be forwarded; a fail-open session
+// goes on unrecorded.
+func (c *clientConn) forwarding(rule string, params []string, stmts ...string) error {
+	if c.rec == nil || !c.rec.durable {
+		return nil
+	}
+	for _, s := range stmts {
+		c.recordEvent(querylog.Event{Type: querylog.TypeExec, Statement: s, Params: params, Rule: rule})
+		if c.rec == nil { // fail-open, and the recording failed
+			return nil
+		}
+	}
+	err := c.rec.log.Commit(c.ctx)
+	switch {
+	case err == nil:
+		return nil
+	case c.ctx.Err() != nil:
+		return context.Cause(c.ctx)
+	}
+	c.recordingFailed(err)
+	if c.rec == nil {
+		return nil
+	}
+	return errRecording
+}
+
+// forwardingQuery is forwarding for the statements of a COM_QUERY.
+func (c *clientConn) forwardingQuery(v *verdict) error {
+	if c.rec == nil || !c.rec.durable {
+		return nil
+	}
+	stmts := recorded(v.stmts)
+	texts := make([]string, len(stmts))
+	for i, s := range stmts {
+		texts[i] = s.Text
+	}
+	return c.forwarding(v.rule, nil, texts...)
 }
 
 // errRecording ends a session whose recording failed (fail closed).
@@ -59,17 +105,31 @@ func (c *clientConn) record(e querylog.Event) {
 		return
 	}
 	e.Type = querylog.TypeQuery
+	c.recordEvent(e)
+}
+
+// recordEvent writes an event. A failure ends the session (fail closed).
+func (c *clientConn) recordEvent(e querylog.Event) {
+	if c.rec == nil {
+		return
+	}
 	e.Statement = mysqlsql.Redact(e.Statement)
 	if err := c.rec.log.Write(e); err != nil {
-		if c.failOpen() {
-			c.rec.log.Close()
-			c.rec = nil
-			c.unrecorded(context.WithoutCancel(c.ctx), err)
-			return
-		}
-		c.log.Error("record query", "err", err)
-		c.end(errRecording)
+		c.recordingFailed(err)
 	}
+}
+
+// recordingFailed ends the session (fail closed), or lets a fail-open one
+// go on unrecorded.
+func (c *clientConn) recordingFailed(err error) {
+	if c.failOpen() {
+		c.rec.log.Close()
+		c.rec = nil
+		c.unrecorded(context.WithoutCancel(c.ctx), err)
+		return
+	}
+	c.log.Error("record query", "err", err)
+	c.end(errRecording)
 }
 
 // failOpen reports whether the grant's role lets the session go on

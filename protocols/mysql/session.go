@@ -217,6 +217,9 @@ func (c *clientConn) query(p []byte, seq byte) error {
 		c.refuse(seq, v, refusal)
 		return nil
 	}
+	if err := c.forwardingQuery(v); err != nil {
+		return err
+	}
 	start := time.Now()
 	if err := c.forward(seq, p); err != nil {
 		return err
@@ -299,6 +302,9 @@ func (c *clientConn) execute(p []byte, seq byte) error {
 		}
 	}
 	params := c.recorded(ps)
+	if err := c.forwarding(st.v.rule, params, st.v.text); err != nil {
+		return err
+	}
 	start := time.Now()
 	if err := c.forward(seq, p); err != nil {
 		return err

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"time"
 	"unicode/utf8"
@@ -24,6 +25,9 @@ type queryRecorder struct {
 	// unrecorded is set when a fail-open role's recording failed: the
 	// session goes on and nothing more is written.
 	unrecorded bool
+	// durable: the role's durability is statement. uncommitted: an exec
+	// event was written that is not yet known durable.
+	durable, uncommitted bool
 }
 
 // startRecording creates the recording and the session row; the session
@@ -40,9 +44,49 @@ func (c *conn) startRecording(ctx context.Context) error {
 		c.rec = &queryRecorder{id: id, unrecorded: true}
 		return nil
 	}
-	c.rec = &queryRecorder{id: id, name: name, log: ql, redact: c.target.RedactParameters}
+	c.rec = &queryRecorder{id: id, name: name, log: ql, redact: c.target.RedactParameters,
+		durable: dbrec.Durable(c.srv.cfg.Policy(), c.grant)}
 	return nil
 }
+
+// forwarding records, under durability: statement, that the statement of e
+// is about to be forwarded (an exec event); commitForwarded makes it durable
+// before the message that runs it reaches the target.
+func (c *conn) forwarding(e entry) {
+	if !c.rec.durable || c.rec.unrecorded || e.kind != entryExec {
+		return
+	}
+	c.write(querylog.Event{Type: querylog.TypeExec, Statement: e.text, Params: e.params, Rule: e.rule})
+	c.rec.uncommitted = true
+}
+
+// commitForwarded returns once the exec events written are durable, with
+// the other sessions' records in one group commit. When they cannot be
+// made durable the session ends (fail closed) and the error says that the
+// message must not be forwarded; a fail-open session goes on unrecorded.
+func (c *conn) commitForwarded() error {
+	if !c.rec.uncommitted || c.rec.unrecorded {
+		return nil
+	}
+	c.rec.uncommitted = false
+	err := c.rec.log.Commit(c.ctx)
+	switch {
+	case err == nil:
+		return nil
+	case c.ctx.Err() != nil:
+		return context.Cause(c.ctx)
+	case c.failOpen():
+		c.rec.unrecorded = true
+		c.unrecorded(context.WithoutCancel(c.ctx), err)
+		return nil
+	}
+	c.log.Error("recording failed; ending the session", "session", c.rec.id, "err", err)
+	c.end(errNotRecorded)
+	return errNotRecorded
+}
+
+// errNotRecorded ends a fail-closed session whose recording failed.
+var errNotRecorded = errors.New("the session can no longer be recorded")
 
 // params formats a Bind's parameters for the recording: text as is,
 // binary in hex, NULL as "NULL"; every one "<redacted>" when the target
@@ -86,7 +130,7 @@ func (c *conn) write(e querylog.Event) {
 			return
 		}
 		c.log.Error("recording failed; ending the session", "session", c.rec.id, "err", err)
-		c.end(fmt.Errorf("the session can no longer be recorded"))
+		c.end(errNotRecorded)
 	}
 }
 

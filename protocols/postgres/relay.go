@@ -480,6 +480,9 @@ func (c *conn) waitRoom() error {
 // push queues es; statements the target skips after a failure in their
 // batch are recorded as such instead.
 func (c *conn) push(es ...entry) {
+	for _, e := range es {
+		c.forwarding(e)
+	}
 	for _, e := range c.pending.push(es...) {
 		c.rec.done(c, e, 0, "", notRun)
 	}
@@ -633,6 +636,11 @@ func (c *conn) clientMessage(typ byte, msg []byte) error {
 			return err
 		}
 		c.push(entry{kind: entryExec, text: "<function call>", start: time.Now()}, entry{kind: entrySync})
+	}
+	// Under durability: statement, what this message runs reaches the
+	// target only once its record is durable.
+	if err := c.commitForwarded(); err != nil {
+		return err
 	}
 	_, err := c.ubw.Write(msg)
 	return err
