@@ -286,6 +286,7 @@ func (d *decider) decideText(sql string) *verdict {
 	}
 	p := d.parsed.parse(sql, key, keyed)
 	execs := executes(p.all())
+	d.remember(p.stmts) // PREPARE q AS …; EXECUTE q
 	v := &verdict{stmts: p.stmts, parseErr: p.err, lasting: p.err != nil || outlivesSession(p.all())}
 	switch {
 	case p.err != nil && d.restricted:

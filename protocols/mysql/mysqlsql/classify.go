@@ -19,6 +19,10 @@ func (r reading) summarise(n ast.StmtNode) Statement {
 	n.Accept(w)
 	s.Tables = sortUnique(w.tables)
 	s.Functions = sortUnique(w.funcs)
+	if x, ok := n.(*ast.ExplainStmt); ok && !x.Analyze {
+		// Plans, runs nothing: no row changes, no function is called.
+		s.Unbounded, s.WritesInCTE, s.SideEffects = false, false, false
+	}
 	return s
 }
 
@@ -115,6 +119,7 @@ func (r reading) classify(n ast.StmtNode, s *Statement) (policy.StatementKind, s
 		}
 		in := inner[0]
 		s.Unbounded, s.FileAccess, s.RoleChange, s.Dynamic = in.Unbounded, in.FileAccess, in.RoleChange, in.Dynamic
+		s.SideEffects, s.WritesInCTE = in.SideEffects, in.WritesInCTE
 		s.SetsSQLMode, s.SQLModeDynamic = in.SetsSQLMode, in.SQLModeDynamic         // when executed
 		s.Tables, s.Functions = slices.Clone(in.Tables), slices.Clone(in.Functions) // merged with the walk's
 		// The statement prepared is decided as itself too (DROP TABLE can
@@ -140,6 +145,9 @@ func (r reading) classify(n ast.StmtNode, s *Statement) (policy.StatementKind, s
 		if x.IsDropRole {
 			return policy.StatementDCL, "DROP ROLE"
 		}
+	case *ast.AlterTableStmt:
+		s.Actions = alterTableActions(x)
+		return policy.StatementDDL, "ALTER TABLE"
 	case *ast.DropTableStmt:
 		if x.IsView {
 			return policy.StatementDDL, "DROP VIEW"
@@ -171,21 +179,24 @@ func typeCommand(n ast.StmtNode) string {
 }
 
 // walker collects the tables and functions a statement references,
-// wherever the grammar puts them.
+// wherever the grammar puts them, but for names that refer to a CTE
+// (cteScope).
 type walker struct {
 	s      *Statement
 	tables []string
 	funcs  []string
+	cteScope
 }
 
 func (w *walker) Enter(n ast.Node) (ast.Node, bool) {
+	w.enterScope(n)
 	switch x := n.(type) {
 	case *ast.TableName:
 		name := x.Name.O
 		if x.Schema.O != "" {
 			name = x.Schema.O + "." + name
 		}
-		if x.Name.O != "" {
+		if x.Name.O != "" && !w.isCTE(x) {
 			w.tables = append(w.tables, name)
 		}
 	case *ast.FuncCallExpr:
@@ -229,9 +240,15 @@ func (w *walker) addFunc(schema, name string) {
 	if name == "load_file" {
 		w.s.FileAccess = true
 	}
+	if _, ok := sideEffects[name]; ok {
+		w.s.SideEffects = true
+	}
 }
 
-func (w *walker) Leave(n ast.Node) (ast.Node, bool) { return n, true }
+func (w *walker) Leave(n ast.Node) (ast.Node, bool) {
+	w.leaveScope(n)
+	return n, true
+}
 
 func sortUnique(s []string) []string {
 	if len(s) == 0 {
