@@ -38,6 +38,7 @@ type channelRec struct {
 	echo  *echoTracker    // pty sessions: redacts what the target does not echo
 	lines *lineFilter     // pty shells under command rules: checks typed lines
 	xfer  transferDecoder // sftp and scp sessions: reports file operations
+	files *sessionGate    // sftp sessions under file rules: decides each request
 	kind  string
 	exit  int
 	// started is closed once the first shell, exec or subsystem request has
@@ -132,11 +133,22 @@ func (r *channelRec) start(ctx context.Context, kind, command string) error {
 		return fmt.Errorf("record session: %w", err)
 	}
 	if command != "" {
-		if err := term.Marker("exec: " + command); err != nil {
+		err := term.Marker("exec: " + command)
+		if err == nil && !r.failOpen {
+			// Fail closed: the command reaches the target only once its
+			// record is durable (one group commit, once per session).
+			err = term.Commit(ctx)
+		}
+		if err != nil {
 			r.failErr = err
 		}
 	}
 	r.term, r.kind = term, kind
+	if r.failErr != nil && !r.failOpen {
+		// The command did not reach the spool: it may not run. The
+		// channel's end closes the recording and the session's row.
+		return fmt.Errorf("record the command: %w", r.failErr)
+	}
 	if r.pty != nil && kind == "shell" {
 		r.echo = newEchoTracker(func(p []byte) { r.write(func() error { return r.term.Input(p) }) })
 	}
