@@ -2,6 +2,7 @@ package ssh
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/bastionhq/bastion/bastion/audit"
 	"github.com/bastionhq/bastion/protocols/ssh/linebuf"
+	"github.com/bastionhq/bastion/protocols/ssh/shellcmd"
 )
 
 // CommandsRestricted tells whether command rules apply to a user on a
@@ -27,52 +29,182 @@ var refuseLine = []byte{0x05, 0x15, '\r'}
 
 // lineFilter checks the lines typed into an interactive shell against the
 // command rules, best effort: each Enter is held back until the line it
-// ends has been decided. It is an aid, not a sandbox — a program that reads
-// its own input (an editor, a REPL, a shell started with different key
-// bindings) can run what the filter never sees as a line; the README says
-// so.
+// ends has been decided. Pasted text is typed text: a bracketed paste is
+// held back whole, from its start marker to its end marker; at its end the
+// complete lines it made are decided (a shell without a line editor runs
+// them as they arrive), and one refused line refuses the paste; a line
+// editor keeps them in the line, which is decided whole at Enter. It is an
+// aid, not a sandbox — a program that reads its own input (an editor, a
+// REPL, a shell started with different key bindings) can run what the
+// filter never sees as a line; the README says so.
 type lineFilter struct {
 	tc  *targetConn
 	rec *channelRec
 	uch ssh.Channel // the user's terminal, for messages
 	buf linebuf.Buffer
+
+	// The paste being held back (pasting): its bytes, and whether it
+	// outgrew maxPaste (then it is refused whole at its end, and its bytes
+	// are dropped as they come).
+	pasting  bool
+	held     []byte
+	overflow bool
 }
 
+// maxPaste bounds a paste held back until its end marker.
+const maxPaste = 64 << 10
+
+// pasteEnd is the end marker of a bracketed paste, sent to close a refused
+// paste at the target (whose start marker has gone through).
+const pasteEnd = "\x1b[201~"
+
 // forward sends typed bytes to the target, deciding each completed line
-// before its Enter goes through.
+// before its Enter goes through, and each paste before any of it does.
 func (f *lineFilter) forward(ctx context.Context, uch, upch ssh.Channel, p []byte) error {
 	f.uch = uch
+	for len(p) > 0 {
+		n, err := f.forwardSome(ctx, uch, upch, p)
+		if err != nil {
+			return err
+		}
+		p = p[n:]
+	}
+	return nil
+}
+
+// forwardSome forwards p, or the start of it up to a refused paste: the
+// line it was in is then gone at the target, so the line buffer starts
+// afresh and is fed the rest again. It returns how much of p it used.
+func (f *lineFilter) forwardSome(ctx context.Context, uch, upch ssh.Channel, p []byte) (int, error) {
+	lines, marks := f.buf.FeedMarks(p)
 	start := 0
-	for _, line := range f.buf.Feed(p) {
+	for len(lines) > 0 || len(marks) > 0 {
+		if len(marks) > 0 && (len(lines) == 0 || marks[0].End < lines[0].End) {
+			m := marks[0]
+			marks = marks[1:]
+			if m.Begin {
+				// The start marker goes through: the target's line editor
+				// then waits for the paste, which is held here.
+				if _, err := upch.Write(p[start:m.End]); err != nil {
+					return 0, err
+				}
+				f.pasting = true
+				start = m.End
+				continue
+			}
+			f.hold(p[start:m.End])
+			refused, err := f.endPaste(ctx, uch, upch, m)
+			if err != nil || refused {
+				f.buf.Reset()
+				return m.End, err
+			}
+			start = m.End
+			continue
+		}
+		// A line ends only outside a paste (a pasted newline is part of
+		// the line).
+		line := lines[0]
+		lines = lines[1:]
 		key := max(line.End-1, start)
 		if _, err := upch.Write(p[start:key]); err != nil {
-			return err
+			return 0, err
 		}
 		start = line.End
 		msg := f.check(ctx, line)
 		if msg == "" {
 			if _, err := upch.Write(p[key:line.End]); err != nil {
-				return err
+				return 0, err
 			}
 			continue
 		}
-		f.rec.marker("denied: " + msg)
-		if _, err := io.WriteString(uch, "\r\nbastion: "+msg+"\r\n"); err != nil {
-			return err
-		}
-		if _, err := upch.Write(refuseLine); err != nil {
-			return err
+		if err := f.refuse(uch, upch, msg, nil); err != nil {
+			return 0, err
 		}
 	}
+	if f.pasting {
+		f.hold(p[start:])
+		return len(p), nil
+	}
 	_, err := upch.Write(p[start:])
+	return len(p), err
+}
+
+// hold keeps pasted bytes until the paste ends.
+func (f *lineFilter) hold(p []byte) {
+	if f.overflow {
+		return
+	}
+	if len(f.held)+len(p) > maxPaste {
+		f.overflow, f.held = true, nil
+		return
+	}
+	f.held = append(f.held, p...)
+}
+
+// endPaste decides a held paste at its end marker m: all of it goes to the
+// target, or none of it (refused).
+func (f *lineFilter) endPaste(ctx context.Context, uch, upch ssh.Channel, m linebuf.Mark) (refused bool, err error) {
+	held, overflow := f.held, f.overflow
+	f.pasting, f.held, f.overflow = false, nil, false
+	msg := ""
+	if overflow {
+		msg = fmt.Sprintf("a paste longer than %d bytes cannot be checked, and commands are restricted here: paste less at a time", maxPaste)
+		f.tc.audit(audit.Event{Type: audit.Command, Outcome: audit.OutcomeRefused, Reason: msg, Details: map[string]string{"interactive": "true"}})
+	} else {
+		msg = f.checkPaste(ctx, m)
+	}
+	if msg == "" {
+		_, err := upch.Write(held)
+		return false, err
+	}
+	return true, f.refuse(uch, upch, msg+" (the whole paste was refused)", []byte(pasteEnd))
+}
+
+// checkPaste decides the complete lines of the current line at the end of a
+// paste. Lines are joined while the shell would read on (an open quote, an
+// unfinished if or here-document); what is still open at the end is
+// decided with the rest of the line at Enter.
+func (f *lineFilter) checkPaste(ctx context.Context, m linebuf.Mark) string {
+	if m.Lines == "" {
+		return ""
+	}
+	if m.Uncertain {
+		return f.check(ctx, linebuf.Line{Text: m.Lines, Uncertain: true, Pasted: true})
+	}
+	var pending []string
+	for _, l := range strings.Split(m.Lines, "\n") {
+		pending = append(pending, l)
+		text := strings.Join(pending, "\n")
+		if _, err := shellcmd.Parse(text); errors.Is(err, shellcmd.ErrIncomplete) {
+			continue
+		}
+		if msg := f.check(ctx, linebuf.Line{Text: text, Pasted: true}); msg != "" {
+			return msg
+		}
+		pending = nil
+	}
+	return ""
+}
+
+// refuse tells the user why a line was refused and empties the line at the
+// target (after first sending prefix, if any).
+func (f *lineFilter) refuse(uch, upch ssh.Channel, msg string, prefix []byte) error {
+	f.rec.marker("denied: " + msg)
+	if _, err := io.WriteString(uch, "\r\nbastion: "+msg+"\r\n"); err != nil {
+		return err
+	}
+	_, err := upch.Write(append(prefix, refuseLine...))
 	return err
 }
 
 // check decides one typed line: "" to let it run, else the refusal.
 func (f *lineFilter) check(ctx context.Context, line linebuf.Line) string {
 	// Typed with echo off (a password at a prompt): not a command, and not
-	// to be inspected or logged.
-	if f.rec.typedHidden(utf8.RuneCountInString(line.Text)) {
+	// to be inspected or logged. Only what the target did counts: a line
+	// that was pasted (a paste is not echoed until it ends, and its markers
+	// can be typed) or that Bastion could not follow (Ctrl-S stops the
+	// echo) is always checked.
+	if !line.Pasted && !line.Uncertain && f.rec.typedHidden(utf8.RuneCountInString(line.Text)) {
 		return ""
 	}
 	// Uncertain before empty: a line recalled from history has no text
@@ -94,6 +226,37 @@ func (f *lineFilter) check(ctx context.Context, line linebuf.Line) string {
 			Details: map[string]string{"command": text, "interactive": "true"}})
 	}
 	return msg
+}
+
+// InputReaders tells which command lines start a shell or an interpreter
+// that reads its commands from the session's input.
+type InputReaders interface {
+	ReadsInput(command string) bool
+}
+
+// noTerminalShell is the refusal of a shell, or an interpreter reading its
+// input, without a terminal where command rules apply.
+const noTerminalShell = "a shell without a terminal cannot be checked against the command rules that apply here: run commands with ssh … 'COMMAND', or use a terminal"
+
+// execShell handles an exec command that starts a shell or interpreter
+// reading the session's input (ssh -t host bash, sudo -i, python3): where
+// command rules apply, with a terminal it gets the line filter exactly as
+// a shell request does, and without one (sh < script) it is refused, since
+// nothing it will run can be checked. It returns the filter to install
+// (nil: none), or a refusal.
+func (tc *targetConn) execShell(rec *channelRec, command string) (*lineFilter, string) {
+	readers, ok := tc.srv.cfg.ExecRules.(InputReaders)
+	if !ok || !readers.ReadsInput(command) {
+		return nil, ""
+	}
+	f := tc.newLineFilter(rec)
+	if f == nil {
+		return nil, ""
+	}
+	if !rec.hasPTY() {
+		return nil, strings.Replace(noTerminalShell, "a shell", "a shell or interpreter reading its input", 1)
+	}
+	return f, ""
 }
 
 // newLineFilter returns a filter for a shell session, or nil when no

@@ -45,6 +45,15 @@ func refusal(what string, d policy.CommandDecision) string {
 	return fmt.Sprintf("%s: %s", what, d.Reason)
 }
 
+// ReadsInput reports whether a command line starts a shell or another
+// interpreter that reads its commands from the session's input (bash,
+// su -, sudo -i, python3, psql). A line that cannot be parsed is not one:
+// CheckExec refuses it where it matters.
+func (r PolicyRules) ReadsInput(command string) bool {
+	res, err := shellcmd.ParseLine(command)
+	return err == nil && res.ReadsInput
+}
+
 // CommandsRestricted reports whether command rules apply to user on target.
 func (r PolicyRules) CommandsRestricted(user, target string) bool {
 	return r.Policy().CommandsRestricted(user, target)

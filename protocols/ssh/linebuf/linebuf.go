@@ -29,7 +29,10 @@ const maxEscape = 32
 // Line is a line the user entered.
 type Line struct {
 	// Text is the line as the shell would see it: valid UTF-8 without
-	// control characters (a Tab inside a paste is a space).
+	// control characters, except the newlines of a paste (a line editor
+	// inserts them into the line: what a paste's lines run is decided
+	// with all of the line when Enter is pressed). A Tab inside a paste is
+	// a space.
 	Text string
 	// Uncertain is set when Text may differ from what the shell has.
 	Uncertain bool
@@ -37,6 +40,25 @@ type Line struct {
 	// the line, just after the byte that entered it: a caller holding the
 	// line back forwards p[:End] minus that byte.
 	End int
+	// Pasted is set when some of the line came inside bracketed-paste
+	// markers (or the Enter did). The markers are input like any other: a
+	// user can type them.
+	Pasted bool
+}
+
+// Mark is a bracketed-paste marker (ESC[200~ or ESC[201~) in the input.
+type Mark struct {
+	Begin bool // the start of a paste; false: its end
+	// End is the offset, in the slice given to FeedMarks, just after the
+	// marker's last byte (its first bytes may have come in an earlier call).
+	End int
+	// Lines, at the end of a paste, is the current line up to its last
+	// newline: the complete lines that a shell without a line editor
+	// (reading a terminal in canonical mode) runs as soon as they arrive.
+	// Empty when the paste brought no newline.
+	Lines string
+	// Uncertain is set when Lines may differ from what the shell has.
+	Uncertain bool
 }
 
 // Buffer reconstructs typed lines. The zero value is ready to use. It is not
@@ -52,6 +74,9 @@ type Buffer struct {
 	overwrite bool
 	// paste is set between the bracketed-paste markers.
 	paste bool
+	// pasted is set when the current line has had pasted input.
+	pasted bool
+	marks  []Mark // the markers found by the current FeedMarks call
 	// nextUncertain makes the next line uncertain (after Ctrl-O, which
 	// enters a line and loads the next one from history).
 	nextUncertain bool
@@ -70,6 +95,14 @@ func (b *Buffer) Reset() {
 // Feed processes input bytes and returns the lines they completed, in
 // order. Escape and UTF-8 sequences may be split across calls.
 func (b *Buffer) Feed(p []byte) []Line {
+	lines, _ := b.FeedMarks(p)
+	return lines
+}
+
+// FeedMarks is Feed, and also returns the bracketed-paste markers in p, in
+// order, for a caller that holds a paste back until its end.
+func (b *Buffer) FeedMarks(p []byte) ([]Line, []Mark) {
+	b.marks = b.marks[:0]
 	var lines []Line
 	for i := 0; i < len(p); i++ {
 		c := p[i]
@@ -96,8 +129,12 @@ func (b *Buffer) Feed(p []byte) []Line {
 			} else {
 				b.esc = append(b.esc, c)
 				if b.escapeDone() {
+					was := b.paste
 					if b.escape() {
 						lines = append(lines, b.enter(i+1))
+					}
+					if b.paste != was {
+						b.marks = append(b.marks, b.mark(i+1))
 					}
 					b.esc = b.esc[:0]
 				}
@@ -119,12 +156,30 @@ func (b *Buffer) Feed(p []byte) []Line {
 			b.uncertain = true // not UTF-8
 		}
 	}
-	return lines
+	return lines, b.marks
 }
+
+// mark reports a paste marker that just ended at end.
+func (b *Buffer) mark(end int) Mark {
+	m := Mark{Begin: b.paste, End: end, Uncertain: b.uncertain || b.overwrite}
+	if !m.Begin {
+		for i := len(b.line) - 1; i >= 0; i-- {
+			if b.line[i] == '\n' {
+				m.Lines = string(b.line[:i])
+				break
+			}
+		}
+	}
+	return m
+}
+
+// Pasting reports whether the input is inside a bracketed paste.
+func (b *Buffer) Pasting() bool { return b.paste }
 
 // enter completes the current line.
 func (b *Buffer) enter(end int) Line {
-	l := Line{Text: string(b.line), Uncertain: b.uncertain || b.overwrite, End: end}
+	l := Line{Text: string(b.line), Uncertain: b.uncertain || b.overwrite, End: end, Pasted: b.pasted || b.paste}
+	b.pasted = false
 	b.clear()
 	b.uncertain, b.nextUncertain = b.nextUncertain, false
 	return l
@@ -145,11 +200,26 @@ func (b *Buffer) insert(r rune) {
 		b.uncertain = true
 		return
 	}
+	b.pasted = b.pasted || b.paste
 	b.line = append(b.line, 0)
 	copy(b.line[b.cursor+1:], b.line[b.cursor:])
 	b.line[b.cursor] = r
 	b.cursor++
 	b.size += n
+}
+
+// insertNewline puts a pasted newline at the cursor.
+func (b *Buffer) insertNewline() {
+	if b.size+1 > MaxLine {
+		b.uncertain = true
+		return
+	}
+	b.pasted = true
+	b.line = append(b.line, 0)
+	copy(b.line[b.cursor+1:], b.line[b.cursor:])
+	b.line[b.cursor] = '\n'
+	b.cursor++
+	b.size++
 }
 
 // remove deletes line[from:to].
@@ -171,7 +241,7 @@ func (b *Buffer) control(c byte) bool {
 	if b.paste {
 		switch c {
 		case '\r', '\n':
-			return true
+			b.insertNewline()
 		case '\t':
 			b.insert(' ')
 		case 0x03:

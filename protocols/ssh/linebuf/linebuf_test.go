@@ -142,7 +142,7 @@ func TestFeed(t *testing.T) {
 
 		// Bracketed paste.
 		{name: "paste", feeds: []string{pasteOn + "rm -rf /tmp/x" + pasteOff + enter}, want: []string{"rm -rf /tmp/x"}},
-		{name: "paste with newlines", feeds: []string{pasteOn + "ls\npwd\r\nid" + pasteOff + enter}, want: []string{"ls", "pwd", "", "id"}},
+		{name: "paste with newlines", feeds: []string{pasteOn + "ls\npwd\r\nid" + pasteOff + enter}, want: []string{"ls\npwd\n\nid"}},
 		{name: "paste is inserted at the cursor", feeds: []string{"echo x" + home + pasteOn + "sudo " + pasteOff + enter}, want: []string{"sudo echo x"}},
 		{name: "paste keeps editing keys literal", feeds: []string{pasteOn + "a\x15b" + pasteOff + enter}, want: []string{"?ab"}},
 		{name: "paste tab is a space", feeds: []string{pasteOn + "a\tb" + pasteOff + enter}, want: []string{"a b"}},
@@ -209,7 +209,7 @@ func FuzzFeed(f *testing.F) {
 			if !utf8.ValidString(l.Text) || len(l.Text) > linebuf.MaxLine {
 				t.Fatalf("line %q: invalid or too long", l.Text)
 			}
-			if strings.ContainsFunc(l.Text, unicode.IsControl) {
+			if strings.ContainsFunc(l.Text, func(r rune) bool { return r != '\n' && unicode.IsControl(r) }) {
 				t.Fatalf("line %q has a control character", l.Text)
 			}
 			if l.End < 1 || l.End > len(p) || (i > 0 && l.End <= all[i-1].End) {
@@ -230,4 +230,44 @@ func FuzzFeed(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestFeedMarks: the paste markers are reported where they end, split or
+// not, with the complete lines the paste made; a pasted newline is part of
+// the line (a line editor inserts it), and the line is Pasted, typed
+// markers included.
+func TestFeedMarks(t *testing.T) {
+	var b linebuf.Buffer
+	in := "ab" + pasteOn + "cd" + enter + "ef" + pasteOff + "g" + enter + "h" + enter
+	lines, marks := b.FeedMarks([]byte(in))
+	type got struct {
+		text   string
+		pasted bool
+	}
+	var gl []got
+	for _, l := range lines {
+		gl = append(gl, got{l.Text, l.Pasted})
+	}
+	want := []got{{"abcd\nefg", true}, {"h", false}}
+	if fmt.Sprint(gl) != fmt.Sprint(want) {
+		t.Errorf("lines %+v, want %+v", gl, want)
+	}
+	begin := strings.Index(in, pasteOn) + len(pasteOn)
+	endAt := strings.Index(in, pasteOff) + len(pasteOff)
+	if len(marks) != 2 || !marks[0].Begin || marks[0].End != begin || marks[1].Begin || marks[1].End != endAt || marks[1].Lines != "abcd" {
+		t.Errorf("marks %+v, want begin at %d, end at %d with the lines abcd", marks, begin, endAt)
+	}
+
+	// A marker split across calls is reported in the call that ends it.
+	var s linebuf.Buffer
+	if _, marks := s.FeedMarks([]byte("x\x1b[20")); len(marks) != 0 || s.Pasting() {
+		t.Errorf("half a marker: %+v", marks)
+	}
+	if _, marks := s.FeedMarks([]byte("0~rm")); len(marks) != 1 || marks[0].End != 2 || !s.Pasting() {
+		t.Errorf("the marker's end: %+v", marks)
+	}
+	lines, marks = s.FeedMarks([]byte(pasteOff + " y" + enter))
+	if len(lines) != 1 || !lines[0].Pasted || lines[0].Text != "xrm y" || len(marks) != 1 || marks[0].Lines != "" {
+		t.Errorf("line after a paste: %+v %+v", lines, marks)
+	}
 }

@@ -259,6 +259,8 @@ func TestParseTable(t *testing.T) {
 		{"python3 script.py", allow},
 		{"python3 -m http.server", allow},
 		{"python3", input},
+		{"python3 -V", allow},
+		{"node --version", allow},
 		{"python3.11 -c 'print(1)'", unknown},
 		{"python3 <<EOF\nprint(1)\nEOF", unknown},
 		{"echo 'print(1)' | python3", unknown},

@@ -1060,8 +1060,8 @@ func (in interpreter) unwrap(args []field, j job) unwrapped {
 	if !ok {
 		return unknown
 	}
-	if has(opts, "help", "version") {
-		return unwrapped{}
+	if has(opts, "help", "version") || (len(args) == 1 && (args[0].text == "-h" || args[0].text == "-V")) {
+		return unwrapped{} // prints its usage or version
 	}
 	if code, ok := value(opts, in.inline...); ok || has(opts, in.inline...) {
 		if in.shellOut != nil && ok && !code.dynamic && in.shellOut(code.text) {
