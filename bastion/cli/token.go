@@ -82,7 +82,8 @@ func (r *run) token() error {
 		case policy.KindPostgres:
 			r.printf("#   psql %q\n#   (to check Bastion's certificate: ca --tls > bastion-ca.pem, then sslmode=verify-full&sslrootcert=bastion-ca.pem)\n", c.URL)
 		case policy.KindMySQL:
-			r.printf("#   mariadb --protocol=TCP -h %s -P %d -u %s -p%s %s\n", c.Host, c.Port, c.User, c.Password, c.Database)
+			r.printf("#   mariadb --ssl --protocol=TCP -h %s -P %d -u %s -p%s %s\n", c.Host, c.Port, c.User, c.Password, c.Database)
+			r.printf("#   (TLS is required; to check Bastion's certificate: ca --tls > bastion-ca.pem, then --ssl-ca=bastion-ca.pem --ssl-verify-server-cert)\n")
 		}
 	}
 	return nil

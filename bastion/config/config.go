@@ -54,6 +54,9 @@ type Config struct {
 // Listen holds listener addresses; an empty address disables the listener.
 type Listen struct {
 	SSH, HTTP, Postgres, MySQL string
+	// MySQLPlaintext lets MySQL clients log in without TLS; allowed only
+	// when the MySQL listener is on a loopback address.
+	MySQLPlaintext bool
 }
 
 // Server holds SSH front-end settings.

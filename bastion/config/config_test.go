@@ -420,6 +420,16 @@ func TestParseValid(t *testing.T) {
 			},
 		},
 		{
+			name: "plaintext MySQL on loopback",
+			file: "bastion.yaml", yaml: "data_dir: /data\nlisten:\n  mysql: \"127.0.0.1:3307\"\n  mysql_plaintext: true\n" + users,
+			check: func(t *testing.T, cfg *config.Config) { eq(t, cfg.Listen.MySQLPlaintext, true) },
+		},
+		{
+			name: "MySQL requires TLS by default",
+			file: "bastion.yaml", yaml: "data_dir: /data\nlisten:\n  mysql: \"127.0.0.1:3307\"\n" + users,
+			check: func(t *testing.T, cfg *config.Config) { eq(t, cfg.Listen.MySQLPlaintext, false) },
+		},
+		{
 			name: "webhook coalescing window, or off",
 			file: "bastion.yaml", yaml: "data_dir: /data\nnotify:\n  webhook:\n    url: http://hooks.internal/x\n    coalesce: 30s\n" + users,
 			check: func(t *testing.T, cfg *config.Config) { eq(t, cfg.Notify.Webhook.Coalesce, 30*time.Second) },
@@ -633,6 +643,11 @@ func TestParseErrors(t *testing.T) {
 			name: "bad duration",
 			yaml: ruleHead("developer") + "        max_duration: 4x\n",
 			want: `bastion.yaml:10: ` + rule + `.max_duration: invalid duration "4x" (use e.g. 30m, 4h)`,
+		},
+		{
+			name: "plaintext MySQL on a listener that is not loopback",
+			yaml: "data_dir: /data\nlisten:\n  mysql: \"0.0.0.0:3307\"\n  mysql_plaintext: true\nusers:\n  - name: alice\n",
+			want: `bastion.yaml:4: listen.mysql_plaintext: plaintext MySQL logins are allowed only on a loopback listener, and listen.mysql is "0.0.0.0:3307" (use TLS: mariadb --ssl, go-sql-driver tls=true)`,
 		},
 		{
 			name: "negative connection limit",

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path"
@@ -39,6 +40,8 @@ type rawListen struct {
 	HTTP     string  `yaml:"http"`
 	Postgres string  `yaml:"postgres"`
 	MySQL    string  `yaml:"mysql"`
+	// MySQLPlaintext allows MySQL clients without TLS (loopback only).
+	MySQLPlaintext bool `yaml:"mysql_plaintext"`
 }
 
 type rawServer struct {
@@ -259,6 +262,7 @@ func (v *validator) config(raw *rawConfig) *Config {
 		Listen: Listen{
 			SSH: DefaultSSHListen, HTTP: raw.Listen.HTTP,
 			Postgres: raw.Listen.Postgres, MySQL: raw.Listen.MySQL,
+			MySQLPlaintext: v.mysqlPlaintext(raw.Listen),
 		},
 		Server: Server{
 			Hostnames:        raw.Server.Hostnames,
@@ -635,4 +639,21 @@ func (v *validator) clock(field, s string, def time.Duration) time.Duration {
 		return def
 	}
 	return time.Duration(t.Hour())*time.Hour + time.Duration(t.Minute())*time.Minute
+}
+
+// mysqlPlaintext checks listen.mysql_plaintext: MySQL logins without TLS
+// (the secret's proof and every statement readable on the wire) are
+// allowed only on a loopback listener, where the wire never leaves the
+// machine.
+func (v *validator) mysqlPlaintext(l rawListen) bool {
+	if !l.MySQLPlaintext {
+		return false
+	}
+	host, _, err := net.SplitHostPort(l.MySQL)
+	ip, perr := netip.ParseAddr(host)
+	if err != nil || (host != "localhost" && (perr != nil || !ip.IsLoopback())) {
+		v.errorf("listen.mysql_plaintext", "plaintext MySQL logins are allowed only on a loopback listener, and listen.mysql is %q (use TLS: mariadb --ssl, go-sql-driver tls=true)", l.MySQL)
+		return false
+	}
+	return true
 }

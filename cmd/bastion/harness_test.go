@@ -179,6 +179,8 @@ type options struct {
 	// postgres and mysql turn on those front ends (on free ports; see
 	// testBastion.dbAddr).
 	postgres, mysql bool
+	// mysqlPlaintext lets MySQL clients in without TLS (loopback only).
+	mysqlPlaintext bool
 	// roles replaces defaultRoles (it must define developer, lead and
 	// auditor, the roles of defaultUsers).
 	roles string
@@ -216,6 +218,9 @@ func startBastionWith(t *testing.T, o options) *testBastion {
 	}
 	if o.mysql {
 		listen += `, mysql: "127.0.0.1:0"`
+	}
+	if o.mysqlPlaintext {
+		listen += `, mysql_plaintext: true`
 	}
 	roles := defaultRoles
 	if o.roles != "" {

@@ -478,7 +478,7 @@ Databases (PostgreSQL front end on %s, MySQL on %s):
   %s/alice alice@127.0.0.1 token 2  # prints a psql URL for orders and a mariadb line for shop
   psql 'postgres://alice:SECRET@127.0.0.1:%s/orders?sslmode=require' -c 'select count(*) from orders'
   psql '…' -c 'select * from secrets'   # refused: rule no-secrets (SQLSTATE 42501)
-  mariadb -h 127.0.0.1 -P %s -u alice -pSECRET shop -e 'delete from orders'   # refused: bounded-writes
+  mariadb --ssl -h 127.0.0.1 -P %s -u alice -pSECRET shop -e 'delete from orders'   # refused: bounded-writes
   %s/carol carol@127.0.0.1 replay <session id from sessions>
 
 `, info.SSH, info.HTTP, rel, rel, rel, info.Targets["web01"], info.Targets["orders"], info.Targets["shop"],

@@ -21,7 +21,7 @@ func (b *Bastion) newMySQL() (Frontend, error) {
 	pol := b.Config.Policy
 	return mysql.NewServer(mysql.Config{
 		Access: b.Access, Policy: func() *policy.Policy { return pol }, Targets: targets,
-		TLS:        b.CA.TLS.ServerConfig(b.Config.Server.Hostnames),
+		TLS: b.CA.TLS.ServerConfig(b.Config.Server.Hostnames), AllowPlaintext: b.Config.Listen.MySQLPlaintext,
 		Recordings: b.Recordings, Sessions: b.Store,
 		HandshakeTimeout: b.Config.Server.HandshakeTimeout, IdleTimeout: b.Config.Server.IdleTimeout,
 		Gate: b.gate, Watcher: b.grants, Logger: b.log,

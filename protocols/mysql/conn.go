@@ -188,6 +188,11 @@ func (c *clientConn) handshake() bool {
 			return c.fail(seq+1, erHandshake, "08S01", "bastion: bad handshake")
 		}
 	}
+	if !c.tls && !c.srv.cfg.AllowPlaintext {
+		// Refused before anything of the login is read: without TLS the
+		// secret's proof and every statement cross the wire in clear.
+		return c.fail(seq+1, erAccessDenied, "28000", "bastion: TLS is required: connect with TLS (mariadb --ssl, mysql --ssl-mode=REQUIRED, go-sql-driver tls=true)")
+	}
 	if resp.caps&requiredCaps != requiredCaps {
 		return c.fail(seq+1, erHandshake, "08S01", "bastion: the client must speak protocol 4.1 with secure authentication")
 	}

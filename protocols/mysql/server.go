@@ -46,10 +46,12 @@ type Config struct {
 	Access  Access
 	Policy  func() *policy.Policy
 	Targets map[string]Target // the MySQL targets, by name
-	// TLS is offered to clients (CLIENT_SSL); nil offers none.
-	TLS        *tls.Config
-	Recordings recorder.Storage // nil: sessions are not recorded
-	Sessions   Sessions         // nil: sessions are not listed
+	// TLS is offered to clients (CLIENT_SSL); nil offers none. A client
+	// that does not ask for it is refused unless AllowPlaintext.
+	TLS            *tls.Config
+	AllowPlaintext bool
+	Recordings     recorder.Storage // nil: sessions are not recorded
+	Sessions       Sessions         // nil: sessions are not listed
 	// HandshakeTimeout bounds the handshake, authentication and the login
 	// upstream; IdleTimeout the wait for a client's next command.
 	HandshakeTimeout time.Duration

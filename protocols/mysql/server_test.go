@@ -179,6 +179,9 @@ func startFrontEndWith(t *testing.T, plugin string, fa *fakeAccess, set func(*Co
 		Access: fa, Policy: func() *policy.Policy { return cfg.Policy }, AuthPlugin: plugin,
 		Targets: map[string]Target{"shop": {Name: "shop", Address: db.Addr, Database: "shop", Username: db.User, Password: db.Password}},
 		TLS:     authority.ServerConfig([]string{"127.0.0.1"}),
+		// The protocol tests run both in clear and over TLS; TestTLSRequired
+		// checks the default.
+		AllowPlaintext: true,
 	}
 	if set != nil {
 		set(&c)

@@ -60,8 +60,15 @@ func StartBastion(ctx context.Context, dir string, t Target) (*Bastion, error) {
 	if err != nil {
 		return nil, err
 	}
+	// sysbench talks to every route in clear (direct and haproxy too), so
+	// Bastion's MySQL listener, which requires TLS by default, allows
+	// plaintext here, as it may on loopback.
+	plaintext := ""
+	if t.Kind == policy.KindMySQL {
+		plaintext = ", mysql_plaintext: true"
+	}
 	yaml := fmt.Sprintf(`data_dir: %s/data
-listen: {ssh: "127.0.0.1:0", %s: "127.0.0.1:0"}
+listen: {ssh: "127.0.0.1:0", %s: "127.0.0.1:0"%s}
 server: {hostnames: [127.0.0.1]}
 users:
   - {name: alice, roles: [developer], keys: [%q]}
@@ -74,7 +81,7 @@ roles:
         auto_approve:
           networks: [127.0.0.0/8]
     queries:
-%s`, dir, t.Kind, pub, t.Name, t.Kind, t.Address, t.Database, t.Username, t.Password, t.Name, t.Rules)
+%s`, dir, t.Kind, plaintext, pub, t.Name, t.Kind, t.Address, t.Database, t.Username, t.Password, t.Name, t.Rules)
 	path := filepath.Join(dir, "bastion.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		return nil, err
