@@ -38,6 +38,7 @@ type channelRec struct {
 	echo  *echoTracker    // pty sessions: redacts what the target does not echo
 	lines *lineFilter     // pty shells under command rules: checks typed lines
 	xfer  transferDecoder // sftp and scp sessions: reports file operations
+	files *sessionGate    // sftp sessions under file rules: decides each request
 	kind  string
 	exit  int
 	// started is closed once the first shell, exec or subsystem request has
