@@ -38,6 +38,9 @@ const (
 	CertIssue      = "cert.issue"
 	TokenIssue     = "token.issue" // a database secret was handed out
 	Login          = "login"
+	// LoginThrottle: failed logins from one source or naming one user went
+	// over their budget and are slowed; one event per burst.
+	LoginThrottle = "login.throttle"
 	Command        = "command"
 	Query          = "query" // a SQL statement denied or held by a rule
 	Notify         = "notify"

@@ -1,12 +1,15 @@
 package frontend
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/bastionhq/bastion/bastion/audit"
 )
 
 // AuthLimits slow down failed authentication: past a budget of failures a
@@ -112,6 +115,32 @@ func (t *AuthThrottle) Failed(src netip.Addr, user string) (time.Duration, []Thr
 		}
 	}
 	return delay, bursts
+}
+
+// Hold counts a failed authentication as Failed does, then holds the
+// caller for the delay (or until ctx ends). over reports that the failure
+// was over a budget: the burst's one event speaks for it.
+func (t *AuthThrottle) Hold(ctx context.Context, src netip.Addr, user string) (bursts []Throttled, over bool) {
+	delay, bursts := t.Failed(src, user)
+	if delay > 0 {
+		timer := time.NewTimer(delay)
+		defer timer.Stop()
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+		}
+	}
+	return bursts, delay > 0
+}
+
+// Event is the audit event of a burst's start, for protocol.
+func (b Throttled) Event(protocol string) audit.Event {
+	e := audit.Event{Type: audit.LoginThrottle, Outcome: audit.OutcomeRefused, Reason: b.Reason,
+		Details: map[string]string{"protocol": protocol}}
+	if b.User != "" {
+		e.Details["user"] = b.User
+	}
+	return e
 }
 
 // spend takes one failure from b: no delay within the budget, else a

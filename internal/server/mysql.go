@@ -24,7 +24,7 @@ func (b *Bastion) newMySQL() (Frontend, error) {
 		TLS: b.CA.TLS.ServerConfig(b.Config.Server.Hostnames), AllowPlaintext: b.Config.Listen.MySQLPlaintext,
 		Recordings: b.Recordings, Sessions: b.Store,
 		HandshakeTimeout: b.Config.Server.HandshakeTimeout, IdleTimeout: b.Config.Server.IdleTimeout,
-		Gate: b.gate, Watcher: b.grants, Logger: b.log,
+		Gate: b.gate, Watcher: b.grants, Throttle: b.throttle, Logger: b.log,
 	})
 }
 

@@ -22,7 +22,7 @@ func (b *Bastion) newPostgres() (Frontend, error) {
 		Access: b.Access, Approvals: b.Access, Policy: func() *policy.Policy { return pol },
 		Sessions: b.Store, Recordings: b.Recordings,
 		HandshakeTimeout: b.Config.Server.HandshakeTimeout, IdleTimeout: b.Config.Server.IdleTimeout,
-		Gate: b.gate, Watcher: b.grants, Logger: b.log,
+		Gate: b.gate, Watcher: b.grants, Throttle: b.throttle, Logger: b.log,
 	})
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/bastionhq/bastion/bastion/store"
 	"github.com/bastionhq/bastion/internal/frontend"
 	"github.com/bastionhq/bastion/internal/rawconn"
+	"github.com/bastionhq/bastion/protocols/dbrec"
 	"github.com/bastionhq/bastion/recorder/querylog"
 )
 
@@ -209,7 +210,7 @@ func (c *clientConn) handshake() bool {
 	secret, seq, why := c.authenticate(ctx, in, resp, nonce, seq)
 	if secret == nil {
 		if why != nil {
-			c.srv.cfg.Access.DBLoginFailed(ctx, in, why)
+			dbrec.LoginFailed(ctx, c.srv.cfg.Access, c.srv.cfg.Throttle, c.log, in, why)
 			c.log.Info("authentication failed", "reason", why)
 		}
 		return c.fail(seq, erAccessDenied, "28000", fmt.Sprintf("Access denied for user '%s' (using password: %s)", resp.user, yesNo(len(resp.auth) > 0)))

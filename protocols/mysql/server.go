@@ -68,7 +68,10 @@ type Config struct {
 	// Watcher ends sessions whose grant ends (shared with the other front
 	// ends); nil: one of the server's own on Access.
 	Watcher *frontend.Watcher
-	Logger  *slog.Logger
+	// Throttle slows failed logins (shared with the other front ends);
+	// nil: not slowed.
+	Throttle *frontend.AuthThrottle
+	Logger   *slog.Logger
 }
 
 // Defaults of the Config's limits.

@@ -224,7 +224,7 @@ func (c *conn) login() bool {
 		if why == nil {
 			why = err
 		}
-		c.srv.cfg.Access.DBLoginFailed(ctx, in, why)
+		dbrec.LoginFailed(ctx, c.srv.cfg.Access, c.srv.cfg.Throttle, c.log, in, why)
 		c.log.Info("authentication failed", "reason", why)
 		c.fatal(codeInvalidPassword, fmt.Sprintf("password authentication failed for user %q", c.st.user))
 		return false

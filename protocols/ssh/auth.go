@@ -13,7 +13,6 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/bastionhq/bastion/bastion/access"
-	"github.com/bastionhq/bastion/bastion/audit"
 	"github.com/bastionhq/bastion/bastion/policy"
 	"github.com/bastionhq/bastion/internal/frontend"
 )
@@ -30,11 +29,6 @@ var authAlgorithms = []string{
 
 // maxAuthTries is how many keys a client may try on one connection.
 const maxAuthTries = 6
-
-// ThrottleEvent is the audit event type of a burst of failed
-// authentications slowed by the throttle: one per burst, not one per
-// failure.
-const ThrottleEvent = "login.throttle"
 
 // authState is one connection's authentication, as its callbacks see it
 // (x/crypto calls them one at a time, on the handshake's goroutine). A
@@ -156,25 +150,12 @@ func (s *Server) proven(st *authState, conn ssh.ConnMetadata, key ssh.PublicKey,
 // for the delay it says (within the connection's life); a burst that
 // starts is audited, once.
 func (s *Server) guess(st *authState, user string, err error) error {
-	delay, bursts := s.throttle.Failed(st.fc.Source, user)
+	bursts, over := s.throttle.Hold(st.fc.Context(), st.fc.Source, user)
 	for _, b := range bursts {
-		e := audit.Event{Type: ThrottleEvent, Outcome: audit.OutcomeRefused, Reason: b.Reason,
-			Details: map[string]string{"protocol": "ssh"}}
-		if b.User != "" {
-			e.Details["user"] = b.User
-		}
-		s.cfg.Audit.Record(st.fc.Context(), access.Actor{Source: st.fc.Source}, e)
+		s.cfg.Audit.Record(st.fc.Context(), access.Actor{Source: st.fc.Source}, b.Event("ssh"))
 		st.fc.Log.Warn("authentication failures throttled", "reason", b.Reason)
 	}
-	if delay > 0 {
-		st.throttled = true
-		t := time.NewTimer(delay)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-st.fc.Context().Done():
-		}
-	}
+	st.throttled = st.throttled || over
 	return err
 }
 

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/bastionhq/bastion/bastion/access"
+	"github.com/bastionhq/bastion/bastion/audit"
 	"github.com/bastionhq/bastion/bastion/identity"
 	"github.com/bastionhq/bastion/bastion/policy"
 	"github.com/bastionhq/bastion/internal/frontend"
@@ -240,7 +241,7 @@ func TestAuthThrottle(t *testing.T) {
 	if took := time.Since(start); took >= maxDelay {
 		t.Errorf("alice from another source took %s: slowed by mallory's failures", took)
 	}
-	if n := len(e.audit.of(ThrottleEvent)); n != 1 {
+	if n := len(e.audit.of(audit.LoginThrottle)); n != 1 {
 		t.Errorf("%d throttle events; want 1 for the burst", n)
 	}
 }
