@@ -60,9 +60,11 @@ type FileDecision struct {
 func (d FileDecision) Allowed() bool { return d.Action == CommandAllow }
 
 func (r *FileRule) appliesTo(t *Target, op FileOp) bool {
-	if len(r.Ops) > 0 && !slices.Contains(r.Ops, op) {
-		return false
-	}
+	return (len(r.Ops) == 0 || slices.Contains(r.Ops, op)) && r.onTarget(t)
+}
+
+// onTarget reports whether the rule is in force on t.
+func (r *FileRule) onTarget(t *Target) bool {
 	return (len(r.Targets.Names) == 0 && len(r.Targets.Labels) == 0) || r.Targets.Matches(t)
 }
 
@@ -150,9 +152,7 @@ func (p *Policy) FilesRestricted(user, target string) bool {
 		return true
 	}
 	for _, r := range p.roles(user) {
-		if r.CommandDefault.effective() != CommandAllow || slices.ContainsFunc(r.Files, func(f FileRule) bool {
-			return (len(f.Targets.Names) == 0 && len(f.Targets.Labels) == 0) || f.Targets.Matches(t)
-		}) {
+		if r.CommandDefault.effective() != CommandAllow || slices.ContainsFunc(r.Files, func(f FileRule) bool { return f.onTarget(t) }) {
 			return true
 		}
 	}
@@ -172,9 +172,7 @@ func (p *Policy) FilesClosed(user, target string) bool {
 		if r.CommandDefault.effective() == CommandAllow {
 			continue
 		}
-		if !slices.ContainsFunc(r.Files, func(f FileRule) bool {
-			return f.Action == CommandAllow && ((len(f.Targets.Names) == 0 && len(f.Targets.Labels) == 0) || f.Targets.Matches(t))
-		}) {
+		if !slices.ContainsFunc(r.Files, func(f FileRule) bool { return f.Action == CommandAllow && f.onTarget(t) }) {
 			return true
 		}
 	}

@@ -161,20 +161,10 @@ type gatedUpstream struct {
 }
 
 func (u gatedUpstream) Write(p []byte) (int, error) {
-	g := u.rec.gate()
-	if g == nil {
-		return u.Channel.Write(p)
-	}
-	out, err := g.FromClient(p)
-	if err != nil {
-		u.rec.gateFailed(err)
-		return 0, err
-	}
-	u.rec.sentToTarget(out)
-	if _, err := u.Channel.Write(out); err != nil {
-		return 0, err
-	}
-	return len(p), nil
+	return u.rec.throughGate(p, true, func(b []byte) error {
+		_, err := u.Channel.Write(b)
+		return err
+	})
 }
 
 // gatedOutput is the user's side of a session channel's output, through
@@ -186,16 +176,36 @@ type gatedOutput struct {
 }
 
 func (o gatedOutput) Write(p []byte) (int, error) {
-	g := o.rec.gate()
+	return o.rec.throughGate(p, false, func(b []byte) error {
+		_, err := o.w.Write(b)
+		return err
+	})
+}
+
+// throughGate writes p with write, through the channel's SFTP gate if it
+// has one (what the user sent if fromClient, else what the target sent). A
+// gate that cannot follow the session stops it: nothing more is written.
+func (r *channelRec) throughGate(p []byte, fromClient bool, write func([]byte) error) (int, error) {
+	g := r.gate()
 	if g == nil {
-		return o.w.Write(p)
+		if err := write(p); err != nil {
+			return 0, err
+		}
+		return len(p), nil
 	}
-	out, err := g.FromServer(p)
+	from := g.FromServer
+	if fromClient {
+		from = g.FromClient
+	}
+	out, err := from(p)
 	if err != nil {
-		o.rec.gateFailed(err)
+		r.gateFailed(err)
 		return 0, err
 	}
-	if _, err := o.w.Write(out); err != nil {
+	if fromClient {
+		r.sentToTarget(out)
+	}
+	if err := write(out); err != nil {
 		return 0, err
 	}
 	return len(p), nil
