@@ -139,6 +139,9 @@ func (r *run) status() error {
 	r.printf("spool:          %d recordings, %d bytes waiting for upload (quota %d)\n", s.Recordings, s.Pending, s.Quota)
 	r.printf("uploaded:       %d chunks, %d bytes since start; lag p50 %s, p99 %s\n", s.Chunks, s.Uploaded,
 		time.Duration(s.LagP50), time.Duration(s.LagP99))
+	if s.DiskError != "" {
+		r.printf("spool disk:     FAILING: %s\n", s.DiskError)
+	}
 	if s.SpoolError != "" {
 		r.printf("spool error:    %s (%s)\n", s.SpoolError, s.SpoolErrorAt.UTC().Format(time.RFC3339))
 	}

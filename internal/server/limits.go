@@ -84,6 +84,20 @@ func nearConnectionCap(s frontend.GateStats) string {
 	return ""
 }
 
+// spoolUnwritable says why new clients should go elsewhere while the
+// recording spool's disk fails writes (fail-closed sessions are refused and
+// recordings end), or "" when it takes them. Recordings in a directory
+// have no spool.
+func spoolUnwritable(r *recordings) string {
+	if r == nil || r.spool == nil {
+		return ""
+	}
+	if err := r.spool.DiskError(); err != nil {
+		return "recording spool's disk cannot be written"
+	}
+	return ""
+}
+
 // clampInt converts a limit to an int; RLIM_INFINITY becomes the largest.
 func clampInt(v uint64) int {
 	const maxInt = int(^uint(0) >> 1)

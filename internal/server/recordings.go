@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bastionhq/bastion/bastion/access"
@@ -41,6 +42,10 @@ type recordings struct {
 	started   bool           // start was called: the spool uploads
 	// record emits an audit event; set by the server before start.
 	record func(audit.Event)
+	// sessions ends the sessions of recordings a failed spool disk ended;
+	// set by start.
+	sessions atomic.Pointer[recordingSessions]
+	marks    sync.WaitGroup // diskInterrupted's, until the spool closes
 }
 
 // openRecordings opens recording storage: a local directory (the embedded
@@ -89,7 +94,7 @@ func openRecordings(ctx context.Context, cfg *config.Config, log *slog.Logger) (
 	r.spool, err = spool.Open(spool.Config{
 		Dir: cfg.Recording.SpoolDir, Backend: backend, Key: key, Signer: host,
 		FsyncInterval: fsync, Quota: cfg.Recording.SpoolQuota, Logger: log,
-		OnHealth: r.storageHealth,
+		OnHealth: r.storageHealth, OnInterrupted: r.diskInterrupted,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("recordings: %w", err)
@@ -122,6 +127,7 @@ type recordingSessions interface {
 // until ctx ends.
 func (r *recordings) start(ctx context.Context, sessions recordingSessions, rec func(context.Context, access.Actor, audit.Event)) {
 	r.record = func(e audit.Event) { rec(context.Background(), access.Actor{User: "bastion"}, e) }
+	r.sessions.Store(&sessions)
 	r.started = true
 	if r.retention > 0 {
 		r.wg.Add(1)
@@ -131,15 +137,38 @@ func (r *recordings) start(ctx context.Context, sessions recordingSessions, rec 
 		return
 	}
 	if names := r.spool.Recovered(); len(names) > 0 {
-		if err := r.interrupted(ctx, sessions, names); err != nil {
+		const reason = "Bastion stopped while the session ran; its recording is kept up to the last spooled byte"
+		if err := r.interrupted(ctx, sessions, names, reason); err != nil {
 			r.log.Error("mark interrupted sessions", "err", err)
 		}
 	}
 	r.spool.Start()
 }
 
-// interrupted ends the live sessions recorded in names as interrupted.
-func (r *recordings) interrupted(ctx context.Context, sessions recordingSessions, names []string) error {
+// diskInterrupted ends, as interrupted, the sessions whose recordings a
+// failed spool disk ended, once the spool sealed them (space returned). It
+// runs on the spool's dispatcher: the store is written apart.
+func (r *recordings) diskInterrupted(names []string) {
+	sessions := r.sessions.Load()
+	if sessions == nil {
+		return
+	}
+	r.marks.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), diskInterruptedTimeout)
+		defer cancel()
+		const reason = "the recording spool's disk failed while the session ran; its recording is kept up to the last spooled line"
+		if err := r.interrupted(ctx, *sessions, names, reason); err != nil {
+			r.log.Error("mark sessions interrupted by the spool's disk", "err", err)
+		}
+	})
+}
+
+// diskInterruptedTimeout bounds marking the sessions a failed disk ended.
+const diskInterruptedTimeout = 30 * time.Second
+
+// interrupted ends the live sessions recorded in names as interrupted,
+// for reason.
+func (r *recordings) interrupted(ctx context.Context, sessions recordingSessions, names []string, reason string) error {
 	live, err := sessions.Sessions(ctx, store.SessionFilter{States: []store.SessionState{store.SessionLive}})
 	if err != nil {
 		return err
@@ -149,7 +178,6 @@ func (r *recordings) interrupted(ctx context.Context, sessions recordingSessions
 		if !slices.Contains(names, s.Recording) {
 			continue
 		}
-		const reason = "Bastion stopped while the session ran; its recording is kept up to the last spooled byte"
 		if err := sessions.EndSession(ctx, s.ID, store.SessionInterrupted, time.Now(), reason, -1); err != nil {
 			errs = append(errs, err)
 			continue
@@ -178,6 +206,7 @@ func (r *recordings) close(grace time.Duration) {
 	if err := r.spool.Close(); err != nil {
 		r.log.Warn("close the spool", "err", err)
 	}
+	r.marks.Wait() // the spool's dispatcher, which starts them, has stopped
 }
 
 // heldRecordings is the part of the store that keeps legal holds.

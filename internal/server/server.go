@@ -433,7 +433,8 @@ func (b *Bastion) httpHandler() http.Handler {
 // unauthenticated connections, or its store cannot be read or written. The
 // reason is short and safe to show; the cause is logged.
 func (b *Bastion) unready(ctx context.Context) string {
-	for _, reason := range []string{nearFileLimit(processStatus()), nearConnectionCap(b.gate.Stats()), auditBacklog(b.Access.PendingAudit())} {
+	for _, reason := range []string{nearFileLimit(processStatus()), nearConnectionCap(b.gate.Stats()), auditBacklog(b.Access.PendingAudit()),
+		spoolUnwritable(b.recs)} {
 		if reason != "" {
 			b.log.Warn("readiness: " + reason)
 			return reason

@@ -34,6 +34,7 @@ type fakeBackend struct {
 	attempts   []time.Time
 	chunks     map[string][]byte // by name and number: "name#n"
 	sealed     map[string]bool
+	manifests  map[string][]byte // signed, by name
 }
 
 var errDown = errors.New("fake storage down")
@@ -55,13 +56,17 @@ func (b *fakeBackend) PutChunk(_ context.Context, name string, n int, data []byt
 	return nil
 }
 
-func (b *fakeBackend) Seal(_ context.Context, name string, _ []byte) error {
+func (b *fakeBackend) Seal(_ context.Context, name string, signed []byte) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.sealed == nil {
 		b.sealed = map[string]bool{}
 	}
 	b.sealed[name] = true
+	if b.manifests == nil {
+		b.manifests = map[string][]byte{}
+	}
+	b.manifests[name] = signed
 	return nil
 }
 

@@ -117,6 +117,10 @@ type Config struct {
 	// when they work again (nil): the gap an audit event marks. It must
 	// not block.
 	OnHealth func(err error)
+	// OnInterrupted is called with the recordings a failed disk ended,
+	// once they are sealed as interrupted (space returned): their
+	// sessions end as interrupted. It must not block.
+	OnInterrupted func(names []string)
 }
 
 // Store is a recorder.Storage that spools to Config.Dir and uploads to
@@ -137,6 +141,14 @@ type Store struct {
 	wg      sync.WaitGroup
 
 	lastSpoolErr atomic.Pointer[spoolError]
+	// diskErr is set while the spool's disk fails writes (heal.go);
+	// lastSpaceCheck is when the dispatcher last tried a test write.
+	diskErr        atomic.Pointer[spoolError]
+	lastSpaceCheck time.Time
+	testWrite      func(dir string) error // testWrite; tests fail it
+	// probeMu makes the callers of Guarantee that find nothing known share
+	// one probe.
+	probeMu sync.Mutex
 
 	startOnce sync.Once
 	started   atomic.Bool
@@ -191,6 +203,7 @@ func Open(cfg Config) (*Store, error) {
 	s := &Store{
 		cfg: cfg, log: cfg.Logger.With("component", "spool"),
 		recs: map[string]*rec{}, kick: make(chan struct{}, 1), sem: make(chan struct{}, cfg.Workers),
+		testWrite: testWrite,
 	}
 	commit, err := recorder.NewGroupCommit(cfg.Dir)
 	if err != nil {
@@ -550,14 +563,40 @@ func (s *Store) Source(name string) manifest.Source {
 func (s *Store) PublicKey() ssh.PublicKey { return s.cfg.Key.PublicKey() }
 
 // Guarantee says whether a recording started now will be kept: the spool
-// has room, and the storage answers a probe now (one listing request: a
-// success remembered from earlier would say nothing of an outage since).
+// has room, its disk takes writes, and the storage is up as the uploader's
+// requests of the last healthWindow show it (uploads, and the dispatcher's
+// probes while idle). It does not probe the storage itself, so that a
+// burst of session starts under load neither waits on nor is refused by
+// one slow request; only when nothing is known of the last healthWindow
+// (at start) does one probe answer every caller waiting.
 func (s *Store) Guarantee(ctx context.Context) error {
 	if s.pending.Load()+guaranteeReserve > s.cfg.Quota {
 		return fmt.Errorf("%w (%d of %d bytes waiting for upload)", ErrFull, s.pending.Load(), s.cfg.Quota)
 	}
+	if err := s.diskFull(); err != nil {
+		return err
+	}
+	if err, known := s.health.judge(time.Now()); known {
+		if err != nil {
+			return fmt.Errorf("recording storage unreachable: %w", err)
+		}
+		return nil
+	}
+	s.probeMu.Lock()
+	defer s.probeMu.Unlock()
+	if err, known := s.health.judge(time.Now()); known { // another caller probed
+		if err != nil {
+			return fmt.Errorf("recording storage unreachable: %w", err)
+		}
+		return nil
+	}
 	return s.probe(ctx)
 }
+
+// healthWindow is how far back Guarantee looks at the uploader's requests;
+// the dispatcher probes an idle storage at half of it, so that the window
+// never runs empty while Bastion runs.
+const healthWindow = 30 * time.Second
 
 // probe checks the storage now and records the outcome.
 func (s *Store) probe(ctx context.Context) error {
@@ -593,8 +632,36 @@ type health struct {
 	mu      sync.Mutex
 	err     error
 	since   time.Time // of the first failure in a row
+	fails   int       // failures in a row
 	lastOK  time.Time
 	lastTry time.Time
+}
+
+// judge says what the requests of the last healthWindow show: nil when the
+// storage answers, else the last failure; known is false when no request
+// was made in the window. A single failure right after a success within
+// the window is not yet an outage (a request that timed out under load):
+// the next retry, within a second or two, confirms or clears it.
+func (h *health) judge(now time.Time) (err error, known bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case h.lastTry.IsZero() || now.Sub(h.lastTry) > healthWindow:
+		return nil, false
+	case h.err == nil:
+		return nil, true
+	case h.fails < 2 && now.Sub(h.lastOK) <= healthWindow:
+		return nil, true
+	}
+	return h.err, true
+}
+
+// stale reports whether the last request is old enough that the
+// dispatcher should probe an idle storage.
+func (h *health) stale() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return time.Since(h.lastTry) >= healthWindow/2
 }
 
 // set records an outcome; it reports whether the state changed and, on
@@ -607,13 +674,14 @@ func (h *health) set(err error) (bool, time.Time) {
 	wasOK := h.err == nil
 	prevSince := h.since
 	if err == nil {
-		h.err, h.lastOK = nil, now
+		h.err, h.lastOK, h.fails = nil, now, 0
 		return !wasOK, prevSince
 	}
 	if wasOK {
 		h.since = now
 	}
 	h.err = err
+	h.fails++
 	return wasOK, prevSince
 }
 

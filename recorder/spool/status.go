@@ -2,6 +2,7 @@ package spool
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -29,6 +30,11 @@ type Status struct {
 	// or failing disk), and when.
 	SpoolError   string    `json:"spool_error,omitempty"`
 	SpoolErrorAt time.Time `json:"spool_error_at,omitzero"`
+	// DiskError is set while the spool's disk fails writes (no space
+	// returned since the last failure): fail-closed sessions are refused.
+	// A reader of the status file also sets it when the file is stale: the
+	// process holding the spool cannot write it.
+	DiskError string `json:"disk_error,omitempty"`
 }
 
 // Failing is a recording whose last upload attempt failed.
@@ -64,6 +70,10 @@ func (s *Store) Status() Status {
 		if err != nil {
 			return Status{StorageError: "no status from the Bastion process holding the spool: " + err.Error(), Quota: s.cfg.Quota}
 		}
+		if fi, err := os.Stat(filepath.Join(s.cfg.Dir, statusName)); err == nil && time.Since(fi.ModTime()) > staleStatus {
+			st.DiskError = fmt.Sprintf("the status file is %s old: the Bastion process holding the spool cannot write it (its disk may be full)",
+				time.Since(fi.ModTime()).Round(time.Second))
+		}
 		return st
 	}
 	return s.status()
@@ -74,6 +84,9 @@ func (s *Store) Status() Status {
 const (
 	statusName  = ".status.json"
 	statusEvery = time.Second
+	// staleStatus is the age past which a reader takes the status file
+	// for stale.
+	staleStatus = 5 * statusEvery
 )
 
 // writeStatus writes the status file, atomically.
@@ -107,6 +120,9 @@ func (s *Store) status() Status {
 	s.mu.Unlock()
 	if e := s.lastSpoolErr.Load(); e != nil {
 		st.SpoolError, st.SpoolErrorAt = e.err.Error(), e.at
+	}
+	if err := s.diskFull(); err != nil {
+		st.DiskError = err.Error()
 	}
 	slices.SortFunc(st.Failing, func(a, b Failing) int { return strings.Compare(a.Name, b.Name) })
 	lags := s.stats.lags()
@@ -179,6 +195,8 @@ type spoolError struct {
 
 // spoolFailed records and logs a failure to write the spool.
 func (s *Store) spoolFailed(err error) {
-	s.lastSpoolErr.Store(&spoolError{err: err, at: time.Now()})
+	e := &spoolError{err: err, at: time.Now()}
+	s.lastSpoolErr.Store(e)
+	s.diskErr.Store(e)
 	s.log.Error("spool: cannot write the spool; the recording fails", "err", err)
 }

@@ -29,6 +29,7 @@ func (s *Store) dispatchLoop() {
 		case <-s.kick:
 		case <-tick.C:
 		}
+		s.checkSpace()
 		s.dispatch()
 		if time.Since(lastStatus) >= statusEvery {
 			lastStatus = time.Now()
@@ -64,9 +65,10 @@ func (s *Store) dispatch() {
 		go s.run(r)
 	}
 	s.mu.Unlock()
-	if idle && s.health.dueProbe() {
-		// Nothing to upload, but the storage was down: find out whether
-		// it is back, so that Guarantee and the status say so.
+	if idle && (s.health.dueProbe() || s.health.stale()) {
+		// Nothing to upload, but the storage was down (is it back?), or
+		// nothing was asked of it for a while: keep what Guarantee
+		// judges from current.
 		s.probe(s.ctx) //nolint:errcheck // recorded by setHealth
 	}
 }
