@@ -4,13 +4,18 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/bastionhq/bastion/ca"
+	"github.com/bastionhq/bastion/internal/harness"
 )
 
 // The kill -9 drill of issue 17: statements run through Bastion in a loop,
@@ -147,4 +152,106 @@ func TestDurabilityKillMySQL(t *testing.T) {
 		return db.QueryRowContext(ctx, fmt.Sprintf("SELECT 'durable-drill-%d'", i)).Scan(&got)
 	})
 	checkDrill(t, n, recordedDrill(t, m.testBastion, "mysql"))
+}
+
+// TestDurabilityDiskFull fills the spool's disk (a 2 MiB tmpfs) under a
+// fail-closed PostgreSQL session: the session ends instead of running
+// statements unrecorded, `status` says the spool's disk is failing, and once
+// space returns, without a restart, the recording is sealed as interrupted
+// (verify says so) and leaves the spool.
+func TestDurabilityDiskFull(t *testing.T) {
+	t.Parallel()
+	spoolDir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", spoolDir).CombinedOutput(); err != nil {
+		t.Fatalf("mount a tmpfs for the spool: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", spoolDir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", spoolDir, err, out)
+		}
+	})
+	pg := testPostgres(t)
+	gw := harness.NewS3(t, harness.S3Config{})
+	if err := gw.CreateBucket(t.Context(), "recordings"); err != nil {
+		t.Fatal(err)
+	}
+	b := startBastionWith(t, options{postgres: true, roles: pgRoles,
+		targets: func(t *testing.T, _ *ca.Set) string {
+			return fmt.Sprintf(`
+targets:
+  - {name: plain, kind: postgres, address: %q, database: plain, username: postgres, password: %q, labels: {env: sandbox}}
+`, pg.Addr, pg.Password)
+		},
+		extra: fmt.Sprintf(`
+recordings: s3://recordings/bastion
+recording:
+  endpoint: %q
+  access_key: %q
+  secret_key: %q
+  spool: %q
+`, gw.Endpoint, gw.AccessKey, gw.SecretKey, spoolDir)})
+	sb := &s3Bastion{proxyBastion: &proxyBastion{testBastion: b}, gw: gw, bucket: "recordings", prefix: "bastion"}
+	p := &pgBastion{testBastion: b, pg: pg}
+	conn := p.connect(t, p.grantDB(t, "alice", "plain"), "")
+	var got string
+	if err := conn.QueryRow(t.Context(), "SELECT 'before the disk filled'").Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	sess := sb.session(t, "live")
+
+	// Fill the disk: a file grows until the tmpfs refuses.
+	filler := filepath.Join(spoolDir, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			break
+		}
+	}
+	f.Close()
+	// Statements fail closed: each reaches the spool, or the session ends.
+	var failed error
+	for i := 0; i < 10000 && failed == nil; i++ {
+		failed = conn.QueryRow(t.Context(), fmt.Sprintf("SELECT 'while the disk is full %d', repeat('x', 512)", i)).Scan(&got, new(string))
+	}
+	if failed == nil {
+		t.Fatal("10000 statements ran on a full spool disk")
+	}
+	waitFor(t, s3Wait, func() bool {
+		o, _, code := b.local("status")
+		return code == 0 && strings.Contains(o, "spool disk:     FAILING")
+	})
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	v := sb.waitVerified(t, sess.ID)
+	if v["status"] != "interrupted" {
+		t.Errorf("verify after the disk healed: %v", v)
+	}
+	if log := b.mustRun("carol", "export", sess.ID); !strings.Contains(log, "before the disk filled") {
+		t.Errorf("the recording lacks the statement run before the disk filled:\n%s", log)
+	}
+	waitFor(t, s3Wait, func() bool {
+		entries, err := os.ReadDir(spoolDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if e.IsDir() {
+				return false
+			}
+		}
+		return true
+	})
+	if s := sb.session(t, ""); s.State == "live" {
+		t.Errorf("the session is still live after its recording was sealed: %+v", s)
+	}
+	o, _, _ := b.local("status")
+	if strings.Contains(o, "FAILING") {
+		t.Errorf("status after the disk healed:\n%s", o)
+	}
 }
