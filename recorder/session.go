@@ -86,11 +86,8 @@ func (r *recording) syncLoop(interval time.Duration) {
 func (r *recording) write(fn func(since time.Duration) error) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.err != nil {
-		return r.err
-	}
-	if r.closed {
-		return fmt.Errorf("recorder: %s: %w", r.name, fs.ErrClosed)
+	if err := r.usableLocked(); err != nil {
+		return err
 	}
 	since := max(r.now().Sub(r.start), r.last)
 	r.last = since
@@ -101,17 +98,26 @@ func (r *recording) write(fn func(since time.Duration) error) error {
 	return nil
 }
 
+// usableLocked returns why the recording takes nothing more, if it does
+// not: its first failure, or its end. r.mu is held.
+func (r *recording) usableLocked() error {
+	if r.err != nil {
+		return r.err
+	}
+	if r.closed {
+		return fmt.Errorf("recorder: %s: %w", r.name, fs.ErrClosed)
+	}
+	return nil
+}
+
 // commit makes what was written durable before it returns (Commit: the
 // storage's group commit where it has one). A failure is kept, as a Sync
 // failure is; ctx ending the wait is not a failure of the recording.
 func (r *recording) commit(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.err != nil {
-		return r.err
-	}
-	if r.closed {
-		return fmt.Errorf("recorder: %s: %w", r.name, fs.ErrClosed)
+	if err := r.usableLocked(); err != nil {
+		return err
 	}
 	if !r.dirty {
 		return nil

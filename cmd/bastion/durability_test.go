@@ -170,28 +170,8 @@ func TestDurabilityDiskFull(t *testing.T) {
 			t.Errorf("umount %s: %v: %s", spoolDir, err, out)
 		}
 	})
-	pg := testPostgres(t)
-	gw := harness.NewS3(t, harness.S3Config{})
-	if err := gw.CreateBucket(t.Context(), "recordings"); err != nil {
-		t.Fatal(err)
-	}
-	b := startBastionWith(t, options{postgres: true, roles: pgRoles,
-		targets: func(t *testing.T, _ *ca.Set) string {
-			return fmt.Sprintf(`
-targets:
-  - {name: plain, kind: postgres, address: %q, database: plain, username: postgres, password: %q, labels: {env: sandbox}}
-`, pg.Addr, pg.Password)
-		},
-		extra: fmt.Sprintf(`
-recordings: s3://recordings/bastion
-recording:
-  endpoint: %q
-  access_key: %q
-  secret_key: %q
-  spool: %q
-`, gw.Endpoint, gw.AccessKey, gw.SecretKey, spoolDir)})
-	sb := &s3Bastion{proxyBastion: &proxyBastion{testBastion: b}, gw: gw, bucket: "recordings", prefix: "bastion"}
-	p := &pgBastion{testBastion: b, pg: pg}
+	p, sb := startPGS3Bastion(t, spoolDir)
+	b := p.testBastion
 	conn := p.connect(t, p.grantDB(t, "alice", "plain"), "")
 	var got string
 	if err := conn.QueryRow(t.Context(), "SELECT 'before the disk filled'").Scan(&got); err != nil {
@@ -254,4 +234,37 @@ recording:
 	if strings.Contains(o, "FAILING") {
 		t.Errorf("status after the disk healed:\n%s", o)
 	}
+}
+
+// startPGS3Bastion starts a Bastion in front of the shared PostgreSQL's
+// "plain" database (alice gets it automatically) that records into a
+// bucket of a fresh S3 server, through the spool at spool ("" for the
+// default).
+func startPGS3Bastion(t *testing.T, spool string) (*pgBastion, *s3Bastion) {
+	t.Helper()
+	pg := testPostgres(t)
+	gw := harness.NewS3(t, harness.S3Config{})
+	if err := gw.CreateBucket(t.Context(), "recordings"); err != nil {
+		t.Fatal(err)
+	}
+	extra := fmt.Sprintf(`
+recordings: s3://recordings/bastion
+recording:
+  endpoint: %q
+  access_key: %q
+  secret_key: %q
+`, gw.Endpoint, gw.AccessKey, gw.SecretKey)
+	if spool != "" {
+		extra += fmt.Sprintf("  spool: %q\n", spool)
+	}
+	b := startBastionWith(t, options{postgres: true, roles: pgRoles,
+		targets: func(t *testing.T, _ *ca.Set) string {
+			return fmt.Sprintf(`
+targets:
+  - {name: plain, kind: postgres, address: %q, database: plain, username: postgres, password: %q, labels: {env: sandbox}}
+`, pg.Addr, pg.Password)
+		},
+		extra: extra})
+	sb := &s3Bastion{proxyBastion: &proxyBastion{testBastion: b}, gw: gw, bucket: "recordings", prefix: "bastion"}
+	return &pgBastion{testBastion: b, pg: pg}, sb
 }

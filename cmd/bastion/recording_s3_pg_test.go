@@ -5,9 +5,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/bastionhq/bastion/ca"
-	"github.com/bastionhq/bastion/internal/harness"
 )
 
 // TestRecordingS3OutagePostgres: the recording storage stops for 10 s in
@@ -16,27 +13,8 @@ import (
 // complete in the bucket, every statement in order, and verifies.
 func TestRecordingS3OutagePostgres(t *testing.T) {
 	t.Parallel()
-	pg := testPostgres(t)
-	gw := harness.NewS3(t, harness.S3Config{})
-	if err := gw.CreateBucket(t.Context(), "recordings"); err != nil {
-		t.Fatal(err)
-	}
-	b := startBastionWith(t, options{postgres: true, roles: pgRoles,
-		targets: func(t *testing.T, _ *ca.Set) string {
-			return fmt.Sprintf(`
-targets:
-  - {name: plain, kind: postgres, address: %q, database: plain, username: postgres, password: %q, labels: {env: sandbox}}
-`, pg.Addr, pg.Password)
-		},
-		extra: fmt.Sprintf(`
-recordings: s3://recordings/bastion
-recording:
-  endpoint: %q
-  access_key: %q
-  secret_key: %q
-`, gw.Endpoint, gw.AccessKey, gw.SecretKey)})
-	sb := &s3Bastion{proxyBastion: &proxyBastion{testBastion: b}, gw: gw, bucket: "recordings", prefix: "bastion"}
-	p := &pgBastion{testBastion: b, pg: pg}
+	p, sb := startPGS3Bastion(t, "")
+	b, gw := p.testBastion, sb.gw
 	conn := p.connect(t, p.grantDB(t, "alice", "plain"), "")
 	step := func(n int) {
 		t.Helper()

@@ -131,15 +131,7 @@ func (h *healthLog) get() []string {
 // closed when the test ends.
 func openFake(t *testing.T, b *fakeBackend, h *healthLog) *Store {
 	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := Open(Config{Dir: t.TempDir(), Backend: b, Key: key, Signer: "test",
+	s, err := Open(Config{Dir: t.TempDir(), Backend: b, Key: testKey(t), Signer: "test",
 		Logger: slog.New(slog.DiscardHandler), OnHealth: h.record})
 	if err != nil {
 		t.Fatal(err)
@@ -151,6 +143,20 @@ func openFake(t *testing.T, b *fakeBackend, h *healthLog) *Store {
 		}
 	})
 	return s
+}
+
+// testKey is a manifest signing key.
+func testKey(t *testing.T) ssh.Signer {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
 }
 
 // TestRetryBackoff: a chunk whose upload fails is retried after a delay

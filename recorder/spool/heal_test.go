@@ -1,8 +1,6 @@
 package spool
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
 	"io"
 	"log/slog"
@@ -13,8 +11,6 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
-
-	"golang.org/x/crypto/ssh"
 )
 
 // TestDiskFullHeals: a write the disk refuses (ENOSPC, a line cut short)
@@ -28,15 +24,7 @@ func TestDiskFullHeals(t *testing.T) {
 		var full atomic.Bool
 		var mu sync.Mutex
 		var interrupted []string
-		_, priv, err := ed25519.GenerateKey(rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		key, err := ssh.NewSignerFromKey(priv)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := Open(Config{Dir: t.TempDir(), Backend: b, Key: key, Signer: "test", Logger: slog.New(slog.DiscardHandler),
+		s, err := Open(Config{Dir: t.TempDir(), Backend: b, Key: testKey(t), Signer: "test", Logger: slog.New(slog.DiscardHandler),
 			OnInterrupted: func(names []string) {
 				mu.Lock()
 				defer mu.Unlock()
