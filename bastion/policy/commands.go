@@ -16,9 +16,10 @@ type Command struct {
 	Name string
 	// Args are the arguments after quote removal, as written (not globbed).
 	Args []string
-	// Dynamic is set when the name or an argument is only known when the
-	// command runs ($VAR, $(…), a glob in the name, …): the real command
-	// cannot be known in advance. Name is then the literal part before the
+	// Dynamic is set when what the command runs is only known when it runs
+	// ($VAR, $(…), a glob in the name, inline code for another interpreter
+	// such as python3 -c, a wrapper whose inner command cannot be found):
+	// the real command cannot be known in advance. Name is then the literal part before the
 	// first expansion, possibly "".
 	Dynamic bool
 	// DynamicArgs is set when the name is literal but an argument is only
@@ -206,7 +207,7 @@ func decideCommand(roles []*Role, t *Target, c Command, restricted bool) Command
 	if c.Dynamic && restricted {
 		return CommandDecision{
 			Action:  CommandDeny,
-			Reason:  fmt.Sprintf("%s cannot be checked: part of it is only known when it runs ($VAR, $(…), globs), and commands are restricted on %s", describe(c), t.Name),
+			Reason:  fmt.Sprintf("%s cannot be checked: what it runs is only known when it runs ($VAR, $(…), globs, code given to another interpreter, a wrapper whose command cannot be found), and commands are restricted on %s", describe(c), t.Name),
 			Command: c,
 		}
 	}

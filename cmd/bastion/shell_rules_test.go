@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -140,15 +141,25 @@ func TestPasteIsTyped(t *testing.T) {
 		tm.run("paste-buffer", "-p", "-b", "p", "-t", tm.name)
 	}
 
+	// stage clears the screen and waits for a fresh prompt (whose line
+	// editor has bracketed paste on again).
+	stage := 0
+	next := func() {
+		t.Helper()
+		stage++
+		tm.send(fmt.Sprintf("clear; echo stage-$((%d*1))", stage), "Enter")
+		tm.waitScreen(fmt.Sprintf("stage-%d\nready>", stage))
+	}
+
+	next()
 	paste("rm " + victim + "\n")
-	tm.waitScreen("the whole paste was refused")
-	tm.send("Enter")
+	tm.waitScreen("denied by rule no-rm: deleting files on servers is not allowed (the whole paste was refused)")
 
 	// Refused whole: the allowed first line does not run either.
+	next()
 	paste("echo one-$((0+1))\nrm " + victim + "\necho two-$((1+1))\n")
 	tm.waitScreen("(the whole paste was refused)")
-	tm.send("clear; echo after-$((2+2))", "Enter")
-	tm.waitScreen("after-4")
+	next()
 	if s := tm.screen(); strings.Contains(s, "one-1") || strings.Contains(s, "two-2") {
 		t.Fatalf("a line of the refused paste ran:\n%s", s)
 	}
@@ -161,9 +172,28 @@ func TestPasteIsTyped(t *testing.T) {
 	mustExist(t, victim, "the pasted rm")
 
 	// An allowed paste goes through as pasted, and runs at Enter.
-	tm.send("clear", "Enter")
+	next()
 	paste("echo pasted-$((2+3))\n")
 	tm.send("Enter")
 	tm.waitScreen("pasted-5")
 	mustExist(t, victim, "the pasted rm")
+}
+
+// TestEchoOffNeedsAPrompt: input the target does not echo is left unchecked
+// only at a prompt for a secret; a line typed while echo is off for any
+// other reason (stty -echo, a busy target) is checked like any other.
+func TestEchoOffNeedsAPrompt(t *testing.T) {
+	t.Parallel()
+	p := startProxyBastion(t, "")
+	_, cert := p.grant(t, "30m", "web01")
+	victim := victimFile(t)
+	tm := p.shellOnWeb01(t, cert, 120, 30, "")
+	tm.send("stty -echo; echo sleep-$((1+1))ing; sleep 3; stty echo; echo woke-$((2+2))", "Enter")
+	tm.waitScreen("sleep-2ing")
+	tm.send("rm "+victim, "Enter")
+	tm.waitScreen("bastion: denied by rule no-rm")
+	tm.waitScreen("woke-4")
+	tm.send("echo after-$((3+3))", "Enter")
+	tm.waitScreen("after-6")
+	mustExist(t, victim, "rm typed with echo off")
 }

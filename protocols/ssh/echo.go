@@ -1,6 +1,7 @@
 package ssh
 
 import (
+	"regexp"
 	"sync"
 	"time"
 )
@@ -29,7 +30,21 @@ type echoTracker struct {
 	// echoed), newest last, for lastTypedHidden.
 	history []bool
 	changed chan struct{} // closed and replaced when output arrives
+
+	// tail is the end of the output as text (escape sequences left out),
+	// for secretPrompt; outEsc is where the output is in an escape
+	// sequence.
+	tail   []byte
+	outEsc escState
 }
+
+// tailSize bounds the output text kept for secretPrompt.
+const tailSize = 256
+
+// secretPromptRE matches the last line of output at a prompt for a secret:
+// "Password: ", "[sudo] password for root: ", "Enter passphrase for key
+// …: ", "Verification code: ", "PIN: ".
+var secretPromptRE = regexp.MustCompile(`(?i)(password|passphrase|pass phrase|passcode|\bpin\b|\btoken\b|\botp\b|verification code|one-time code|secret)[^\r\n]*[:?][ \t]*$`)
 
 // historySize bounds the decisions kept for lastTypedHidden.
 const historySize = 512
@@ -50,6 +65,7 @@ const (
 	escStart          // after ESC
 	escCSI            // after ESC [
 	escSS3            // after ESC O
+	escOSC            // after ESC ] (output only: until BEL or ESC)
 )
 
 // control reports whether b (the next typed byte) is a control character
@@ -86,11 +102,20 @@ func newEchoTracker(record func([]byte)) *echoTracker {
 }
 
 // lastTypedHidden reports whether the latest n printable bytes typed were
-// all typed with echo off (a password, which interactive filtering must not
-// inspect). It waits, at most until echoWindow after the newest of them,
-// for their echo.
+// all typed with echo off at a prompt for a secret (a password, which
+// interactive filtering must not inspect). It waits, at most until
+// echoWindow after the newest of them, for their echo. Input that is not
+// echoed without such a prompt (typed ahead while the target is busy, or
+// after stty -echo) is not taken for a secret: the target did not ask for
+// one.
 func (e *echoTracker) lastTypedHidden(n int) bool {
 	if n <= 0 {
+		return false
+	}
+	e.mu.Lock()
+	prompted := secretPromptRE.Match(e.tail)
+	e.mu.Unlock()
+	if !prompted {
 		return false
 	}
 	for {
@@ -102,7 +127,7 @@ func (e *echoTracker) lastTypedHidden(n int) bool {
 			}
 		}
 		if newest.IsZero() {
-			hidden := e.lastHiddenLocked(n)
+			hidden := e.lastHiddenLocked(n) && secretPromptRE.Match(e.tail)
 			e.mu.Unlock()
 			return hidden
 		}
@@ -181,6 +206,7 @@ const minEchoRun = 4
 func (e *echoTracker) Output(p []byte) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.keepTail(p)
 	var runs [][]*pendingByte
 	var cur []*pendingByte
 	for k := range e.pending {
@@ -219,6 +245,44 @@ func (e *echoTracker) Output(p []byte) {
 	e.flushLocked(e.now(), false)
 	close(e.changed)
 	e.changed = make(chan struct{})
+}
+
+// keepTail adds the text of output p to the tail: printable bytes, CR and
+// LF, without escape sequences (colours, cursor moves, OSC titles).
+func (e *echoTracker) keepTail(p []byte) {
+	for _, b := range p {
+		switch e.outEsc {
+		case escStart:
+			switch b {
+			case '[':
+				e.outEsc = escCSI
+			case ']':
+				e.outEsc = escOSC
+			default:
+				e.outEsc = escNone
+			}
+			continue
+		case escCSI:
+			if b >= 0x40 && b <= 0x7e {
+				e.outEsc = escNone
+			}
+			continue
+		case escOSC:
+			if b == 0x07 || b == 0x1b {
+				e.outEsc = escNone
+			}
+			continue
+		}
+		switch {
+		case b == 0x1b:
+			e.outEsc = escStart
+		case b == '\r' || b == '\n' || b >= 0x20 && b != 0x7f:
+			if len(e.tail) == tailSize {
+				e.tail = append(e.tail[:0], e.tail[tailSize/2:]...)
+			}
+			e.tail = append(e.tail, b)
+		}
+	}
 }
 
 // matchRun finds run's echo in p: how many of its bytes were echoed, and

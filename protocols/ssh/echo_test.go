@@ -78,3 +78,39 @@ func FuzzEchoTracker(f *testing.F) {
 		}
 	})
 }
+
+// TestTypedHiddenNeedsAPrompt: input the target does not echo counts as a
+// secret only at a prompt for one; typed ahead while the target is busy,
+// or after a prompt that is not for a secret, it is a command to check.
+func TestTypedHiddenNeedsAPrompt(t *testing.T) {
+	tests := []struct {
+		name   string
+		output string
+		want   bool
+	}{
+		{"password prompt", "Password: ", true},
+		{"sudo prompt", "\x1b[0m[sudo] password for root: ", true},
+		{"ssh key passphrase", "Enter passphrase for key '/root/.ssh/id_ed25519': ", true},
+		{"psql", "Password for user postgres: ", true},
+		{"one-time code", "Verification code: ", true},
+		{"coloured prompt", "\x1b]0;title\x07\x1b[1mPIN:\x1b[0m ", true},
+		{"shell prompt", "root@web01:~# ", false},
+		{"busy command output", "one-1\r\n", false},
+		{"the word on an earlier line", "Password:\r\n", false},
+		{"the word in output, then a prompt", "password changed\r\nready> ", false},
+		{"no output at all", "", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			now := time.Unix(1000, 0)
+			e := newEchoTracker(func([]byte) {})
+			e.now = func() time.Time { return now }
+			e.Output([]byte(tc.output))
+			e.Input([]byte("rm -rf /x"))
+			now = now.Add(echoWindow)
+			if got := e.lastTypedHidden(len("rm -rf /x")); got != tc.want {
+				t.Errorf("after output %q: hidden = %v, want %v", tc.output, got, tc.want)
+			}
+		})
+	}
+}

@@ -202,9 +202,10 @@ func (f *lineFilter) check(ctx context.Context, line linebuf.Line) string {
 	// Typed with echo off (a password at a prompt): not a command, and not
 	// to be inspected or logged. Only what the target did counts: a line
 	// that was pasted (a paste is not echoed until it ends, and its markers
-	// can be typed) or that Bastion could not follow (Ctrl-S stops the
-	// echo) is always checked.
-	if !line.Pasted && !line.Uncertain && f.rec.typedHidden(utf8.RuneCountInString(line.Text)) {
+	// can be typed) is always checked, and so is a line Bastion could not
+	// follow (Ctrl-S stops the echo), though its text is then not logged.
+	hidden := !line.Pasted && f.rec.typedHidden(utf8.RuneCountInString(line.Text))
+	if hidden && !line.Uncertain {
 		return ""
 	}
 	// Uncertain before empty: a line recalled from history has no text
@@ -221,9 +222,13 @@ func (f *lineFilter) check(ctx context.Context, line linebuf.Line) string {
 		msg = tc.decide(ctx, f.uch, "\r\n", text)
 	}
 	if msg != "" {
-		tc.log.Info("typed line refused", "command", firstWord(text))
+		logged := text
+		if hidden {
+			logged = "(typed with echo off: not logged)"
+		}
+		tc.log.Info("typed line refused", "command", firstWord(logged))
 		tc.audit(audit.Event{Type: audit.Command, Outcome: audit.OutcomeRefused, Reason: msg,
-			Details: map[string]string{"command": text, "interactive": "true"}})
+			Details: map[string]string{"command": logged, "interactive": "true"}})
 	}
 	return msg
 }
