@@ -80,8 +80,9 @@ roles:
       - targets: [%s]
         auto_approve:
           networks: [127.0.0.0/8]
+    durability: %s
     queries:
-%s`, dir, t.Kind, plaintext, pub, t.Name, t.Kind, t.Address, t.Database, t.Username, t.Password, t.Name, t.Rules)
+%s`, dir, t.Kind, plaintext, pub, t.Name, t.Kind, t.Address, t.Database, t.Username, t.Password, t.Name, durability(), t.Rules)
 	path := filepath.Join(dir, "bastion.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		return nil, err
@@ -123,6 +124,16 @@ roles:
 		return nil, err
 	}
 	return &Bastion{Host: "127.0.0.1", Port: dbL.Addr().(*net.TCPAddr).Port, User: "alice", Password: sec.Secret, Stop: stopAll}, nil
+}
+
+// durability is the role's durability: BENCH_DURABILITY (statement or
+// second), else statement, the default of a fail-closed role. Run a
+// benchmark once with each to compare them.
+func durability() string {
+	if d := os.Getenv("BENCH_DURABILITY"); d != "" {
+		return d
+	}
+	return "statement"
 }
 
 // SelfCPU is this process's CPU time (Bastion runs in it).
