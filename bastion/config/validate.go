@@ -127,6 +127,7 @@ type rawRole struct {
 	ReadOnly       bool             `yaml:"read_only"`
 	Forwarding     rawForwarding    `yaml:"forwarding"`
 	Recording      string           `yaml:"recording"`
+	Durability     string           `yaml:"durability"`
 }
 
 // rawForwarding is the SSH forwarding a role allows (all off by default).
@@ -443,7 +444,8 @@ func (v *validator) target(field string, t rawTarget, cfg *Config, pol *policy.P
 
 func (v *validator) role(name string, r rawRole, all map[string]rawRole) *policy.Role {
 	field := "roles." + name
-	role := &policy.Role{Name: name, Forwarding: v.forwarding(field+".forwarding", r.Forwarding), Recording: v.recordingMode(field+".recording", r.Recording)}
+	role := &policy.Role{Name: name, Forwarding: v.forwarding(field+".forwarding", r.Forwarding), Recording: v.recordingMode(field+".recording", r.Recording),
+		Durability: v.durability(field+".durability", r.Durability)}
 	for i, p := range r.Permissions {
 		switch perm := policy.Permission(p); perm {
 		case policy.PermAudit:
