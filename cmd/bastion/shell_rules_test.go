@@ -25,6 +25,15 @@ func mustExist(t *testing.T, path, what string) {
 	}
 }
 
+// restrictedShell opens alice's shell on web01, where rule no-rm applies,
+// and makes a file for a refused rm to miss.
+func restrictedShell(t *testing.T) (victim string, tm *tmuxSession) {
+	t.Helper()
+	p := startProxyBastion(t, "")
+	_, cert := p.grant(t, "30m", "web01")
+	return victimFile(t), p.shellOnWeb01(t, cert, 120, 30, "")
+}
+
 // commandOnWeb01 runs command with a terminal (ssh -tt … root@web01
 // COMMAND) in a real terminal, sets the prompt of the shell it starts and
 // waits for it.
@@ -131,10 +140,7 @@ func TestExecWrappersAndInterpreters(t *testing.T) {
 // user typed the markers.
 func TestPasteIsTyped(t *testing.T) {
 	t.Parallel()
-	p := startProxyBastion(t, "")
-	_, cert := p.grant(t, "30m", "web01")
-	victim := victimFile(t)
-	tm := p.shellOnWeb01(t, cert, 120, 30, "")
+	victim, tm := restrictedShell(t)
 	paste := func(text string) {
 		t.Helper()
 		tm.run("set-buffer", "-b", "p", text)
@@ -184,10 +190,7 @@ func TestPasteIsTyped(t *testing.T) {
 // other reason (stty -echo, a busy target) is checked like any other.
 func TestEchoOffNeedsAPrompt(t *testing.T) {
 	t.Parallel()
-	p := startProxyBastion(t, "")
-	_, cert := p.grant(t, "30m", "web01")
-	victim := victimFile(t)
-	tm := p.shellOnWeb01(t, cert, 120, 30, "")
+	victim, tm := restrictedShell(t)
 	tm.send("stty -echo; echo sleep-$((1+1))ing; sleep 3; stty echo; echo woke-$((2+2))", "Enter")
 	tm.waitScreen("sleep-2ing")
 	tm.send("rm "+victim, "Enter")

@@ -182,6 +182,7 @@ func TestParseTable(t *testing.T) {
 		{"systemd-run --unit=x rm x", deny},
 		{"systemd-run -p MemoryMax=1G --scope ls", allow},
 		{"systemd-run --frobnicate rm x", unknown},
+		{"systemd-run --shell", input},
 		{"time rm x", deny},
 		{"time -p ls", allow},
 		{`\time -f %e rm x`, deny},

@@ -53,30 +53,31 @@ func init() {
 		"exec":    execCmd,                                                      // exec [-cl] [-a NAME] CMD
 		"trap":    trap,                                                         // trap CODE SIGNAL…
 		// Privilege and identity.
-		"sudo":    sudo,    // sudo [opts] [VAR=x…] CMD; -i/-s alone: a shell reading input
-		"doas":    doas,    // doas [opts] CMD; -s: a shell reading input
-		"su":      su,      // su [opts] [-] [USER [ARGS]]; -c CODE; alone: a shell reading input
-		"runuser": runuser, // runuser -u USER CMD, or as su
-		"pkexec":  after(0, optSpec{long: withHelp(map[string]longKind{"user": longValue, "disable-internal-agent": longFlag, "keep-cwd": longFlag})}, readsInput),
-		"sg":      sg,                                                                                                                                     // sg GROUP [-c] CODE
-		"newgrp":  func([]field, job) unwrapped { return unwrapped{stdinScript: true} },                                                                   // newgrp [GROUP]: a shell reading input
-		"setpriv": after(0, setprivSpec, nothing),                                                                                                         // setpriv [--opt[=v]…] CMD
-		"chroot":  after(1, optSpec{long: withHelp(map[string]longKind{"userspec": longValue, "groups": longValue, "skip-chdir": longFlag})}, readsInput), // chroot DIR [CMD]
+		"sudo":    sudo,                                                                                                                                            // sudo [opts] [VAR=x…] CMD; -i/-s alone: a shell reading input
+		"doas":    doas,                                                                                                                                            // doas [opts] CMD; -s: a shell reading input
+		"su":      su,                                                                                                                                              // su [opts] [-] [USER [ARGS]]; -c CODE; alone: a shell reading input
+		"runuser": runuser,                                                                                                                                         // runuser -u USER CMD, or as su
+		"pkexec":  after(0, optSpec{long: withHelp(map[string]longKind{"user": longValue, "disable-internal-agent": longFlag, "keep-cwd": longFlag})}, readsInput), // pkexec [--user U] CMD; alone: a root shell reading input
+		"sg":      sg,                                                                                                                                              // sg GROUP [-c] CODE
+		"newgrp":  func([]field, job) unwrapped { return unwrapped{stdinScript: true} },                                                                            // newgrp [GROUP]: a shell reading input
+		"setpriv": after(0, setprivSpec, nothing),                                                                                                                  // setpriv [--opt[=v]…] CMD
+		"chroot":  after(1, optSpec{long: withHelp(map[string]longKind{"userspec": longValue, "groups": longValue, "skip-chdir": longFlag})}, readsInput),          // chroot DIR [CMD]
 		// Scheduling, limits, namespaces.
-		"nohup":    after(0, optSpec{long: withHelp(map[string]longKind{})}, nothing),
-		"nice":     after(0, optSpec{valued: "n", numeric: true, long: withHelp(map[string]longKind{"adjustment": longValue})}, nothing),
-		"ionice":   after(0, optSpec{flags: "t", valued: "cnpPu", long: withHelp(map[string]longKind{"class": longValue, "classdata": longValue, "pid": longValue, "pgid": longValue, "uid": longValue, "ignore": longFlag})}, nothing, "p", "P", "u", "pid", "pgid", "uid"),
-		"timeout":  after(1, optSpec{flags: "v", valued: "ks", long: withHelp(map[string]longKind{"kill-after": longValue, "signal": longValue, "foreground": longFlag, "preserve-status": longFlag, "verbose": longFlag})}, nothing), // timeout DURATION CMD
-		"stdbuf":   after(0, optSpec{valued: "ioe", long: withHelp(map[string]longKind{"input": longValue, "output": longValue, "error": longValue})}, nothing),
-		"setsid":   after(0, optSpec{flags: "cfw", long: withHelp(map[string]longKind{"ctty": longFlag, "fork": longFlag, "wait": longFlag})}, nothing),
+		"nohup":    after(0, optSpec{long: withHelp(map[string]longKind{})}, nothing),                                                                                                                                                                                                                                                                                                                                                                          // nohup CMD
+		"nice":     after(0, optSpec{valued: "n", numeric: true, long: withHelp(map[string]longKind{"adjustment": longValue})}, nothing),                                                                                                                                                                                                                                                                                                                       // nice [-n N | -N] CMD
+		"ionice":   after(0, optSpec{flags: "t", valued: "cnpPu", long: withHelp(map[string]longKind{"class": longValue, "classdata": longValue, "pid": longValue, "pgid": longValue, "uid": longValue, "ignore": longFlag})}, nothing, "p", "P", "u", "pid", "pgid", "uid"),                                                                                                                                                                                   // ionice [-c C] [-n N] CMD; -p/-P/-u act on running processes
+		"timeout":  after(1, optSpec{flags: "v", valued: "ks", long: withHelp(map[string]longKind{"kill-after": longValue, "signal": longValue, "foreground": longFlag, "preserve-status": longFlag, "verbose": longFlag})}, nothing),                                                                                                                                                                                                                          // timeout DURATION CMD
+		"stdbuf":   after(0, optSpec{valued: "ioe", long: withHelp(map[string]longKind{"input": longValue, "output": longValue, "error": longValue})}, nothing),                                                                                                                                                                                                                                                                                                // stdbuf [-i/-o/-e MODE] CMD
+		"setsid":   after(0, optSpec{flags: "cfw", long: withHelp(map[string]longKind{"ctty": longFlag, "fork": longFlag, "wait": longFlag})}, nothing),                                                                                                                                                                                                                                                                                                        // setsid [-cfw] CMD
 		"taskset":  after(1, optSpec{flags: "acp", long: withHelp(map[string]longKind{"all-tasks": longFlag, "cpu-list": longFlag, "pid": longFlag})}, nothing, "p", "pid"),                                                                                                                                                                                                                                                                                    // taskset MASK CMD
 		"chrt":     after(1, optSpec{flags: "abdefimoprRv", valued: "TPD", long: withHelp(map[string]longKind{"all-tasks": longFlag, "batch": longFlag, "deadline": longFlag, "fifo": longFlag, "idle": longFlag, "other": longFlag, "rr": longFlag, "reset-on-fork": longFlag, "pid": longFlag, "max": longFlag, "verbose": longFlag, "sched-runtime": longValue, "sched-period": longValue, "sched-deadline": longValue})}, nothing, "p", "pid", "m", "max"), // chrt PRIO CMD
-		"prlimit":  after(0, optSpec{flags: "o", valued: "p", anyLongValue: true}, nothing, "p", "pid"),
-		"unshare":  after(0, optSpec{flags: "fcrU", optional: "muinpCT", valued: "SGRwel", anyLongValue: true}, readsInput),
-		"nsenter":  after(0, optSpec{flags: "aFZ", optional: "muinpUCTrw", valued: "tSG", anyLongValue: true}, readsInput),
-		"cgexec":   after(0, optSpec{valued: "g", long: map[string]longKind{"sticky": longFlag}}, nothing),
-		"fakeroot": after(0, optSpec{valued: "ils", anyLongValue: true}, readsInput),
-		"flock":    flock, // flock [opts] FILE CMD | FILE -c CODE | FD
+		"prlimit":  after(0, optSpec{flags: "o", valued: "p", anyLongValue: true}, nothing, "p", "pid"),                                                                                                                                                                                                                                                                                                                                                        // prlimit [--LIMIT=v…] CMD; -p acts on a running process
+		"unshare":  after(0, optSpec{flags: "fcrU", optional: "muinpCT", valued: "SGRwel", anyLongValue: true}, readsInput),                                                                                                                                                                                                                                                                                                                                    // unshare [opts] [CMD]; alone: a shell reading input
+		"nsenter":  after(0, optSpec{flags: "aFZ", optional: "muinpUCTrw", valued: "tSG", anyLongValue: true}, readsInput),                                                                                                                                                                                                                                                                                                                                     // nsenter -t PID [opts] [CMD]; alone: a shell reading input
+		"cgexec":   after(0, optSpec{valued: "g", long: map[string]longKind{"sticky": longFlag}}, nothing),                                                                                                                                                                                                                                                                                                                                                     // cgexec [-g CTRL:PATH] [--sticky] CMD
+		"fakeroot": after(0, optSpec{valued: "ils", anyLongValue: true}, readsInput),                                                                                                                                                                                                                                                                                                                                                                           // fakeroot [opts] [--] [CMD]; alone: a shell reading input
+		"flock":    flock,                                                                                                                                                                                                                                                                                                                                                                                                                                      // flock [opts] FILE CMD | FILE -c CODE | FD
+		// systemd-run [opts] CMD (a unit runs it); --shell: a shell.
 		"systemd-run": after(0, optSpec{
 			flags: "rtPqGSd", valued: "upEMHC",
 			long: withHelp(map[string]longKind{
@@ -90,16 +91,16 @@ func init() {
 				"path-property": longValue, "socket-property": longValue, "timer-property": longValue, "host": longValue,
 				"machine": longValue, "shell": longFlag,
 			}),
-		}, nothing),
+		}, readsInput),
 		// Time, tracing, repetition.
-		"time":     after(0, optSpec{flags: "aplqv", valued: "fo", long: withHelp(map[string]longKind{"format": longValue, "output": longValue, "append": longFlag, "portability": longFlag, "quiet": longFlag, "verbose": longFlag})}, nothing),
-		"strace":   after(0, optSpec{flags: "cCdDfFhiknqrtTvVwxyYzZ", valued: "abeEIoOpPsSuUX", anyLongValue: true}, nothing, "p", "attach"),
-		"ltrace":   after(0, optSpec{flags: "bcCfhiLrStTV", valued: "aAeFlnopsuDwx", anyLongValue: true}, nothing, "p"),
-		"watch":    watch,    // watch [opts] CODE… (joined), or -x CMD
-		"xargs":    xargs,    // xargs [opts] CMD: with arguments read at run time
-		"find":     find,     // find … -exec CMD … ; (also -execdir, -ok, -okdir)
-		"parallel": parallel, // parallel [opts] CMD ::: ARGS, or lines of its input as code
-		"env":      env,      // env [opts] [VAR=x…] CMD; -S STRING is split into a command
+		"time":     after(0, optSpec{flags: "aplqv", valued: "fo", long: withHelp(map[string]longKind{"format": longValue, "output": longValue, "append": longFlag, "portability": longFlag, "quiet": longFlag, "verbose": longFlag})}, nothing), // time [-p] [-f FMT] [-o FILE] CMD
+		"strace":   after(0, optSpec{flags: "cCdDfFhiknqrtTvVwxyYzZ", valued: "abeEIoOpPsSuUX", anyLongValue: true}, nothing, "p", "attach"),                                                                                                     // strace [opts] CMD; -p attaches to a running process
+		"ltrace":   after(0, optSpec{flags: "bcCfhiLrStTV", valued: "aAeFlnopsuDwx", anyLongValue: true}, nothing, "p"),                                                                                                                          // ltrace [opts] CMD; -p attaches to a running process
+		"watch":    watch,                                                                                                                                                                                                                        // watch [opts] CODE… (joined), or -x CMD
+		"xargs":    xargs,                                                                                                                                                                                                                        // xargs [opts] CMD: with arguments read at run time
+		"find":     find,                                                                                                                                                                                                                         // find … -exec CMD … ; (also -execdir, -ok, -okdir)
+		"parallel": parallel,                                                                                                                                                                                                                     // parallel [opts] CMD ::: ARGS, or lines of its input as code
+		"env":      env,                                                                                                                                                                                                                          // env [opts] [VAR=x…] CMD; -S STRING is split into a command
 		// Multiplexers, remote shells, job schedulers.
 		"tmux":   tmux,      // tmux [opts] new|neww|splitw|respawnp|run … CODE; send-keys types anything
 		"screen": screen,    // screen [opts] CMD; -X sends commands to a session
