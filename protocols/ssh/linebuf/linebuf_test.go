@@ -196,13 +196,27 @@ func FuzzFeed(f *testing.F) {
 		"ls -l\r", "rm -rf /" + ctrlU + "ls\r", "a\x1b[Db\x1b[3~\r", pasteOn + "a\nb\tc" + pasteOff + "\r",
 		"\x1b[2~x\r", "日本\x7f\r", "\xe6\x97", "\x1b[" + strings.Repeat("9", 40), "a\x0fb\r", "\x1b\x1b\x1bOM",
 		"x\xc2\x85\xed\xa0\x80\r", ctrlR + tab + ctrlX + ctrlY + "\r", "\x03\x04\x05\x06\x17\x0b\r",
+		pasteOn + "rm x\recho\r" + pasteOff + "\r" + pasteOn + "a",
 	} {
 		f.Add([]byte(seed), uint16(len(seed)/2))
 	}
 	f.Fuzz(func(t *testing.T, p []byte, split uint16) {
 		cut := int(split) % (len(p) + 1)
-		var whole, parts linebuf.Buffer
+		var whole, parts, marked linebuf.Buffer
 		all := whole.Feed(p)
+		// FeedMarks gives the same lines, and marks in order within p.
+		mlines, marks := marked.FeedMarks(p)
+		if len(mlines) != len(all) {
+			t.Fatalf("FeedMarks: %d lines, Feed: %d", len(mlines), len(all))
+		}
+		for i, m := range marks {
+			if m.End < 1 || m.End > len(p) || (i > 0 && m.End <= marks[i-1].End) || (i > 0 && m.Begin == marks[i-1].Begin) {
+				t.Fatalf("mark %d: %+v (input %d bytes, marks %+v)", i, m, len(p), marks)
+			}
+			if m.Begin && m.Lines != "" {
+				t.Fatalf("a start marker with lines: %+v", m)
+			}
+		}
 		first := parts.Feed(p[:cut])
 		second := parts.Feed(p[cut:])
 		for i, l := range all {
