@@ -122,6 +122,7 @@ type rawRole struct {
 	Request        []rawRequestRule `yaml:"request"`
 	Commands       []rawCommandRule `yaml:"commands"`
 	CommandDefault string           `yaml:"command_default"`
+	Files          []rawFileRule    `yaml:"files"`
 	Queries        []rawQueryRule   `yaml:"queries"`
 	QueryDefault   string           `yaml:"query_default"`
 	ReadOnly       bool             `yaml:"read_only"`
@@ -491,6 +492,7 @@ func (v *validator) role(name string, r rawRole, all map[string]rawRole) *policy
 	for i, c := range r.Commands {
 		role.Commands = append(role.Commands, v.commandRule(fmt.Sprintf("%s.commands[%d]", field, i), i, c, seen, all))
 	}
+	v.files(field, role, r.Files)
 	v.queries(field, role, r, all)
 	return role
 }
