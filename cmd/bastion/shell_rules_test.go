@@ -200,3 +200,25 @@ func TestEchoOffNeedsAPrompt(t *testing.T) {
 	tm.waitScreen("after-6")
 	mustExist(t, victim, "rm typed with echo off")
 }
+
+// TestInteractiveAliasesAndBindings: in a shell an alias outlives its line,
+// so a typed alias whose value is refused is refused, while one whose value
+// is allowed works; a key binding that would run code or type text behind
+// the filter's back cannot be checked and is refused.
+func TestInteractiveAliasesAndBindings(t *testing.T) {
+	t.Parallel()
+	victim, tm := restrictedShell(t)
+	tm.send("alias zap='rm "+victim+"'", "Enter")
+	tm.waitScreen("bastion: alias zap would run what is refused here: denied by rule no-rm")
+	tm.send("alias greet='echo hello-$((2+3))'", "Enter")
+	tm.send("greet", "Enter")
+	tm.waitScreen("hello-5")
+	tm.send("-l", `bind -x '"\C-t": rm `+victim+`'`)
+	tm.send("Enter")
+	tm.waitScreen(`"bind" cannot be checked`)
+	tm.send("C-t", "Enter") // Ctrl-T transposes: a line Bastion cannot follow
+	tm.waitScreen("this line cannot be checked")
+	tm.send("zap; echo after-$((3+4))", "Enter")
+	tm.waitScreen("after-7")
+	mustExist(t, victim, "an alias or key binding")
+}

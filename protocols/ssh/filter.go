@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -220,6 +222,9 @@ func (f *lineFilter) check(ctx context.Context, line linebuf.Line) string {
 		return ""
 	default:
 		msg = tc.decide(ctx, f.uch, "\r\n", text)
+		if msg == "" {
+			msg = f.checkAliases(ctx, text)
+		}
 	}
 	if msg != "" {
 		logged := text
@@ -231,6 +236,22 @@ func (f *lineFilter) check(ctx context.Context, line linebuf.Line) string {
 			Details: map[string]string{"command": logged, "interactive": "true"}})
 	}
 	return msg
+}
+
+// checkAliases decides the values of the aliases a typed line defines: in
+// an interactive shell an alias outlives its line, and a later line that
+// uses it shows only its name.
+func (f *lineFilter) checkAliases(ctx context.Context, text string) string {
+	res, err := shellcmd.ParseLine(text)
+	if err != nil {
+		return "" // decided (and refused) as the line itself
+	}
+	for _, name := range slices.Sorted(maps.Keys(res.Aliases)) {
+		if msg := f.tc.decide(ctx, f.uch, "\r\n", res.Aliases[name]); msg != "" {
+			return fmt.Sprintf("alias %s would run what is refused here: %s", name, msg)
+		}
+	}
+	return ""
 }
 
 // InputReaders tells which command lines start a shell or an interpreter

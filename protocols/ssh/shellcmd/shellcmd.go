@@ -92,6 +92,10 @@ type Result struct {
 	// su -, sudo -i, python3, psql, at now): what it will run is typed (or
 	// piped) later, and the line's commands say nothing about it.
 	ReadsInput bool
+	// Aliases are the aliases the line defines (alias NAME=VALUE), by
+	// name. In an interactive shell they outlive the line: a caller
+	// filtering typed lines decides their values too.
+	Aliases map[string]string
 }
 
 // ParseLine is Parse, and also says whether the line runs an interpreter
@@ -104,7 +108,7 @@ func ParseLine(line string) (Result, error) {
 		}
 		return Result{}, fmt.Errorf("shellcmd: %w", err)
 	}
-	return Result{Commands: p.cmds, ReadsInput: p.readsInput}, nil
+	return Result{Commands: p.cmds, ReadsInput: p.readsInput, Aliases: p.aliases}, nil
 }
 
 // parser collects the commands of one line.

@@ -131,6 +131,12 @@ func TestParseTable(t *testing.T) {
 		{"x", allow},
 		{"ll /tmp", allow},
 		{"alias $A", unknown},
+		// Key bindings: a bound key runs code that is never a typed line.
+		{"bind -p", allow},
+		{"bind -x '\"\\C-t\": rm x'", unknown},
+		{"bind '\"\\C-t\": \"rm x\\n\"'", unknown},
+		{"bindkey -s '^T' 'rm x\n'", unknown},
+		{"bindkey -L", allow},
 		// Privilege.
 		{"sudo rm x", deny},
 		{"sudo -u root -- rm x", deny},

@@ -52,6 +52,8 @@ func init() {
 		"eval":    eval,                                                         // eval ARGS: its arguments, joined, are code
 		"exec":    execCmd,                                                      // exec [-cl] [-a NAME] CMD
 		"trap":    trap,                                                         // trap CODE SIGNAL…
+		"bind":    bind,                                                         // bind KEYSEQ:… makes keys run code or type text
+		"bindkey": bindkey,                                                      // zsh: bindkey -s KEY STRING types text
 		"source":  sourceCmd,                                                    // source FILE: /dev/stdin is the input
 		".":       sourceCmd,                                                    // . FILE
 		// Privilege and identity.
@@ -377,6 +379,33 @@ func scriptFileOf(f field) unwrapped {
 	switch f.text {
 	case "/dev/stdin", "/dev/fd/0", "/proc/self/fd/0":
 		return unwrapped{stdinScript: true}
+	}
+	return unwrapped{}
+}
+
+// bind (bash) only lists bindings with -l, -p, -P, -v, -V, -s, -S, -q, -Q
+// or -r; any other form binds keys to code (-x), to macros that type text
+// and Enter, or to editing functions the line filter cannot follow: what a
+// key then runs is never a typed line.
+func bind(args []field, j job) unwrapped {
+	if len(args) == 0 {
+		return unwrapped{}
+	}
+	for _, a := range args {
+		if a.dynamic || !strings.HasPrefix(a.text, "-") || strings.Trim(a.text[1:], "lpPvVsSqQr") != "" {
+			return unknown
+		}
+	}
+	return unwrapped{}
+}
+
+// bindkey (zsh) lists bindings without operands or with -l/-L alone; any
+// other form changes what keys do.
+func bindkey(args []field, j job) unwrapped {
+	for _, a := range args {
+		if a.dynamic || (a.text != "-l" && a.text != "-L" && a.text != "-M" && !strings.HasPrefix(a.text, "-L")) {
+			return unknown
+		}
 	}
 	return unwrapped{}
 }
