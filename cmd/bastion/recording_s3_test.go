@@ -401,6 +401,12 @@ func TestRecordingS3FailClosed(t *testing.T) {
 	if err := sb.gw.Pause(); err != nil {
 		t.Fatal(err)
 	}
+	// Session starts judge from the uploader's requests, not a probe of
+	// their own: wait until its probes of the idle storage find it down.
+	waitFor(t, s3Wait, func() bool {
+		o, _, code := sb.local("status")
+		return code == 0 && strings.Contains(o, "UNREACHABLE")
+	})
 	o, e, code := sb.target("alice", cert, "root@web01", "echo should-not-run")
 	if code == 0 || strings.Contains(o, "should-not-run") || !strings.Contains(e, "cannot be recorded") {
 		t.Fatalf("with the storage down: exit %d: %s%s", code, o, e)

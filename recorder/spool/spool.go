@@ -593,10 +593,14 @@ func (s *Store) Guarantee(ctx context.Context) error {
 	return s.probe(ctx)
 }
 
-// healthWindow is how far back Guarantee looks at the uploader's requests;
-// the dispatcher probes an idle storage at half of it, so that the window
-// never runs empty while Bastion runs.
-const healthWindow = 30 * time.Second
+// healthWindow is how far back Guarantee looks at the uploader's requests.
+// idleProbeEvery is how often the dispatcher probes a storage nothing was
+// asked of: the window never runs empty while Bastion runs, and an outage
+// with no upload due is seen within about two of them.
+const (
+	healthWindow   = 30 * time.Second
+	idleProbeEvery = 5 * time.Second
+)
 
 // probe checks the storage now and records the outcome.
 func (s *Store) probe(ctx context.Context) error {
@@ -661,7 +665,7 @@ func (h *health) judge(now time.Time) (err error, known bool) {
 func (h *health) stale() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return time.Since(h.lastTry) >= healthWindow/2
+	return time.Since(h.lastTry) >= idleProbeEvery
 }
 
 // set records an outcome; it reports whether the state changed and, on

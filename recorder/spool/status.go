@@ -104,10 +104,12 @@ func (s *Store) writeStatus() error {
 
 func (s *Store) status() Status {
 	st := Status{Pending: s.pending.Load(), Quota: s.cfg.Quota}
+	// Down as Guarantee judges it: what refuses fail-closed sessions.
+	down, _ := s.health.judge(time.Now())
 	s.health.mu.Lock()
-	st.StorageOK, st.LastOK = s.health.err == nil, s.health.lastOK
-	if s.health.err != nil {
-		st.StorageError, st.DownSince = s.health.err.Error(), s.health.since
+	st.StorageOK, st.LastOK = down == nil, s.health.lastOK
+	if down != nil {
+		st.StorageError, st.DownSince = down.Error(), s.health.since
 	}
 	s.health.mu.Unlock()
 	s.mu.Lock()
