@@ -377,9 +377,10 @@ roles:
     # Rules on every SQL statement on orders (PostgreSQL) and shop (MariaDB),
     # decided on each database's own grammar.
     queries:
-      - {name: no-drop, action: deny, commands: ["DROP *", TRUNCATE], reason: dropping and truncating are not allowed on prod}
+      - {name: no-drop, action: deny, commands: ["DROP *", TRUNCATE, "ALTER * DROP *", "ALTER * TRUNCATE *"], reason: "no destructive DDL on prod: dropping, truncating, ALTER … DROP (columns, constraints, indexes, defaults, partitions)"}
       - {name: bounded-writes, action: deny, unbounded: true, reason: UPDATE and DELETE need a WHERE clause}
       - {name: no-secrets, action: deny, tables: [secrets], reason: the secrets table is off limits}
+      - {name: no-programs, action: deny, program: true, reason: no running programs on the database server}
       - {name: no-server-files, action: deny, file_access: true, reason: no reading or writing files on the database server}
       - {name: no-file-functions, action: deny, functions: [pg_read_file, pg_read_binary_file, pg_ls_dir, lo_import, lo_export, load_file], reason: no reading files on the database server}
       - {name: no-dangerous-functions, action: deny, functions: ["dblink*", pg_terminate_backend, pg_cancel_backend, pg_reload_conf, pg_promote, sys_exec, sys_eval], reason: "these functions reach past this session: other connections, other servers, the server itself"}

@@ -105,6 +105,11 @@ func TestConfig(t *testing.T) {
 		{"orders", read(nil, []string{"pg_read_file"}), "no-file-functions"},
 		{"orders", policy.Statement{Kind: policy.StatementUtility, Command: "COPY", FileAccess: true}, "no-server-files"},
 		{"shop", read(nil, []string{"sys_exec"}), "no-dangerous-functions"},
+		{"orders", policy.Statement{Kind: policy.StatementDDL, Command: "ALTER TABLE", Actions: []string{"ALTER TABLE DROP COLUMN"}}, "no-drop"},
+		{"shop", policy.Statement{Kind: policy.StatementDDL, Command: "ALTER TABLE", Actions: []string{"ALTER TABLE ADD COLUMN", "ALTER TABLE DROP PRIMARY KEY"}}, "no-drop"},
+		{"shop", policy.Statement{Kind: policy.StatementDDL, Command: "ALTER TABLE", Actions: []string{"ALTER TABLE TRUNCATE PARTITION"}}, "no-drop"},
+		{"orders", policy.Statement{Kind: policy.StatementDDL, Command: "ALTER TABLE", Actions: []string{"ALTER TABLE ADD COLUMN"}}, ""},
+		{"orders", policy.Statement{Kind: policy.StatementWrite, Command: "COPY", FileAccess: true, Program: true}, "no-programs"},
 		{"shop", policy.Statement{Kind: policy.StatementUtility, Command: "SET ROLE", RoleChange: true}, "no-role-change"},
 	}
 	for _, tt := range tests {
