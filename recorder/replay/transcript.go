@@ -81,17 +81,7 @@ func transcriptLine(offset time.Duration, who string, e querylog.Event) string {
 		}
 	case querylog.TypeQuery:
 		b.WriteString(strings.ToUpper(e.Decision) + " " + printable(e.Statement))
-		var notes []string
-		if e.Params != nil {
-			params := make([]string, len(e.Params))
-			for i, p := range e.Params {
-				params[i] = printable(p)
-			}
-			notes = append(notes, "params: "+strings.Join(params, ", "))
-		}
-		if e.Rule != "" {
-			notes = append(notes, "rule "+printable(e.Rule))
-		}
+		notes := statementNotes(e)
 		if e.DurationMS > 0 {
 			d := time.Duration(e.DurationMS * float64(time.Millisecond))
 			notes = append(notes, d.Round(time.Microsecond).String())
@@ -116,6 +106,9 @@ func transcriptLine(offset time.Duration, who string, e querylog.Event) string {
 		// Durability: statement; the outcome follows in a query event,
 		// unless Bastion stopped first.
 		b.WriteString("FORWARD " + printable(e.Statement))
+		if notes := statementNotes(e); len(notes) > 0 {
+			b.WriteString("  -- " + strings.Join(notes, "; "))
+		}
 	case querylog.TypeEnd:
 		b.WriteString("END")
 		if e.Reason != "" {
@@ -124,6 +117,22 @@ func transcriptLine(offset time.Duration, who string, e querylog.Event) string {
 	}
 	b.WriteByte('\n')
 	return b.String()
+}
+
+// statementNotes are the notes of a statement's parameters and rule.
+func statementNotes(e querylog.Event) []string {
+	var notes []string
+	if e.Params != nil {
+		params := make([]string, len(e.Params))
+		for i, p := range e.Params {
+			params[i] = printable(p)
+		}
+		notes = append(notes, "params: "+strings.Join(params, ", "))
+	}
+	if e.Rule != "" {
+		notes = append(notes, "rule "+printable(e.Rule))
+	}
+	return notes
 }
 
 // plural returns "1 row", "2 rows".

@@ -71,6 +71,21 @@ func TestTranscript(t *testing.T) {
 				"        FROM t -- \\x1b]0;pwned\\a \\u202egnp.exe  -- 2 rows\n",
 		},
 		{
+			name: "durability statement, cut short by a crash",
+			events: []querylog.Event{
+				start,
+				{Time: at(s), Type: "exec", Statement: "UPDATE t SET a = $1 WHERE id = 1", Params: []string{"7"}, Rule: "writes"},
+				{Time: at(s + 2*time.Millisecond), Type: "query", Statement: "UPDATE t SET a = $1 WHERE id = 1", Params: []string{"7"},
+					Decision: "allow", Rule: "writes", DurationMS: 2, Tag: "UPDATE 1", Rows: 1},
+				{Time: at(2 * s), Type: "exec", Statement: "DELETE FROM t WHERE id = 2"},
+			},
+			want: `+0.000s alice@orders START postgres database=orders_db client=192.0.2.10:51234 request=42
++1.000s alice@orders FORWARD UPDATE t SET a = $1 WHERE id = 1  -- params: 7; rule writes
++1.002s alice@orders ALLOW UPDATE t SET a = $1 WHERE id = 1  -- params: 7; rule writes; 2ms; UPDATE 1; 1 row
++2.000s alice@orders FORWARD DELETE FROM t WHERE id = 2
+`,
+		},
+		{
 			name:   "no start event",
 			events: []querylog.Event{{Time: at(5 * s), Type: "query", Statement: "SELECT 1", Decision: "deny"}},
 			want:   "+0.000s ? DENY SELECT 1\n",
