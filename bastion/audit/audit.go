@@ -41,14 +41,14 @@ const (
 	// LoginThrottle: failed logins from one source or naming one user went
 	// over their budget and are slowed; one event per burst.
 	LoginThrottle = "login.throttle"
-	Command        = "command"
-	Query          = "query" // a SQL statement denied or held by a rule
-	Notify         = "notify"
-	SessionStart   = "session.start"
-	SessionEnd     = "session.end"
-	Forward        = "forward"  // port, agent or X11 forwarding, allowed or refused
-	Replay         = "replay"   // a recording was replayed, exported or watched
-	Transfer       = "transfer" // a file operation in an SFTP or scp session
+	Command       = "command"
+	Query         = "query" // a SQL statement denied or held by a rule
+	Notify        = "notify"
+	SessionStart  = "session.start"
+	SessionEnd    = "session.end"
+	Forward       = "forward"  // port, agent or X11 forwarding, allowed or refused
+	Replay        = "replay"   // a recording was replayed, exported or watched
+	Transfer      = "transfer" // a file operation in an SFTP or scp session
 	// RecordingStorage: the recording storage became unreachable (outcome
 	// error: the gap starts) or reachable again (ok: the gap ends).
 	RecordingStorage = "recording.storage"
