@@ -1,6 +1,7 @@
 package policy_test
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/bastionhq/bastion/bastion/policy"
@@ -108,5 +109,45 @@ func TestFollowing(t *testing.T) {
 	}
 	if s := policy.Following(exec("w"), prepared); !s.Unbounded || len(s.Tables) != 1 || s.Kind != policy.StatementWrite {
 		t.Errorf("EXECUTE of a prepared unbounded DELETE = %+v, want an unbounded write of t", s)
+	}
+}
+
+func TestPrepared(t *testing.T) {
+	p := sqlPolicy()
+	prep := func(name, text string, kind policy.StatementKind) policy.Statement {
+		return policy.Statement{Kind: kind, Command: "PREPARE", Text: text, Prepares: name}
+	}
+	exec := policy.Statement{Kind: policy.StatementUtility, Command: "EXECUTE", Executes: []string{"q"}}
+	decide := func(s []policy.Statement) policy.CommandAction { return p.DecideQueries("r", "db", s).Action }
+
+	var session policy.Prepared
+	if got := decide(session.Follow([]policy.Statement{exec}, nil)); got != policy.CommandDeny {
+		t.Fatalf("EXECUTE of nothing prepared: %s, want deny", got)
+	}
+	// PREPARE q …; EXECUTE q in one string: the string's own PREPARE counts.
+	str := []policy.Statement{prep("q", "PREPARE q AS SELECT 1", policy.StatementRead), exec}
+	if got := decide(session.Follow(str, str)); got != policy.CommandAllow {
+		t.Fatalf("PREPARE; EXECUTE of a read: %s, want allow", got)
+	}
+	// … but is not remembered until the front end says so.
+	if got := decide(session.Follow([]policy.Statement{exec}, nil)); got != policy.CommandDeny {
+		t.Fatalf("EXECUTE after an unremembered PREPARE: %s, want deny", got)
+	}
+	session.Remember(str[:1])
+	if got := decide(session.Follow([]policy.Statement{exec}, nil)); got != policy.CommandAllow {
+		t.Fatalf("EXECUTE of a remembered read: %s, want allow", got)
+	}
+	// Prepared again as a write: the name may now hold either.
+	session.Remember([]policy.Statement{prep("q", "PREPARE q AS DELETE FROM t", policy.StatementWrite)})
+	if got := decide(session.Follow([]policy.Statement{exec}, nil)); got != policy.CommandDeny {
+		t.Fatalf("EXECUTE of a name once prepared as a write: %s, want deny", got)
+	}
+	// Too many versions of a name: unknown.
+	var many policy.Prepared
+	for i := range 20 {
+		many.Remember([]policy.Statement{prep("q", fmt.Sprintf("PREPARE q AS SELECT %d", i), policy.StatementRead)})
+	}
+	if got := decide(many.Follow([]policy.Statement{exec}, nil)); got != policy.CommandDeny {
+		t.Fatalf("EXECUTE of a name prepared 20 times: %s, want deny", got)
 	}
 }

@@ -54,19 +54,10 @@ type decider struct {
 	// prepared with SQL's PREPARE sets sql_mode when executed (or could
 	// not be read).
 	preparedMode map[string]bool
-	// prepared are the statements the session may have prepared with
-	// SQL's PREPARE, by lower-case name: every one decided under that name
-	// (whether it ran or not), so that an EXECUTE is decided as the most
-	// any of them may do (policy.Following).
-	prepared map[string][]policy.Statement
+	// prepared is what the session may have prepared with SQL's PREPARE,
+	// so that an EXECUTE is decided as what it runs.
+	prepared policy.Prepared
 }
-
-// Bounds of decider.prepared: beyond them a name is remembered as one
-// that may hold anything.
-const (
-	maxPreparedNames    = 1000
-	maxPreparedVersions = 16
-)
 
 type cacheKey struct {
 	opts        mysqlsql.Options
@@ -94,7 +85,9 @@ func (d *decider) decide(b []byte) *verdict {
 			d.cache[key] = v
 		}
 	}
-	d.remember(v.stmts)
+	if v.refusal == "" {
+		d.prepared.Remember(mysqlsql.Statements(v.stmts))
+	}
 	if v.refusal == "" && v.executes && d.policy().QueriesRestricted(d.user, d.target) {
 		if why := d.executeRefusal(v.stmts); why != "" {
 			return &verdict{stmts: v.stmts, text: v.text, refusal: why}
@@ -148,12 +141,8 @@ func (d *decider) decideNew(sql string) *verdict {
 			return v
 		}
 	}
-	d.remember(stmts) // PREPARE q FROM '…'; EXECUTE q
-	decided := mysqlsql.Statements(stmts)
-	for i := range decided {
-		decided[i] = policy.Following(decided[i], d.prepared)
-	}
-	dec := p.DecideQueries(d.user, d.target, decided)
+	all := mysqlsql.Statements(stmts)
+	dec := p.DecideQueries(d.user, d.target, d.prepared.Follow(all, all))
 	v.rule = dec.Rule
 	switch dec.Action {
 	case policy.CommandAllow:
@@ -167,32 +156,6 @@ func (d *decider) decideNew(sql string) *verdict {
 		}
 	}
 	return v
-}
-
-// remember notes the statements stmts prepare with SQL's PREPARE.
-func (d *decider) remember(stmts []mysqlsql.Statement) {
-	for i := range stmts {
-		s := stmts[i].Statement
-		name := s.Prepares
-		if name == "" {
-			continue
-		}
-		if d.prepared == nil {
-			d.prepared = map[string][]policy.Statement{}
-		}
-		old, ok := d.prepared[name]
-		if slices.ContainsFunc(old, func(o policy.Statement) bool { return o.Text == s.Text }) {
-			continue
-		}
-		if !ok && len(d.prepared) >= maxPreparedNames {
-			continue // EXECUTE of it stays unresolved
-		}
-		if len(old) >= maxPreparedVersions {
-			// Too many to follow: unknown, which no rule reads as a read.
-			s = policy.Statement{Text: s.Text, Kind: policy.StatementUnknown, Command: "PREPARE"}
-		}
-		d.prepared[name] = append(old, s)
-	}
 }
 
 // databaseAllowed reports whether USE or COM_INIT_DB may name db.

@@ -206,62 +206,19 @@ type decider struct {
 	restricted bool
 	cache      map[string]*verdict // by text
 	byLK       map[string]*verdict // by literalKey, for constant-free statements
-	// prepared are the statements the session may have prepared with
-	// SQL's PREPARE, by name: every one decided under that name (whether
-	// it ran or not, and a DEALLOCATE notwithstanding), so that an
-	// EXECUTE is decided as the most any of them may do (policy.Following).
-	prepared map[string][]policy.Statement
+	// prepared is what the session may have prepared with SQL's PREPARE,
+	// so that an EXECUTE is decided as what it runs.
+	prepared policy.Prepared
 }
 
-// Bounds of decider.prepared: beyond them a name is remembered as one
-// that may hold anything.
-const (
-	maxPreparedNames    = 1000
-	maxPreparedVersions = 16
-)
-
-// decide returns the verdict on sql, and remembers what it PREPAREs.
+// decide returns the verdict on sql, and remembers what it PREPAREs
+// unless it is denied.
 func (d *decider) decide(sql string) *verdict {
 	v := d.decideText(sql)
-	d.remember(v.stmts)
+	if v.overall.Action != policy.CommandDeny {
+		d.prepared.Remember(v.stmts)
+	}
 	return v
-}
-
-// remember notes the statements stmts prepare with SQL's PREPARE.
-func (d *decider) remember(stmts []policy.Statement) {
-	for i := range stmts {
-		s := stmts[i]
-		name := s.Prepares
-		if name == "" {
-			continue
-		}
-		if d.prepared == nil {
-			d.prepared = map[string][]policy.Statement{}
-		}
-		old, ok := d.prepared[name]
-		if slices.ContainsFunc(old, func(o policy.Statement) bool { return o.Text == s.Text }) {
-			continue
-		}
-		if (!ok && len(d.prepared) >= maxPreparedNames) || len(old) >= maxPreparedVersions {
-			// Too many to follow: unknown, which no rule reads as a read.
-			s = policy.Statement{Text: s.Text, Kind: policy.StatementUnknown, Command: "PREPARE"}
-			if !ok {
-				name = "" // the map is full: EXECUTE of it stays unresolved
-			}
-		}
-		if name != "" {
-			d.prepared[name] = append(old, s)
-		}
-	}
-}
-
-// following is stmts with each EXECUTE decided as what it runs.
-func (d *decider) following(stmts []policy.Statement) []policy.Statement {
-	out := make([]policy.Statement, len(stmts))
-	for i := range stmts {
-		out[i] = policy.Following(stmts[i], d.prepared)
-	}
-	return out
 }
 
 // executes reports whether a statement of stmts runs a prepared statement.
@@ -286,7 +243,6 @@ func (d *decider) decideText(sql string) *verdict {
 	}
 	p := d.parsed.parse(sql, key, keyed)
 	execs := executes(p.all())
-	d.remember(p.stmts) // PREPARE q AS …; EXECUTE q
 	v := &verdict{stmts: p.stmts, parseErr: p.err, lasting: p.err != nil || outlivesSession(p.all())}
 	switch {
 	case p.err != nil && d.restricted:
@@ -303,10 +259,7 @@ func (d *decider) decideText(sql string) *verdict {
 	default:
 		// An EXECUTE's verdict depends on the session's PREPAREs: it is
 		// decided as what it runs, and not cached.
-		follow := func(g []policy.Statement) []policy.Statement { return g }
-		if execs {
-			follow = d.following
-		}
+		follow := func(g []policy.Statement) []policy.Statement { return d.prepared.Follow(g, p.stmts) }
 		v.each = make([]policy.QueryDecision, len(p.stmts))
 		for i := range p.stmts {
 			v.each[i] = d.pol.DecideQueries(d.user, d.target, follow(p.group(i)))

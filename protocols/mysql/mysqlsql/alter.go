@@ -1,6 +1,10 @@
 package mysqlsql
 
-import "github.com/pingcap/tidb/pkg/parser/ast"
+import (
+	"slices"
+
+	"github.com/pingcap/tidb/pkg/parser/ast"
+)
 
 // alterActions names the sub-actions of ALTER TABLE as the words that
 // follow "ALTER TABLE" in a command name: ALTER TABLE t DROP COLUMN c is
@@ -82,12 +86,7 @@ func alterAction(spec *ast.AlterTableSpec) string {
 func alterTableActions(x *ast.AlterTableStmt) []string {
 	var out []string
 	for _, spec := range x.Specs {
-		a := "ALTER TABLE " + alterAction(spec)
-		seen := false
-		for _, o := range out {
-			seen = seen || o == a
-		}
-		if !seen {
+		if a := "ALTER TABLE " + alterAction(spec); !slices.Contains(out, a) {
 			out = append(out, a)
 		}
 	}

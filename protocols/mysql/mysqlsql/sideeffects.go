@@ -1,5 +1,7 @@
 package mysqlsql
 
+import "maps"
+
 // sideEffects are MySQL's and MariaDB's built-in functions that change
 // state when a statement that only reads calls them: read-only mode
 // refuses a statement that calls one, and a rule with side_effects: true
@@ -16,10 +18,4 @@ var sideEffects = map[string]string{
 
 // SideEffects returns the table of built-in functions that change state,
 // by lower-case name, each with what it changes.
-func SideEffects() map[string]string {
-	out := make(map[string]string, len(sideEffects))
-	for k, v := range sideEffects {
-		out[k] = v
-	}
-	return out
-}
+func SideEffects() map[string]string { return maps.Clone(sideEffects) }

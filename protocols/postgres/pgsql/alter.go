@@ -1,6 +1,7 @@
 package pgsql
 
 import (
+	"slices"
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -96,13 +97,9 @@ func alterAction(c *pg_query.AlterTableCmd) string {
 func actions(n *pg_query.Node, command string) []string {
 	var out []string
 	add := func(a string) {
-		a = command + " " + a
-		for _, o := range out {
-			if o == a {
-				return
-			}
+		if a = command + " " + a; !slices.Contains(out, a) {
+			out = append(out, a)
 		}
-		out = append(out, a)
 	}
 	switch x := inner(n).(type) {
 	case *pg_query.AlterTableStmt:

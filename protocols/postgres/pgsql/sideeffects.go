@@ -1,5 +1,7 @@
 package pgsql
 
+import "maps"
+
 // sideEffects are PostgreSQL's built-in functions (and those of the
 // extensions shipped with it) that change state when a statement that
 // only reads calls them: read-only mode refuses a statement that calls
@@ -91,10 +93,4 @@ var sideEffects = map[string]string{
 
 // SideEffects returns the table of built-in functions that change state,
 // by name, each with what it changes (for documentation and tests).
-func SideEffects() map[string]string {
-	out := make(map[string]string, len(sideEffects))
-	for k, v := range sideEffects {
-		out[k] = v
-	}
-	return out
-}
+func SideEffects() map[string]string { return maps.Clone(sideEffects) }
