@@ -70,7 +70,8 @@ type conn struct {
 	rec     *queryRecorder
 	pending queue
 	ext     extendedState // client-to-target loop only
-	bigIn   []byte        // messages larger than the read buffer, each way
+	copy    copyState
+	bigIn   []byte // messages larger than the read buffer, each way
 	bigOut  []byte
 
 	endOnce   sync.Once
@@ -99,10 +100,14 @@ func (c *conn) newKey() {
 }
 
 // end closes the connection, telling the client why.
-func (c *conn) end(why error) { c.cancel(&endError{why}) }
+func (c *conn) end(why error) { c.cancel(&endError{err: why}) }
 
-// endError is a reason to end a live connection that the client is told.
-type endError struct{ err error }
+// endError is a reason to end a live connection that the client is told,
+// with its SQLSTATE (admin_shutdown when empty).
+type endError struct {
+	err  error
+	code string
+}
 
 func (e *endError) Error() string { return e.err.Error() }
 func (e *endError) Unwrap() error { return e.err }
@@ -369,7 +374,11 @@ func (c *conn) relay() {
 		<-upDone
 		c.log.Info("ending the connection", "reason", ee.err)
 		c.bwMu.Lock()
-		c.bw.Write(errorResponse(severityFatal, codeAdminShutdown, "bastion: "+ee.err.Error(), ""))
+		code := codeAdminShutdown
+		if ee.code != "" {
+			code = ee.code
+		}
+		c.bw.Write(errorResponse(severityFatal, code, "bastion: "+ee.err.Error(), ""))
 		c.bw.Flush()
 		c.bwMu.Unlock()
 	}

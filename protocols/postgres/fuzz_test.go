@@ -39,9 +39,17 @@ func frontendSeeds(f *testing.F) {
 // it holds.
 func FuzzClientMessage(f *testing.F) {
 	frontendSeeds(f)
+	hygieneSeeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) < headerLen {
 			return
+		}
+		// Only frontend types pass, and a copy message only in a copy.
+		if _, known := clientMessageNames[data[0]]; (checkClientType(data[0]) == nil) != known {
+			t.Fatalf("type %q: known %v, refused %v", data[0], known, checkClientType(data[0]))
+		}
+		if isCopyMessage(data[0]) && (&copyState{}).check(data[0]) == nil {
+			t.Fatalf("%q passed outside a copy", data[0])
 		}
 		n, err := bodyLen(data, 1<<20)
 		if err != nil || len(data) != headerLen+n {
@@ -101,6 +109,7 @@ func FuzzStartup(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add(binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, 16), codeCancelRequest))
+	f.Add(rawStartup("user", "alice", "USER", "postgres"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		code, body, err := readStartupPacket(bytes.NewReader(data))
 		if err != nil || code>>16 != 3 {
@@ -113,10 +122,15 @@ func FuzzStartup(f *testing.F) {
 		if st.user == "" || st.database == "" || st.protocol > protocol32 {
 			t.Fatalf("startup %+v", st)
 		}
+		seen := map[string]bool{}
 		for k := range st.params {
 			if !allowedParams[strings.ToLower(k)] {
 				t.Fatalf("parameter %q passed", k)
 			}
+			if seen[strings.ToLower(k)] {
+				t.Fatalf("parameter %q passed twice", k)
+			}
+			seen[strings.ToLower(k)] = true
 		}
 		negotiateVersion(code, st)
 	})

@@ -405,6 +405,10 @@ func (c *conn) clientToTarget() error {
 			c.ext.portals = nil
 		}
 		typ := hdr[0]
+		if err := checkClientType(typ); err != nil {
+			return err
+		}
+		c.copy.clientMessage(typ)
 		switch typ {
 		case msgQuery, msgParse, msgBind, msgExecute, msgClose, msgFunctionCall:
 			n, err := bodyLen(hdr, limit)
@@ -431,6 +435,11 @@ func (c *conn) clientToTarget() error {
 			// session (pool.go).
 			return c.ubw.Flush()
 		default:
+			if isCopyMessage(typ) {
+				if err := c.copy.check(typ); err != nil {
+					return err
+				}
+			}
 			n, err := bodyLen(hdr, maxServerMessage)
 			if err != nil {
 				return err
@@ -503,6 +512,9 @@ func (c *conn) clientMessage(typ byte, msg []byte) error {
 		}
 		v := c.dec.decide(sql)
 		c.lasting = c.lasting || v.lasting
+		// Even when denied: the target then drops the data a client
+		// sends without waiting for its answer.
+		c.copy.expected = startsCopy(v.stmts, sql)
 		d, shown := c.sqlPrepared(v, sql)
 		d = c.approve(d, shown)
 		if d.Action != policy.CommandAllow {
@@ -599,6 +611,7 @@ func (c *conn) clientMessage(typ byte, msg []byte) error {
 			return err
 		}
 		p := c.ext.portals[name]
+		c.copy.expected = startsCopy(nil, p.text)
 		if p.hold != nil && !p.approved {
 			d := c.approve(*p.hold, p.shown)
 			if d.Action != policy.CommandAllow {
@@ -730,6 +743,10 @@ func (c *conn) targetToClient() error {
 		}
 		switch typ {
 		case msgCommandComplete, msgErrorResponse, msgReadyForQuery, msgEmptyQuery, msgPortalSuspended, msgParameterStatus:
+		case msgCopyInResponse, msgCopyBothResponse:
+			// Before the client sees it: its copy messages follow.
+			c.copy.serverOpen.Store(true)
+			fallthrough
 		default:
 			if err := forward(c.bw, c.ubr, n); err != nil {
 				return err

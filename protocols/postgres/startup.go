@@ -96,6 +96,7 @@ func parseStartup(version uint32, body []byte) (*startup, error) {
 		return nil, refuseStartup(codeProtocolViolation, "unsupported frontend protocol %d.%d: Bastion supports 3.0 to 3.2", version>>16, version&0xffff)
 	}
 	st := &startup{protocol: min(version, protocol32), params: map[string]string{}}
+	seen := map[string]bool{}
 	if version&0xffff == 1 {
 		st.protocol = protocol30 // 3.1 was never used; 3.2 changed the cancel key
 	}
@@ -114,6 +115,11 @@ func parseStartup(version uint32, body []byte) (*startup, error) {
 		}
 		body = rest
 		lk := strings.ToLower(k)
+		if seen[lk] {
+			// PostgreSQL keeps the last, a check may have read the first.
+			return nil, refuseStartup(codeProtocolViolation, "the startup parameter %q is given twice", k)
+		}
+		seen[lk] = true
 		switch {
 		case lk == "user":
 			st.user = v
@@ -202,6 +208,9 @@ func (c *conn) handshake() (*startup, *cancelRequest, error) {
 			}
 			c.nc, r, tlsDone = tc, tc, true
 		case code == codeGSSENCRequest && len(body) == 0:
+			if tlsDone {
+				return nil, nil, refuseStartup(codeProtocolViolation, "GSSENCRequest after TLS")
+			}
 			if _, err := c.nc.Write([]byte{'N'}); err != nil {
 				return nil, nil, err
 			}
