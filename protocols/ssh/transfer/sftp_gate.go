@@ -36,6 +36,12 @@ const (
 	maxRefusal     = 512  // bytes of a refusal message sent to the client
 )
 
+// homeID is the request id of the gate's own REALPATH ".", sent to the
+// target right after the client's INIT so that relative paths can be
+// checked (scp sends them without asking for the working directory). Its
+// answer is not forwarded. OpenSSH's clients number requests from 0.
+const homeID = 0xffffffff
+
 // Extended requests that read or change no file's contents or names, or
 // work only on handles the gate already allowed: let through unchecked.
 var harmlessExtensions = map[string]bool{
@@ -86,7 +92,8 @@ type Request struct {
 // largest packet) until it has decided it, streams WRITE and the target's
 // replies through, and keeps a bounded map of the replies it must see:
 // those to refused requests, to opens (to learn handles' paths) and to
-// REALPATH "." (the working directory).
+// REALPATH "." (the working directory, which the gate also asks for itself
+// right after INIT: see homeID).
 //
 // What is decided: OPEN (read, write, create by its flags), OPENDIR (list),
 // REMOVE, RENAME and posix-rename (rename, on both names), MKDIR, RMDIR,
@@ -115,6 +122,7 @@ type watched struct {
 	refusal string // the request was refused: answer with this
 	open    string // an OPEN or OPENDIR of this path: learn its handle
 	home    bool   // a REALPATH of ".": learn the working directory
+	own     bool   // the gate's own request: the user does not see its answer
 }
 
 // NewSFTPGate returns a gate that asks check about each request that reads
@@ -238,12 +246,17 @@ func (g *SFTPGate) request(out, pkt []byte) ([]byte, error) {
 			return nil, fmt.Errorf("not SFTP: first packet from the client has type %d", typ)
 		}
 		g.init = true
-		return append(out, pkt...), nil
+		g.watch[homeID] = watched{home: true, own: true}
+		return appendPacket(append(out, pkt...), fxpRealpath, homeID, "."), nil
 	}
 	r := &reader{b: pkt[5:]}
 	id := r.u32()
 	if r.err != nil {
 		return nil, fmt.Errorf("request type %d: %w", typ, r.err)
+	}
+	if _, dup := g.watch[id]; dup {
+		// A reply the gate waits for would be mistaken for another's.
+		return nil, fmt.Errorf("request id %d reused while outstanding", id)
 	}
 	q, w := g.describe(typ, r)
 	if r.err != nil && q.Unchecked == "" {
@@ -401,6 +414,9 @@ func (g *SFTPGate) reply(out, pkt []byte) ([]byte, error) {
 				g.home = string(p)
 			}
 		}
+	}
+	if w.own {
+		return out, nil
 	}
 	return append(out, pkt...), nil
 }

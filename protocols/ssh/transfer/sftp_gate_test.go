@@ -60,7 +60,11 @@ func TestSFTPGateAllowsUnchanged(t *testing.T) {
 			var asked []Request
 			g := NewSFTPGate(func(q Request) string { asked = append(asked, q); return "" })
 			up, down := gateRun(t, g, steps, chunk)
-			if !bytes.Equal(up, concat(steps, true)) || !bytes.Equal(down, concat(steps, false)) {
+			// The target also gets the gate's own REALPATH ".", right after INIT.
+			client := concat(steps, true)
+			n := 4 + int(binary.BigEndian.Uint32(client))
+			wantUp := append(append(append([]byte{}, client[:n]...), askHome...), client[n:]...)
+			if !bytes.Equal(up, wantUp) || !bytes.Equal(down, concat(steps, false)) {
 				t.Fatalf("%s (chunk %d): the gate changed the streams", name, chunk)
 			}
 			if len(asked) == 0 {
@@ -106,8 +110,9 @@ func TestSFTPGateDecides(t *testing.T) {
 		{"fsetstat of an unknown handle", pkt(fxpFsetstat, 10, "nope", attrsNone), Request{Name: "fsetstat", Ops: []string{"setstat"}, Unchecked: "a handle Bastion did not see opened"}, ok(10)},
 		{"path too long", pkt(fxpRemove, 10, "/"+strings.Repeat("a", MaxPath)), Request{Name: "remove", Ops: []string{"remove"}, Paths: []string{"/" + strings.Repeat("a", MaxPath-1) + "\x00(cut)"}}, ok(10)},
 	}
-	// The working directory, learnt from the target's answer to REALPATH ".".
-	home := []step{c(pkt(fxpRealpath, 1, ".")), s(pkt(fxpName, 1, 1, "/root", "/root", attrsNone))}
+	// The working directory, learnt from the target's answer to the gate's
+	// own REALPATH ".", which the user does not see.
+	home := []step{s(pkt(fxpName, uint32(homeID), 1, "/root", "/root", attrsNone))}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, refuse := range []bool{false, true} {
@@ -120,13 +125,16 @@ func TestSFTPGateDecides(t *testing.T) {
 					return ""
 				})
 				steps := append(append(append([]step{}, start...), home...), c(tc.req))
-				up, _ := gateRun(t, g, steps, 3)
+				up, down := gateRun(t, g, steps, 3)
+				if !bytes.Equal(down, sftpVersion) {
+					t.Fatalf("the user got %q; want only VERSION", down)
+				}
 				want := tc.want
 				want.Dir = "/root"
 				if len(asked) != 1 || !requestEqual(asked[0], want) {
 					t.Fatalf("asked %+v; want %+v", asked, want)
 				}
-				prefixUp := concat(steps[:len(steps)-1], true)
+				prefixUp := append(append([]byte{}, sftpInit...), askHome...)
 				if !refuse {
 					_, reply := gateRun(t, g, []step{s(tc.reply)}, 0)
 					if !bytes.Equal(up, append(prefixUp, tc.req...)) || !bytes.Equal(reply, tc.reply) {
@@ -140,7 +148,7 @@ func TestSFTPGateDecides(t *testing.T) {
 					t.Fatalf("forwarded %q; want %q", up[len(prefixUp):], wantUp[len(prefixUp):])
 				}
 				unsupported := fail(10, 8, "unsupported")
-				_, down := gateRun(t, g, []step{s(unsupported), s(ok(11))}, 2)
+				_, down = gateRun(t, g, []step{s(unsupported), s(ok(11))}, 2)
 				wantDown := append(pkt(fxpStatus, 10, fxPermissionDenied, "bastion: denied by rule r", "en"), ok(11)...)
 				if !bytes.Equal(down, wantDown) {
 					t.Fatalf("user got %q; want %q", down, wantDown)
@@ -149,6 +157,9 @@ func TestSFTPGateDecides(t *testing.T) {
 		})
 	}
 }
+
+// askHome is the gate's own REALPATH "." after INIT.
+var askHome = pkt(fxpRealpath, uint32(homeID), ".")
 
 func requestEqual(a, b Request) bool {
 	return slices.Equal(a.Ops, b.Ops) && slices.Equal(a.Paths, b.Paths) && a.Dir == b.Dir &&
@@ -183,6 +194,7 @@ func TestSFTPGateFailsClosed(t *testing.T) {
 		{"oversized packet", append(append([]step{}, start...), c(append(binary.BigEndian.AppendUint32(nil, maxPacket+1), fxpWrite)))},
 		{"empty packet", append(append([]step{}, start...), c([]byte{0, 0, 0, 0, 0}))},
 		{"short reply", append(append([]step{}, start...), s([]byte{0, 0, 0, 1, fxpStatus, 0, 0, 0, 0}))},
+		{"the gate's own request id", append(append([]step{}, start...), c(pkt(fxpStat, uint32(homeID), "/")))},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
