@@ -32,8 +32,10 @@ type facts struct {
 	program     bool
 	// sideEffects: a function that changes state (see sideEffects).
 	sideEffects bool
-	// cteRefs are the relation names that refer to a CTE (cteRefs).
-	cteRefs map[*pg_query.RangeVar]bool
+	// relations are the relation names met, tables or CTEs: which are
+	// which is only worked out (cteRefs) when the tree has a WITH.
+	relations []*pg_query.RangeVar
+	with      bool
 	// misreads says why the server may read later text differently from
 	// this parser (see settingMisreads).
 	misreads string
@@ -51,17 +53,28 @@ func walk(m protoreflect.Message, visit func(proto.Message)) {
 
 // collect walks the tree under n and gathers its facts.
 func collect(n *pg_query.Node) *facts {
-	f := &facts{tables: map[Table]struct{}{}, functions: map[string]struct{}{}, cteRefs: cteRefs(n)}
+	f := &facts{tables: map[Table]struct{}{}, functions: map[string]struct{}{}}
 	walk(n.ProtoReflect(), f.visit)
+	var ctes map[*pg_query.RangeVar]bool
+	if f.with {
+		ctes = cteRefs(n)
+	}
+	for _, x := range f.relations {
+		if !ctes[x] {
+			f.tables[Table{Schema: x.GetSchemaname(), Name: x.GetRelname()}] = struct{}{}
+		}
+	}
 	return f
 }
 
 func (f *facts) visit(m proto.Message) {
 	switch x := m.(type) {
 	case *pg_query.RangeVar:
-		if x.GetRelname() != "" && !f.cteRefs[x] {
-			f.tables[Table{Schema: x.GetSchemaname(), Name: x.GetRelname()}] = struct{}{}
+		if x.GetRelname() != "" {
+			f.relations = append(f.relations, x)
 		}
+	case *pg_query.WithClause:
+		f.with = true
 	case *pg_query.FuncCall:
 		f.funcCall(x)
 	case *pg_query.CreateCastStmt, *pg_query.CreateTransformStmt, *pg_query.CreateTrigStmt,
