@@ -195,8 +195,8 @@ func TestEchoOffNeedsAPrompt(t *testing.T) {
 	tm.waitScreen("sleep-2ing")
 	tm.send("rm "+victim, "Enter")
 	tm.waitScreen("bastion: denied by rule no-rm")
-	tm.waitScreen("woke-4")
-	tm.send("echo after-$((3+3))", "Enter")
+	// The refusal's Ctrl-\ may have ended the sleep (and echo be still off).
+	tm.send("stty echo; echo after-$((3+3))", "Enter")
 	tm.waitScreen("after-6")
 	mustExist(t, victim, "rm typed with echo off")
 }
@@ -204,7 +204,8 @@ func TestEchoOffNeedsAPrompt(t *testing.T) {
 // TestInteractiveAliasesAndBindings: in a shell an alias outlives its line,
 // so a typed alias whose value is refused is refused, while one whose value
 // is allowed works; a key binding that would run code or type text behind
-// the filter's back cannot be checked and is refused.
+// the filter's back, and history expansion, which runs an edited earlier
+// line, cannot be checked and are refused.
 func TestInteractiveAliasesAndBindings(t *testing.T) {
 	t.Parallel()
 	victim, tm := restrictedShell(t)
@@ -220,5 +221,32 @@ func TestInteractiveAliasesAndBindings(t *testing.T) {
 	tm.waitScreen("this line cannot be checked")
 	tm.send("zap; echo after-$((3+4))", "Enter")
 	tm.waitScreen("after-7")
+	// History expansion runs an earlier line, edited: not what was typed.
+	tm.send("echo "+victim, "Enter")
+	tm.send("^echo^rm", "Enter")
+	tm.waitScreen("history expansion (!!, !x, ^old^new)")
+	tm.send("-l", "!!:s/echo/rm/")
+	tm.send("Enter")
+	tm.send("echo after-$((4+4))", "Enter")
+	tm.waitScreen("after-8")
 	mustExist(t, victim, "an alias or key binding")
+}
+
+// TestRefusedLineTypedAhead: a refused line typed right behind an allowed
+// one (while the shell switches its terminal from the line editor's raw
+// mode to run the command, and back) is discarded, never run.
+func TestRefusedLineTypedAhead(t *testing.T) {
+	t.Parallel()
+	victim, tm := restrictedShell(t)
+	// The refusal discards unread input with Ctrl-\, which may end the
+	// command still running: only the refusal is sure to show.
+	for i := range 10 {
+		tm.send(fmt.Sprintf("echo ahead-$((%d+1000))", i), "Enter", "rm "+victim, "Enter")
+		tm.waitScreen("bastion: denied by rule no-rm")
+		tm.send(fmt.Sprintf("clear; echo sync-$((%d+2000))", i), "Enter")
+		tm.waitScreen(fmt.Sprintf("sync-%d", i+2000))
+	}
+	tm.send("echo done-$((2*3))", "Enter")
+	tm.waitScreen("done-6")
+	mustExist(t, victim, "an rm typed ahead")
 }

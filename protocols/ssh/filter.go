@@ -24,10 +24,21 @@ type CommandsRestricted interface {
 }
 
 // refuseLine is what the target's shell receives instead of Enter for a
-// refused line: Ctrl-E (end of line) and Ctrl-U (kill the line) empty it,
-// and Enter shows a fresh prompt. A shell in canonical mode kills the line
-// on Ctrl-U too.
-var refuseLine = []byte{0x05, 0x15, '\r'}
+// refused line: Ctrl-\, Ctrl-E, Ctrl-U, Enter.
+//   - Ctrl-\ makes the terminal discard the input its reader has not read
+//     yet (and send SIGQUIT, which interactive shells ignore). A line typed
+//     ahead while the shell switches its terminal from raw to canonical mode
+//     to run the previous command is already committed: Ctrl-U cannot reach
+//     it, and Enter would run it; only this discards it. (A command still
+//     running when the refused line was typed ahead gets the SIGQUIT.)
+//     Ctrl-C would discard it too, but bash may act on its SIGINT only later,
+//     dropping what the user types next, so that the shell would run other
+//     text than the filter decided.
+//   - Ctrl-E (end of line) and Ctrl-U (kill the line) then empty what a line
+//     editor had already read of the line; a terminal in canonical mode
+//     kills its line on Ctrl-U too.
+//   - Enter then gives a fresh prompt on an empty line.
+var refuseLine = []byte{0x1c, 0x05, 0x15, '\r'}
 
 // lineFilter checks the lines typed into an interactive shell against the
 // command rules, best effort: each Enter is held back until the line it
@@ -56,9 +67,11 @@ type lineFilter struct {
 // maxPaste bounds a paste held back until its end marker.
 const maxPaste = 64 << 10
 
-// pasteEnd is the end marker of a bracketed paste, sent to close a refused
-// paste at the target (whose start marker has gone through).
-const pasteEnd = "\x1b[201~"
+// refusePaste ends a refused paste at the target, whose start marker has
+// gone through (none of the paste has), and empties the line: Ctrl-E,
+// Ctrl-U, Enter. Not Ctrl-\: the terminal could discard the end marker
+// unread, and leave the line editor reading a paste that never ends.
+var refusePaste = []byte("\x1b[201~\x05\x15\r")
 
 // forward sends typed bytes to the target, deciding each completed line
 // before its Enter goes through, and each paste before any of it does.
@@ -119,7 +132,7 @@ func (f *lineFilter) forwardSome(ctx context.Context, uch, upch ssh.Channel, p [
 			}
 			continue
 		}
-		if err := f.refuse(uch, upch, msg, nil); err != nil {
+		if err := f.refuse(uch, upch, msg, refuseLine); err != nil {
 			return 0, err
 		}
 	}
@@ -159,7 +172,7 @@ func (f *lineFilter) endPaste(ctx context.Context, uch, upch ssh.Channel, m line
 		_, err := upch.Write(held)
 		return false, err
 	}
-	return true, f.refuse(uch, upch, msg+" (the whole paste was refused)", []byte(pasteEnd))
+	return true, f.refuse(uch, upch, msg+" (the whole paste was refused)", refusePaste)
 }
 
 // checkPaste decides the complete lines of the current line at the end of a
@@ -188,14 +201,14 @@ func (f *lineFilter) checkPaste(ctx context.Context, m linebuf.Mark) string {
 	return ""
 }
 
-// refuse tells the user why a line was refused and empties the line at the
-// target (after first sending prefix, if any).
-func (f *lineFilter) refuse(uch, upch ssh.Channel, msg string, prefix []byte) error {
+// refuse tells the user why a line was refused and sends the target keys
+// that empty the line (refuseLine or refusePaste).
+func (f *lineFilter) refuse(uch, upch ssh.Channel, msg string, keys []byte) error {
 	f.rec.marker("denied: " + msg)
 	if _, err := io.WriteString(uch, "\r\nbastion: "+msg+"\r\n"); err != nil {
 		return err
 	}
-	_, err := upch.Write(append(prefix, refuseLine...))
+	_, err := upch.Write(keys)
 	return err
 }
 
@@ -220,6 +233,8 @@ func (f *lineFilter) check(ctx context.Context, line linebuf.Line) string {
 		msg = "this line cannot be checked (history, completion or editing Bastion cannot follow), and commands are restricted here: type the command in full"
 	case text == "":
 		return ""
+	case shellcmd.HistoryExpansion(text):
+		msg = "history expansion (!!, !x, ^old^new) runs an earlier line that cannot be checked here, and commands are restricted here: type the command in full"
 	default:
 		msg = tc.decide(ctx, f.uch, "\r\n", text)
 		if msg == "" {

@@ -753,3 +753,31 @@ func heredoc(r *syntax.Redirect) (string, bool) {
 	}
 	return b.String(), true
 }
+
+// HistoryExpansion reports whether an interactive shell (bash, zsh) would
+// expand history in line before running it: a "!" that starts an event
+// (!!, !-2, !rm, !?x?, !$), outside single quotes and not escaped, or a
+// "^old^new" quick substitution at its start. The line run is then an
+// earlier one, edited, which the typed text does not show. Exec lines are
+// run by a non-interactive shell, which does no history expansion.
+func HistoryExpansion(line string) bool {
+	if strings.HasPrefix(strings.TrimLeft(line, " \t"), "^") {
+		return true
+	}
+	single, double := false, false
+	for i := 0; i < len(line); i++ {
+		switch c := line[i]; {
+		case c == '\\' && !single:
+			i++
+		case c == '\'' && !double:
+			single = !single
+		case c == '"' && !single:
+			double = !double
+		case c == '!' && !single:
+			if i+1 < len(line) && !strings.ContainsRune(" \t\n=(\"", rune(line[i+1])) {
+				return true
+			}
+		}
+	}
+	return false
+}

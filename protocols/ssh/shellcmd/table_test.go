@@ -137,6 +137,10 @@ func TestParseTable(t *testing.T) {
 		{"bind '\"\\C-t\": \"rm x\\n\"'", unknown},
 		{"bindkey -s '^T' 'rm x\n'", unknown},
 		{"bindkey -L", allow},
+		// History: fc runs earlier commands.
+		{"fc -l", allow},
+		{"fc -s echo=rm", unknown},
+		{"fc", unknown},
 		// Privilege.
 		{"sudo rm x", deny},
 		{"sudo -u root -- rm x", deny},
@@ -333,5 +337,30 @@ func TestParseTable(t *testing.T) {
 				t.Errorf("%q: %s (%s); want %s", tt.line, got, why, tt.want)
 			}
 		})
+	}
+}
+
+func TestHistoryExpansion(t *testing.T) {
+	for _, tt := range []struct {
+		line string
+		want bool
+	}{
+		{"echo hi", false},
+		{"echo hi!", false},
+		{"echo 'rm !x'", false},
+		{"[ ! -f x ]", false},
+		{"echo \\!x", false},
+		{"x != y", false},
+		{"!!", true},
+		{"!rm", true},
+		{"sudo !!", true},
+		{"echo \"!-2\"", true},
+		{"!$", true},
+		{"^echo^rm", true},
+		{"  ^a^b", true},
+	} {
+		if got := shellcmd.HistoryExpansion(tt.line); got != tt.want {
+			t.Errorf("HistoryExpansion(%q) = %v, want %v", tt.line, got, tt.want)
+		}
 	}
 }

@@ -54,6 +54,8 @@ func init() {
 		"trap":    trap,                                                         // trap CODE SIGNAL…
 		"bind":    bind,                                                         // bind KEYSEQ:… makes keys run code or type text
 		"bindkey": bindkey,                                                      // zsh: bindkey -s KEY STRING types text
+		"fc":      fc,                                                           // fc re-runs commands from the history; -l lists
+		"r":       func([]field, job) unwrapped { return unknown },              // ksh/zsh: re-runs the last command
 		"source":  sourceCmd,                                                    // source FILE: /dev/stdin is the input
 		".":       sourceCmd,                                                    // . FILE
 		// Privilege and identity.
@@ -408,6 +410,18 @@ func bindkey(args []field, j job) unwrapped {
 		}
 	}
 	return unwrapped{}
+}
+
+// fc -l lists the history; any other form edits and runs earlier commands
+// (fc -s old=new re-runs one with a substitution), which the line does not
+// show.
+func fc(args []field, j job) unwrapped {
+	for _, a := range args {
+		if !a.dynamic && strings.HasPrefix(a.text, "-") && strings.ContainsRune(a.text, 'l') {
+			return unwrapped{}
+		}
+	}
+	return unknown
 }
 
 // source FILE and . FILE run a file in the current shell.
