@@ -114,6 +114,31 @@ func init() {
 		"at":     at,        // at [opts] TIME: reads shell code from its input (or -f FILE)
 		"batch":  at,        // batch: as at
 		"script": scriptCmd, // script [opts] [FILE]; -c CODE; alone: a shell reading input
+		// Launchers and sandboxes.
+		"sshpass":          after(0, optSpec{flags: "ev", valued: "pfdP", long: withHelp(map[string]longKind{})}, nothing), // sshpass -p PW CMD
+		"rlwrap":           after(0, optSpec{flags: "AcCiImnNrRsSvWX", valued: "abeEfFgHlopPqtwz", anyLongValue: true}, nothing),
+		"valgrind":         after(0, optSpec{flags: "qv", anyLongValue: true}, nothing),
+		"firejail":         after(0, optSpec{anyLongValue: true}, readsInput),
+		"bwrap":            func([]field, job) unwrapped { return unknown }, // options take several values (--bind SRC DEST)
+		"numactl":          after(0, optSpec{flags: "ls", valued: "CimMNpPH", anyLongValue: true}, nothing),
+		"xvfb-run":         after(0, optSpec{flags: "a", valued: "efnpsw", anyLongValue: true}, nothing),
+		"dbus-run-session": after(0, optSpec{anyLongValue: true}, nothing),
+		"eatmydata":        after(0, optSpec{}, nothing),
+		"nocache":          after(0, optSpec{valued: "nD"}, nothing),
+		"faketime":         after(1, optSpec{flags: "m", valued: "f", anyLongValue: true}, nothing), // faketime TIME CMD
+		"proxychains":      after(0, optSpec{flags: "q", valued: "f"}, nothing),
+		"proxychains4":     after(0, optSpec{flags: "q", valued: "f"}, nothing),
+		"torsocks":         after(0, optSpec{flags: "diq6", valued: "uapP", anyLongValue: true}, nothing),
+		"catchsegv":        after(0, optSpec{}, nothing),
+		"entr":             after(0, optSpec{flags: "acdnprsz"}, nothing), // entr CMD (files on its input)
+		"hyperfine":        hyperfine,                                     // hyperfine [opts] CODE…: each is shell code
+		// Programs that run code given in an option or read later.
+		"nc":      netcat,  // nc -e PROG / -c CODE runs a program for the connection
+		"ncat":    netcat,  // ncat --exec / --sh-exec / --lua-exec
+		"netcat":  netcat,  // as nc
+		"socat":   socat,   // socat … EXEC:CMD / SYSTEM:CODE
+		"crontab": crontab, // crontab FILE or - installs jobs: code run later
+		"git":     gitCmd,  // git -c KEY=VALUE can make git run a command
 		// Multi-call binaries.
 		"busybox": busybox, // busybox APPLET ARGS
 		"toybox":  busybox, // toybox APPLET ARGS
@@ -1184,4 +1209,73 @@ func noSQLShell(code string) bool {
 	l := strings.ToLower(code)
 	return !strings.Contains(l, `\!`) && !strings.Contains(l, "system") && !strings.Contains(l, ".shell") &&
 		!strings.Contains(l, "program")
+}
+
+// hyperfine [options] COMMAND…: each operand is shell code it runs.
+func hyperfine(args []field, j job) unwrapped {
+	_, ops, ok := scan(args, optSpec{flags: "iNS", valued: "wmMrpcsuo", anyLongValue: true})
+	if !ok {
+		return unknown
+	}
+	return unwrapped{scripts: ops}
+}
+
+// netcat runs a program or shell code per connection with -e, -c and
+// ncat's --exec, --sh-exec and --lua-exec: cannot be checked. Without them
+// it runs nothing.
+func netcat(args []field, j job) unwrapped {
+	for _, a := range args {
+		t := a.text
+		if a.dynamic || (strings.HasPrefix(t, "-") && !strings.HasPrefix(t, "--") && strings.ContainsAny(t[1:], "ec")) ||
+			strings.HasPrefix(t, "--exec") || strings.HasPrefix(t, "--sh-exec") || strings.HasPrefix(t, "--lua-exec") {
+			return unknown
+		}
+	}
+	return unwrapped{}
+}
+
+// socat ADDRESS ADDRESS: EXEC: and SYSTEM: addresses run programs.
+func socat(args []field, j job) unwrapped {
+	for _, a := range args {
+		l := strings.ToLower(a.text)
+		if a.dynamic || strings.Contains(l, "exec:") || strings.Contains(l, "system:") || strings.Contains(l, "exec,") ||
+			strings.HasPrefix(l, "exec") || strings.HasPrefix(l, "system") {
+			return unknown
+		}
+	}
+	return unwrapped{}
+}
+
+// crontab -l lists, -r removes, -e edits (an editor: out of reach);
+// crontab FILE, crontab - and crontab alone install jobs whose code runs
+// later, read from a file or the input: cannot be checked.
+func crontab(args []field, j job) unwrapped {
+	opts, ops, ok := scan(args, optSpec{flags: "lreiT", valued: "uns", long: withHelp(map[string]longKind{})})
+	if !ok {
+		return unknown
+	}
+	if len(ops) == 0 && has(opts, "l", "r", "e", "T", "help", "version") {
+		return unwrapped{}
+	}
+	return unknown
+}
+
+// git -c KEY=VALUE and --config-env can set core.pager, core.sshCommand,
+// an alias with "!", … that make git run a command: cannot be checked.
+// Other git commands run git (its hooks and aliases are out of reach).
+func gitCmd(args []field, j job) unwrapped {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch t := a.text; {
+		case a.dynamic:
+			return unknown
+		case t == "-c" || strings.HasPrefix(t, "--config-env") || strings.HasPrefix(t, "--exec-path="):
+			return unknown
+		case t == "-C" || t == "--git-dir" || t == "--work-tree" || t == "--namespace" || t == "--super-prefix":
+			i++ // its value
+		case !strings.HasPrefix(t, "-"):
+			return unwrapped{} // the git command
+		}
+	}
+	return unwrapped{}
 }
