@@ -92,7 +92,7 @@ func (tc *targetConn) session(ctx context.Context, nch ssh.NewChannel) {
 	// user's side closes.
 	go func() {
 		defer tc.guard()
-		if err := tc.copyInput(ctx, uch, upch, rec); err != nil {
+		if err := tc.copyInput(ctx, uch, gatedUpstream{upch, rec}, rec); err != nil {
 			tc.log.Debug("copy input", "err", err)
 		}
 		if err := upch.CloseWrite(); err != nil && !errors.Is(err, io.EOF) {
@@ -137,7 +137,11 @@ func (tc *targetConn) session(ctx context.Context, nch ssh.NewChannel) {
 	// comes (above); all output is drained; then EOF, then close.
 	var out sync.WaitGroup
 	out.Add(2)
-	go func() { defer out.Done(); defer tc.guard(); tc.copyOut(recordedWriter{uch, rec, true}, upch, "stdout") }()
+	go func() {
+		defer out.Done()
+		defer tc.guard()
+		tc.copyOut(gatedOutput{recordedWriter{uch, rec, true}, rec}, upch, "stdout")
+	}()
 	go func() {
 		defer out.Done()
 		defer tc.guard()
@@ -257,7 +261,7 @@ func (tc *targetConn) sessionRequests(ctx context.Context, uch, upch ssh.Channel
 				// Without a terminal there are no lines to hold back safely
 				// (a script piped into a shell): refuse rather than let
 				// commands through unchecked.
-				msg := "a shell without a terminal cannot be checked against the command rules that apply here: run commands with ssh … 'COMMAND', or use a terminal"
+				msg := noTerminalShell
 				rec.marker("denied: " + msg)
 				tc.audit(audit.Event{Type: audit.Command, Outcome: audit.OutcomeRefused, Reason: msg, Details: map[string]string{"shell": "no terminal"}})
 				tc.denyExec(uch, upch, req, msg)
@@ -277,6 +281,10 @@ func (tc *targetConn) sessionRequests(ctx context.Context, uch, upch ssh.Channel
 				if forward = tc.startRecording(ctx, uch, upch, req, rec, "sftp", ""); !forward {
 					continue
 				}
+				if msg := tc.checkSFTP(); msg != "" {
+					tc.refuseTransfer(uch, upch, req, rec, "sftp", msg)
+					continue
+				}
 				rec.watchTransfers("sftp", "")
 				rec.markStarted()
 			}
@@ -288,11 +296,23 @@ func (tc *targetConn) sessionRequests(ctx context.Context, uch, upch ssh.Channel
 			if !tc.startRecording(ctx, uch, upch, req, rec, "exec", ex.Command) {
 				continue
 			}
+			if msg := tc.checkTransferExec(ex.Command); msg != "" {
+				tc.refuseTransfer(uch, upch, req, rec, "exec", msg)
+				continue
+			}
+			filter, msg := tc.execShell(rec, ex.Command)
+			if msg != "" {
+				rec.marker("denied: " + msg)
+				tc.audit(audit.Event{Type: audit.Command, Outcome: audit.OutcomeRefused, Reason: msg, Details: map[string]string{"command": ex.Command}})
+				tc.denyExec(uch, upch, req, msg)
+				continue
+			}
 			if msg := tc.checkExec(ctx, uch, ex.Command); msg != "" {
 				rec.marker("denied: " + msg)
 				tc.denyExec(uch, upch, req, msg)
 				continue
 			}
+			rec.setFilter(filter)
 			rec.watchTransfers("exec", ex.Command)
 			rec.markStarted()
 			forward = true
