@@ -137,6 +137,11 @@ func TestParseTable(t *testing.T) {
 		{"bind '\"\\C-t\": \"rm x\\n\"'", unknown},
 		{"bindkey -s '^T' 'rm x\n'", unknown},
 		{"bindkey -L", allow},
+		// Turning echo off makes later lines look like passwords.
+		{"stty -echo", unknown},
+		{"stty $MODE", unknown},
+		{"stty sane", allow},
+		{"stty size", allow},
 		// History: fc runs earlier commands.
 		{"fc -l", allow},
 		{"fc -s echo=rm", unknown},

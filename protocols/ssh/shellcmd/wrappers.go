@@ -56,6 +56,7 @@ func init() {
 		"bindkey": bindkey,                                                      // zsh: bindkey -s KEY STRING types text
 		"fc":      fc,                                                           // fc re-runs commands from the history; -l lists
 		"r":       func([]field, job) unwrapped { return unknown },              // ksh/zsh: re-runs the last command
+		"stty":    stty,                                                         // stty -echo: later input looks like a password
 		"source":  sourceCmd,                                                    // source FILE: /dev/stdin is the input
 		".":       sourceCmd,                                                    // . FILE
 		// Privilege and identity.
@@ -949,6 +950,19 @@ func gitCmd(args []field, j job) unwrapped {
 			i++ // its value
 		case !strings.HasPrefix(t, "-"):
 			return unwrapped{} // the git command
+		}
+	}
+	return unwrapped{}
+}
+
+// stty -echo turns the terminal's echo off: a line typed after a prompt
+// for a secret would then pass the line filter unchecked, as a password.
+// It cannot be checked (and nor can settings only known at run time);
+// other settings are fine.
+func stty(args []field, j job) unwrapped {
+	for _, a := range args {
+		if a.dynamic || a.text == "-echo" {
+			return unknown
 		}
 	}
 	return unwrapped{}
