@@ -218,6 +218,8 @@ func TestInteractiveAliasesAndBindings(t *testing.T) {
 	victim, tm := restrictedShell(t)
 	tm.send("alias zap='rm "+victim+"'", "Enter")
 	tm.waitScreen("bastion: alias zap would run what is refused here: denied by rule no-rm")
+	tm.send("alias mk='touch "+victim+".new'", "Enter")
+	tm.waitScreen("alias mk would run what rule touch-needs-lead holds for approval")
 	tm.send("alias greet='echo hello-$((2+3))'", "Enter")
 	tm.send("greet", "Enter")
 	tm.waitScreen("hello-5")

@@ -261,9 +261,16 @@ func (f *lineFilter) checkAliases(ctx context.Context, text string) string {
 	if err != nil {
 		return "" // decided (and refused) as the line itself
 	}
+	rules := f.tc.srv.cfg.ExecRules
 	for _, name := range slices.Sorted(maps.Keys(res.Aliases)) {
-		if msg := f.tc.decide(ctx, f.uch, "\r\n", res.Aliases[name]); msg != "" {
-			return fmt.Sprintf("alias %s would run what is refused here: %s", name, msg)
+		// Decided, not held for approval: an approval now would let every
+		// later use of the alias run unapproved.
+		d := rules.CheckExec(ctx, f.tc.grant.User, f.tc.grant.Target, res.Aliases[name])
+		switch {
+		case d.Refusal != "":
+			return fmt.Sprintf("alias %s would run what is refused here: %s", name, d.Refusal)
+		case d.Approval != nil:
+			return fmt.Sprintf("alias %s would run what rule %s holds for approval: run that command itself", name, d.Approval.Rule)
 		}
 	}
 	return ""
