@@ -24,6 +24,9 @@ func FuzzParse(f *testing.F) {
 		"case $x in a) rm;; esac", "f() { rm; }", "time -p rm", "coproc rm", "declare -x a=$(rm)",
 		"echo {1..100000}", "echo 'abc", `rm \`, "if true; then", "sh -c 'sh -c \"sh -c rm\"'",
 		"a &", "a |& b", "echo x >(rm) <(rm)", "cat <<-EOF\n\t$(rm)\n\tEOF", "\x00rm", "r\xffm",
+		"alias a='b'; alias b='a'; a", "alias ls='ls -l'; ls", "flock /l -c 'rm'", "tmux new -d 'rm' \\; send-keys x",
+		"screen -dmS s rm", "ssh -o ProxyCommand=x h rm", "parallel rm ::: a", "python3 -c x", "awk 'system(1)'",
+		"psql -c '\\! rm'", "sqlite3 db .shell", "vi +'!rm'", "git -C d -c a=b x", "at now <<< rm", "bash <(cat)",
 	} {
 		f.Add(seed)
 	}
