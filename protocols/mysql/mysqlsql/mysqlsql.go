@@ -231,8 +231,8 @@ func countPrimary(stmts []Statement) int {
 	return n
 }
 
-// parse reads sql one way. HANDLER, which the grammar lacks, has its own
-// reader.
+// parse reads sql one way. HANDLER and SELECT … INTO @var, which the
+// grammar lacks, have readers of their own.
 func (r reading) parse(sql string) ([]Statement, error) {
 	code, err := exposeCode(sql, r.mode, r.srv, r.runs)
 	if err != nil {
@@ -240,6 +240,13 @@ func (r reading) parse(sql string) ([]Statement, error) {
 	}
 	stmts, err := r.parseCode(sql, code)
 	if err != nil {
+		if stripped, ok := stripIntoVars(code, r.mode); ok {
+			// Read without its INTO @var clause, a lone SELECT is the
+			// query it runs; anything else stays unreadable.
+			if s, serr := r.parseCode(sql, stripped); serr == nil && len(s) > 0 && countPrimary(s) == 1 && s[0].Command == "SELECT" {
+				return s, nil
+			}
+		}
 		if h, ok := parseHandler(code, r.mode); ok {
 			h.Text = strings.TrimSpace(sql)
 			return []Statement{h}, nil
