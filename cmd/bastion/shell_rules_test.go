@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // victimFile makes a file that a refused rm would have removed.
@@ -258,4 +259,30 @@ func TestRefusedLineTypedAhead(t *testing.T) {
 	tm.send("echo done-$((2*3))", "Enter")
 	tm.waitScreen("done-6")
 	mustExist(t, victim, "an rm typed ahead")
+}
+
+// TestPasteApprovedOnce: a pasted line a rule holds for approval waits at
+// the paste's end (a shell without a line editor would run it then), and
+// the Enter that runs it in the line editor does not ask again.
+func TestPasteApprovedOnce(t *testing.T) {
+	t.Parallel()
+	p := startProxyBastion(t, "")
+	_, cert := p.grant(t, "30m", "web01")
+	file := filepath.Join(t.TempDir(), "pasted")
+	tm := p.shellOnWeb01(t, cert, 160, 30, "")
+	tm.send("clear; echo fresh-$((1+1))", "Enter")
+	tm.waitScreen("fresh-2\nready>")
+	tm.run("set-buffer", "-b", "p", "touch "+file+"\n")
+	tm.run("paste-buffer", "-p", "-b", "p", "-t", tm.name)
+	tm.waitScreen("waiting for approval of request #")
+	id := heldRE.FindStringSubmatch(tm.screen())[1]
+	p.mustRun("bob", "approve", id)
+	tm.waitScreen("approved by bob")
+	tm.send("Enter")
+	waitFor(t, 10*time.Second, func() bool { _, err := os.Stat(file); return err == nil })
+	tm.send("echo after-$((5+5))", "Enter")
+	tm.waitScreen("after-10")
+	if n := strings.Count(tm.screen(), "waiting for approval"); n != 1 {
+		t.Fatalf("the pasted line was held for approval %d times:\n%s", n, tm.screen())
+	}
 }

@@ -62,6 +62,11 @@ type lineFilter struct {
 	pasting  bool
 	held     []byte
 	overflow bool
+	// pasted is the text a paste's end decided (allowed, or approved) as
+	// a whole, "" if none: the Enter that follows with the line unchanged
+	// runs what was decided, and is not decided (nor held for approval)
+	// again.
+	pasted string
 }
 
 // maxPaste bounds a paste held back until its end marker.
@@ -125,7 +130,11 @@ func (f *lineFilter) forwardSome(ctx context.Context, uch, upch ssh.Channel, p [
 			return 0, err
 		}
 		start = line.End
-		msg := f.check(ctx, line)
+		msg := ""
+		if decided := f.pasted; decided == "" || line.Uncertain || strings.TrimRight(line.Text, "\n") != decided {
+			msg = f.check(ctx, line)
+		}
+		f.pasted = ""
 		if msg == "" {
 			if _, err := upch.Write(p[key:line.End]); err != nil {
 				return 0, err
@@ -166,25 +175,31 @@ func (f *lineFilter) endPaste(ctx context.Context, uch, upch ssh.Channel, m line
 		msg = fmt.Sprintf("a paste longer than %d bytes cannot be checked, and commands are restricted here: paste less at a time", maxPaste)
 		f.tc.audit(audit.Event{Type: audit.Command, Outcome: audit.OutcomeRefused, Reason: msg, Details: map[string]string{"interactive": "true"}})
 	} else {
-		msg = f.checkPaste(ctx, m)
+		var complete bool
+		msg, complete = f.checkPaste(ctx, m)
+		if msg == "" && complete {
+			f.pasted = m.Lines
+		}
 	}
 	if msg == "" {
 		_, err := upch.Write(held)
 		return false, err
 	}
+	f.pasted = ""
 	return true, f.refuse(uch, upch, msg+" (the whole paste was refused)", refusePaste)
 }
 
 // checkPaste decides the complete lines of the current line at the end of a
 // paste. Lines are joined while the shell would read on (an open quote, an
 // unfinished if or here-document); what is still open at the end is
-// decided with the rest of the line at Enter.
-func (f *lineFilter) checkPaste(ctx context.Context, m linebuf.Mark) string {
+// decided with the rest of the line at Enter. complete reports that all of
+// m.Lines was decided.
+func (f *lineFilter) checkPaste(ctx context.Context, m linebuf.Mark) (msg string, complete bool) {
 	if m.Lines == "" {
-		return ""
+		return "", false
 	}
 	if m.Uncertain {
-		return f.check(ctx, linebuf.Line{Text: m.Lines, Uncertain: true, Pasted: true})
+		return f.check(ctx, linebuf.Line{Text: m.Lines, Uncertain: true, Pasted: true}), false
 	}
 	var pending []string
 	for _, l := range strings.Split(m.Lines, "\n") {
@@ -194,11 +209,11 @@ func (f *lineFilter) checkPaste(ctx context.Context, m linebuf.Mark) string {
 			continue
 		}
 		if msg := f.check(ctx, linebuf.Line{Text: text, Pasted: true}); msg != "" {
-			return msg
+			return msg, false
 		}
 		pending = nil
 	}
-	return ""
+	return "", len(pending) == 0
 }
 
 // refuse tells the user why a line was refused and sends the target keys
