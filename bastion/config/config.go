@@ -144,6 +144,9 @@ type Target struct {
 	ServerPublicKey *rsa.PublicKey
 	// RedactParameters keeps bind parameters out of query recordings.
 	RedactParameters bool
+	// Provision, when set, gives every user and grant an upstream account
+	// of their own; Username is then the admin account that makes them.
+	Provision *Provision
 }
 
 // Upstream TLS modes of database targets.

@@ -114,6 +114,8 @@ type rawTarget struct {
 	// ServerPublicKey is a MySQL target's RSA public key (PEM, or a
 	// file's path) for sending its password without TLS.
 	ServerPublicKey string `yaml:"server_public_key"`
+	// Provision creates an upstream account per user and grant (postgres).
+	Provision *rawProvision `yaml:"provision"`
 }
 
 type rawRole struct {
@@ -432,6 +434,7 @@ func (v *validator) target(field string, t rawTarget, cfg *Config, pol *policy.P
 		Password: v.expand(field+".password", t.Password),
 	}
 	v.databaseTarget(field, t, target)
+	v.provision(field, t, target)
 	if t.HostKey != "" {
 		key, _, _, _, err := ssh.ParseAuthorizedKey([]byte(t.HostKey))
 		if err != nil {
