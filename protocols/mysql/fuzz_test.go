@@ -11,13 +11,23 @@ func FuzzReadMessage(f *testing.F) {
 	f.Add([]byte{1, 0, 0, 0, comPing})
 	f.Add([]byte{0xff, 0xff, 0xff, 0, 'a', 'b'})
 	f.Add(append([]byte{5, 0, 0, 0}, "\x03SEL"...))
+	f.Add(append([]byte{5, 0, 0, 7}, "\x03SEL"...))                        // a command not at sequence 0
+	f.Add(append([]byte{5, 0, 0, 0, comStmtExecute, 9, 0, 0}, 0, 0, 0, 0)) // a statement never prepared
 	f.Fuzz(func(t *testing.T, data []byte) {
 		const limit = 1 << 10
 		r := newPacketReader(bytes.NewReader(data), 64)
 		for range 8 {
-			p, _, err := r.readMessage(limit)
+			p, seq, err := r.readMessage(limit)
 			if err != nil {
 				return
+			}
+			if (checkCommandSeq(seq) == nil) != (seq == 0) {
+				t.Fatalf("sequence %d accepted as a command's first", seq)
+			}
+			if len(p) >= 5 {
+				if _, st := (&clientConn{}).stmtOf(p); st != nil {
+					t.Fatal("a statement known to a session that prepared none")
+				}
 			}
 			if len(p) > limit {
 				t.Fatalf("message of %d bytes over the limit", len(p))
@@ -56,6 +66,19 @@ func FuzzHandshakeV10(f *testing.F) {
 		h, err := parseHandshakeV10(data)
 		if err == nil && len(h.nonce) > len(data) {
 			t.Fatalf("nonce longer than the packet")
+		}
+	})
+}
+
+// FuzzWireInfo parses arbitrary answers to wireInfoSQL: a limit it
+// returns is positive.
+func FuzzWireInfo(f *testing.F) {
+	f.Add("23 16777216")
+	f.Add("23 -1")
+	f.Add("99999999999 1")
+	f.Fuzz(func(t *testing.T, v string) {
+		if _, max, err := parseWireInfo(v); err == nil && max <= 0 {
+			t.Fatalf("limit %d from %q", max, v)
 		}
 	})
 }

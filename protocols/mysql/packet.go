@@ -79,6 +79,8 @@ func (p *packetReader) readMessage(max int) ([]byte, byte, error) {
 		}
 		if i == 0 {
 			first = seq
+		} else if seq != first+byte(i) {
+			return nil, 0, fmt.Errorf("%w: packet %d of a message numbered %d, want %d", errSequence, i+1, seq, first+byte(i))
 		}
 		if len(p.buf)+n > max {
 			return nil, 0, fmt.Errorf("%w: over %d bytes", errTooLarge, max)

@@ -36,6 +36,11 @@ func (c *clientConn) commands() {
 		reason = "connection error: " + err.Error()
 		return
 	}
+	if err := c.startWire(); err != nil {
+		c.log.Warn("read the connection ID and max_allowed_packet", "err", err)
+		reason = "connection error: " + err.Error()
+		return
+	}
 	for {
 		c.mu.Lock()
 		c.busy = false
@@ -46,14 +51,20 @@ func (c *clientConn) commands() {
 			return
 		}
 		c.mu.Unlock()
-		p, seq, err := c.r.readMessage(c.srv.cfg.MaxMessage)
+		p, seq, err := c.r.readMessage(c.maxMessage)
+		if err == nil {
+			err = checkCommandSeq(seq)
+		}
 		if err != nil {
 			switch {
 			case c.ctx.Err() != nil:
 				reason = c.tellEnd(1)
 			case errors.Is(err, errTooLarge):
-				c.fail(seq+1, erTooLarge, "08S01", fmt.Sprintf("bastion: %v", err))
+				c.fail(seq+1, erTooLarge, "08S01", fmt.Sprintf("bastion: %v (the target's max_allowed_packet, or Bastion's limit)", err))
 				reason = "client sent a message over the limit"
+			case errors.Is(err, errSequence):
+				c.fail(1, erPacketsOutOfOrder, "08S01", fmt.Sprintf("bastion: %v", err))
+				reason = "protocol violation: " + err.Error()
 			case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 			default:
 				c.log.Debug("read command", "err", err)
@@ -111,6 +122,13 @@ func (c *clientConn) tellEnd(seq byte) string {
 
 // command handles one client command.
 func (c *clientConn) command(p []byte, seq byte) error {
+	switch p[0] {
+	case comStmtSendLongData, comStmtClose, comStmtReset, comStmtFetch:
+		if id, st := c.stmtOf(p); st == nil {
+			c.unknownStmt(p, seq, id)
+			return nil
+		}
+	}
 	switch p[0] {
 	case comQuery:
 		return c.query(p, seq)
@@ -286,13 +304,10 @@ func (c *clientConn) execute(p []byte, seq byte) error {
 		c.fail(seq+1, erHandshake, "08S01", "bastion: malformed COM_STMT_EXECUTE")
 		return nil
 	}
-	st := c.stmts[binary.LittleEndian.Uint32(p[1:])]
+	id, st := c.stmtOf(p)
 	if st == nil {
-		// Unknown to Bastion: the target answers (unknown statement).
-		if err := c.forward(seq, p); err != nil {
-			return err
-		}
-		return c.relayResponse(func(result) {})
+		c.unknownStmt(p, seq, id)
+		return nil
 	}
 	ps := st.decode(p)
 	if st.v.approval != nil {

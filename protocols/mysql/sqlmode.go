@@ -55,57 +55,7 @@ func (u *upstreamConn) command(sql string) ([]byte, error) {
 }
 
 // sqlMode reads @@SESSION.sql_mode from the target.
-func (u *upstreamConn) sqlMode() (string, error) {
-	p, err := u.command(modeSQL)
-	if err != nil {
-		return "", err
-	}
-	switch {
-	case len(p) == 0:
-		return "", errMalformed
-	case p[0] == iERR:
-		_, msg := parseErr(p)
-		return "", fmt.Errorf("%w %s: %s", errRefused, modeSQL, msg)
-	case p[0] == iOK:
-		return "", fmt.Errorf("%w %s with no rows", errRefused, modeSQL)
-	}
-	cols, _, _, ok := readLenEnc(p)
-	if !ok || cols != 1 {
-		return "", errMalformed
-	}
-	defs := 1
-	if u.caps&capDeprecateEOF == 0 {
-		defs++ // and an EOF
-	}
-	for range defs {
-		if _, _, err := u.r.readMessage(1 << 16); err != nil {
-			return "", err
-		}
-	}
-	var mode string
-	rows := 0
-	for {
-		p, _, err := u.r.readMessage(1 << 16)
-		if err != nil {
-			return "", err
-		}
-		switch {
-		case len(p) > 0 && p[0] == iERR:
-			_, msg := parseErr(p)
-			return "", fmt.Errorf("%w %s: %s", errRefused, modeSQL, msg)
-		case len(p) > 0 && p[0] == iEOF && len(p) < 1<<16:
-			if rows != 1 {
-				return "", fmt.Errorf("%w %s with %d rows", errRefused, modeSQL, rows)
-			}
-			return mode, nil
-		}
-		v, _, ok := readLenEncString(p)
-		if !ok {
-			return "", errMalformed
-		}
-		mode, rows = string(v), rows+1
-	}
-}
+func (u *upstreamConn) sqlMode() (string, error) { return u.selectValue(modeSQL) }
 
 // okStatusAt is where an OK packet's status flags are (after its header,
 // affected rows and last insert id, and followed by the warnings count), or
