@@ -272,7 +272,7 @@ func (c *conn) login() bool {
 	c.poolKey = newPoolKey(t, c.st.params)
 	up := c.srv.pool.get(c.poolKey)
 	if up == nil {
-		up, err = dialUpstream(ctx, t, c.st.params)
+		up, err = dialUpstream(ctx, t, g, c.st.params)
 	}
 	if err != nil {
 		c.log.Warn("open target", "err", err)

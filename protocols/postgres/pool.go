@@ -37,6 +37,9 @@ const (
 type poolKey struct {
 	name, address, database, username, password, tls string
 	params                                           string
+	// unpooled: the target gives each grant an account of its own, and a
+	// connection logged in as one is never handed to another session.
+	unpooled bool
 }
 
 func newPoolKey(t Target, params map[string]string) poolKey {
@@ -53,7 +56,7 @@ func newPoolKey(t Target, params map[string]string) poolKey {
 		b.WriteByte(0)
 	}
 	return poolKey{name: t.Name, address: t.Address, database: t.Database, username: t.Username, password: t.Password,
-		tls: t.TLS, params: b.String()}
+		tls: t.TLS, params: b.String(), unpooled: t.Accounts != nil}
 }
 
 type idleUpstream struct {
@@ -95,7 +98,7 @@ func (p *pool) get(k poolKey) *upstream {
 // put keeps up, which was reset, for k.
 func (p *pool) put(k poolKey, up *upstream) {
 	p.mu.Lock()
-	if p.closed || len(p.idle[k]) >= poolMaxIdle {
+	if p.closed || k.unpooled || len(p.idle[k]) >= poolMaxIdle {
 		p.mu.Unlock()
 		up.close()
 		return

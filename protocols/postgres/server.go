@@ -66,6 +66,10 @@ type Target struct {
 	RootCAs *x509.CertPool
 	// RedactParameters keeps bind parameters out of recordings.
 	RedactParameters bool
+	// Accounts, when set, gives each grant's sessions an upstream account
+	// of their own (Username is then only the admin account); their
+	// connections are not pooled.
+	Accounts Accounts
 }
 
 // Targets finds PostgreSQL targets by name.

@@ -140,7 +140,7 @@ func TestUpstreamPasswordOnlyToVerifiedServer(t *testing.T) {
 			}
 			rogue := startRoguePG(t, serverCert, tt.auth)
 			target := Target{Name: "orders", Address: rogue.addr, Username: "app", Password: rogueSecret, TLS: tt.tls, RootCAs: roots}
-			up, err := dialUpstream(context.Background(), target, nil)
+			up, err := dialUpstream(context.Background(), target, nil, nil)
 			if up != nil {
 				up.close()
 			}
@@ -173,7 +173,7 @@ func TestUpstreamSCRAMChannelBinding(t *testing.T) {
 	cert, _ := testTLS(t)
 	rogue := startRoguePG(t, cert, authMessage(10, cstr("SCRAM-SHA-256-PLUS"), cstr("SCRAM-SHA-256"), []byte{0}))
 	target := Target{Name: "orders", Address: rogue.addr, Username: "app", Password: rogueSecret, TLS: "require"}
-	if up, err := dialUpstream(context.Background(), target, nil); err == nil {
+	if up, err := dialUpstream(context.Background(), target, nil, nil); err == nil {
 		up.close()
 		t.Fatal("logged in to a server that never finished SCRAM")
 	}
