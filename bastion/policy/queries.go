@@ -44,12 +44,9 @@ type Statement struct {
 	// not qualified, with the identifiers resolved as the database resolves
 	// them (quotes removed). A reference to a CTE by its name is not one.
 	Tables []string
-	// TablesExact is set when the database resolved Tables exactly, so
-	// that "Orders" and "orders" are different tables (PostgreSQL, whose
-	// unquoted names fold to lower case and quoted ones keep theirs): a
-	// table pattern is then read as SQL reads a name (see QueryRule), and
-	// compared with case. Otherwise matching ignores case.
-	TablesExact bool
+	// TableCase says how the database compares table names, and so how
+	// table patterns match Tables.
+	TableCase TableCase
 	// Functions are the functions called, lower case; a qualified call is
 	// listed both qualified and bare.
 	Functions []string
@@ -99,11 +96,13 @@ type Statement struct {
 // schema. A schema-wide pattern ("audit.*") matches qualified names only:
 // matching every unqualified name would make it match everything.
 //
-// Where the database resolves table names exactly (Statement.TablesExact:
-// PostgreSQL), a table pattern is read as SQL reads a name: an unquoted
-// part folds to lower case, a part in double quotes keeps its case, and
-// the match is then exact ("Orders" matches only the table created as
-// "Orders"; orders and Orders match the table orders).
+// How a table pattern compares with case follows the database
+// (Statement.TableCase): in PostgreSQL a pattern is read as SQL reads a
+// name, an unquoted part folding to lower case and a part in double quotes
+// keeping its case, and the match is then exact ("Orders" matches only the
+// table created as "Orders"; orders and Orders match the table orders); in
+// MySQL with lower_case_table_names = 0 the pattern matches with case, as
+// written; otherwise case is ignored.
 type QueryRule struct {
 	Name    string // unique within its role; shown to users and in the audit log
 	Action  CommandAction
@@ -162,10 +161,7 @@ func (r *QueryRule) matches(s *Statement) (bool, error) {
 		}
 	}
 	if len(r.Tables) > 0 {
-		pats, norm := foldPatterns(r.Tables), strings.ToLower
-		if s.TablesExact {
-			pats, norm = sqlPatterns(r.Tables), func(s string) string { return s }
-		}
+		pats, norm := tablePatterns(r.Tables, s.TableCase)
 		ok, err := anyGlob(pats, s.Tables, norm, true)
 		if err != nil || !ok {
 			return false, err

@@ -2,8 +2,36 @@ package policy
 
 import "strings"
 
+// TableCase is how a database compares table names.
+type TableCase uint8
+
+const (
+	// TablesAnyCase: without regard to case (MySQL with
+	// lower_case_table_names 1 or 2, or unknown).
+	TablesAnyCase TableCase = iota
+	// TablesSQLCase: as resolved by SQL's rules, unquoted names folded to
+	// lower case and quoted ones kept, then exactly (PostgreSQL).
+	TablesSQLCase
+	// TablesExactCase: exactly, as written (MySQL with
+	// lower_case_table_names = 0).
+	TablesExactCase
+)
+
+// tablePatterns returns pats as they compare with names of case c, and
+// how both are normalised.
+func tablePatterns(pats []string, c TableCase) ([]string, func(string) string) {
+	same := func(s string) string { return s }
+	switch c {
+	case TablesSQLCase:
+		return sqlPatterns(pats), same
+	case TablesExactCase:
+		return foldPatterns(pats), same
+	}
+	return foldPatterns(pats), strings.ToLower
+}
+
 // sqlPatterns reads table patterns as SQL reads names, for statements
-// whose tables the database resolved exactly (Statement.TablesExact): each
+// whose tables the database resolved by SQL's rules (TablesSQLCase): each
 // dot-separated part in double quotes is kept as written (without the
 // quotes, "" standing for one "), any other part is folded to lower case,
 // as PostgreSQL folds an unquoted name. So orders and ORDERS match the
@@ -17,7 +45,7 @@ func sqlPatterns(pats []string) []string {
 }
 
 // foldPatterns removes the quotes of quoted parts, for statements whose
-// tables are matched without regard to case.
+// tables are matched without regard to case, or exactly as written.
 func foldPatterns(pats []string) []string {
 	out := make([]string, len(pats))
 	for i, p := range pats {

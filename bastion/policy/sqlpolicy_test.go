@@ -38,9 +38,10 @@ func TestSQLCriteria(t *testing.T) {
 	alter := func(actions ...string) policy.Statement {
 		return policy.Statement{Kind: policy.StatementDDL, Command: "ALTER TABLE", Actions: actions}
 	}
-	tbl := func(exact bool, names ...string) policy.Statement {
-		return policy.Statement{Kind: policy.StatementRead, Command: "SELECT", Tables: names, TablesExact: exact}
+	tbl := func(c policy.TableCase, names ...string) policy.Statement {
+		return policy.Statement{Kind: policy.StatementRead, Command: "SELECT", Tables: names, TableCase: c}
 	}
+	sql, exact, anyCase := policy.TablesSQLCase, policy.TablesExactCase, policy.TablesAnyCase
 	tests := []struct {
 		name, user string
 		s          policy.Statement
@@ -59,12 +60,17 @@ func TestSQLCriteria(t *testing.T) {
 		{"program", "p", policy.Statement{Kind: policy.StatementWrite, Command: "COPY", Program: true, FileAccess: true}, policy.CommandDeny},
 		{"server file is not a program", "p", policy.Statement{Kind: policy.StatementWrite, Command: "COPY", FileAccess: true}, policy.CommandAllow},
 
-		{"quoted pattern, exact table", "t", tbl(true, "Orders"), policy.CommandDeny},
-		{"quoted pattern, folded table", "t", tbl(true, "orders"), policy.CommandAllow},
-		{"unquoted pattern folds", "t", tbl(true, "shop.items"), policy.CommandDeny},
-		{"unquoted pattern, quoted table", "t", tbl(true, "Shop.Items"), policy.CommandAllow},
-		{"unquoted pattern, bare name", "t", tbl(true, "items"), policy.CommandDeny},
-		{"not exact: case ignored", "t", tbl(false, "ORDERS"), policy.CommandDeny},
+		{"quoted pattern, exact table", "t", tbl(sql, "Orders"), policy.CommandDeny},
+		{"quoted pattern, folded table", "t", tbl(sql, "orders"), policy.CommandAllow},
+		{"unquoted pattern folds", "t", tbl(sql, "shop.items"), policy.CommandDeny},
+		{"unquoted pattern, quoted table", "t", tbl(sql, "Shop.Items"), policy.CommandAllow},
+		{"unquoted pattern, bare name", "t", tbl(sql, "items"), policy.CommandDeny},
+		{"any case: case ignored", "t", tbl(anyCase, "ORDERS"), policy.CommandDeny},
+		{"any case: unquoted pattern", "t", tbl(anyCase, "SHOP.ITEMS"), policy.CommandDeny},
+		{"exact: as written", "t", tbl(exact, "Shop.Items"), policy.CommandDeny},
+		{"exact: other case", "t", tbl(exact, "shop.items"), policy.CommandAllow},
+		{"exact: quoted pattern", "t", tbl(exact, "Orders"), policy.CommandDeny},
+		{"exact: quoted pattern, other case", "t", tbl(exact, "orders"), policy.CommandAllow},
 
 		{"read-only: side effects", "r", policy.Statement{Kind: policy.StatementRead, Command: "SELECT", SideEffects: true}, policy.CommandDeny},
 		{"read-only: program", "r", policy.Statement{Kind: policy.StatementRead, Command: "COPY", Program: true}, policy.CommandDeny},

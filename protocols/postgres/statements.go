@@ -172,7 +172,7 @@ func policyStatement(s *pgsql.Statement) policy.Statement {
 	}
 	return policy.Statement{
 		Text: s.Text, Kind: policy.StatementKind(s.Kind), Command: s.Command, Actions: s.Actions,
-		Tables: tables, TablesExact: true,
+		Tables: tables, TableCase: policy.TablesSQLCase,
 		Functions: s.Functions, Unbounded: s.Unbounded, WritesInCTE: s.WritesInCTE,
 		ExplainAnalyze: s.ExplainAnalyze, FileAccess: s.CopyProgram || s.CopyFile || s.ServerFiles, RoleChange: s.Roles,
 		Program: s.Program, SideEffects: s.SideEffects,
