@@ -250,7 +250,7 @@ func randIntn(n int) int {
 func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 
 // quoteLiteral quotes a string literal as quote_literal does with
-// standard_conforming_strings: every ' doubled, and E'' with every \
+// standard_conforming_strings: every ' doubled, and E” with every \
 // doubled when it has one.
 func quoteLiteral(s string) string {
 	q := "'" + strings.ReplaceAll(s, "'", "''") + "'"
