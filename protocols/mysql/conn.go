@@ -48,10 +48,8 @@ type clientConn struct {
 	rec     *queryRecorder
 	dec     *decider
 	stmts   map[uint32]*prepared // prepared statements by id
-	// upID is the target connection's ID (CONNECTION_ID()), the one
-	// connection a KILL from this session may name; maxMessage is the
-	// largest command read, at most the target's max_allowed_packet.
-	upID       uint32
+	// maxMessage is the largest command read, at most the target's
+	// max_allowed_packet.
 	maxMessage int
 	// sqlHolds are the statements prepared with SQL's PREPARE that need
 	// approval, by lower-case name: each EXECUTE of one is held.

@@ -57,6 +57,9 @@ type decider struct {
 	// prepared is what the session may have prepared with SQL's PREPARE,
 	// so that an EXECUTE is decided as what it runs.
 	prepared policy.Prepared
+	// ownConn is the session's target connection ID, the only one its
+	// KILL may name where rules apply (killRefusal).
+	ownConn uint32
 }
 
 type cacheKey struct {
@@ -137,6 +140,10 @@ func (d *decider) decideNew(sql string) *verdict {
 	}
 	if p.QueriesRestricted(d.user, d.target) {
 		if why := d.modeRefusal(stmts); why != "" {
+			v.refusal = why
+			return v
+		}
+		if why := d.killRefusal(sql, stmts); why != "" {
 			v.refusal = why
 			return v
 		}

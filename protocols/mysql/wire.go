@@ -56,7 +56,7 @@ func (c *clientConn) startWire() error {
 	if err != nil {
 		return err
 	}
-	c.upID = id
+	c.dec.ownConn = id
 	c.maxMessage = min(c.srv.cfg.MaxMessage, maxAllowed)
 	return nil
 }

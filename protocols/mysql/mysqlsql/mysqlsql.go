@@ -274,7 +274,10 @@ func parseNodes(code string, m Mode) (nodes []ast.StmtNode, err error) {
 	if err != nil {
 		return nil, &SyntaxError{Message: firstLine(err.Error())}
 	}
-	return nodes, nil
+	// The slice is the parser's own, refilled by its next Parse: once the
+	// parser is back in the pool, another session's parse would overwrite
+	// it while the caller reads it.
+	return slices.Clone(nodes), nil
 }
 
 func (r reading) parseCode(orig, code string) ([]Statement, error) {
