@@ -250,8 +250,8 @@ func randIntn(n int) int {
 func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 
 // quoteLiteral quotes a string literal as quote_literal does with
-// standard_conforming_strings: every ' doubled, and E” with every \
-// doubled when it has one.
+// standard_conforming_strings: every ' doubled, and, when it has a
+// backslash, every \\ doubled and the E prefix.
 func quoteLiteral(s string) string {
 	q := "'" + strings.ReplaceAll(s, "'", "''") + "'"
 	if strings.Contains(s, `\`) {

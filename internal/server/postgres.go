@@ -16,6 +16,9 @@ func (b *Bastion) newPostgres() (Frontend, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := b.provisionAccounts(targets); err != nil {
+		return nil, err
+	}
 	pol := b.Config.Policy
 	return postgres.NewServer(postgres.Config{
 		TLS: b.CA.TLS.ServerConfig(b.Config.Server.Hostnames), Targets: targets,

@@ -78,6 +78,7 @@ type Bastion struct {
 
 	frontends     map[policy.Kind]Frontend // the database front ends served
 	frontendAddrs map[policy.Kind]string   // their configured listen addresses
+	provisioners  []provisioner            // of targets that provision accounts
 }
 
 // New opens the store and keys and builds the service graph of a Bastion
@@ -318,6 +319,7 @@ func (b *Bastion) Run(ctx context.Context, l *Listeners) error {
 	wg.Add(2)
 	go func() { defer wg.Done(); b.Access.Run(ctx) }()
 	go func() { defer wg.Done(); b.wakeOnChange(ctx) }()
+	b.runProvisioners(ctx, &wg)
 	b.recs.start(ctx, b.Store, b.Access.Record)
 
 	// The database front ends log before SSH: "serving ssh" is the line
@@ -488,6 +490,7 @@ func (b *Bastion) wakeOnChange(ctx context.Context) {
 			return
 		case <-b.Access.Changed():
 			b.grants.Wake()
+			b.wakeProvisioners()
 		}
 	}
 }

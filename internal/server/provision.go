@@ -1,0 +1,64 @@
+package server
+
+import (
+	"context"
+	"sync"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/bastionhq/bastion/internal/provision"
+	"github.com/bastionhq/bastion/protocols/postgres"
+)
+
+// provisioner sweeps one target's provisioned accounts; wake asks it for a
+// sweep now (a request changed).
+type provisioner struct {
+	p    *provision.Postgres
+	wake chan struct{}
+}
+
+// provisionAccounts gives every PostgreSQL target configured with
+// `provision:` its provisioner, as the target's Accounts: its sessions log
+// in as accounts of their own, made by the target's configured (admin)
+// account.
+func (b *Bastion) provisionAccounts(targets pgTargets) error {
+	for name, t := range targets {
+		ct := b.Config.Targets[name]
+		if ct == nil || ct.Provision == nil {
+			continue
+		}
+		admin := t // the target as configured: its own credentials, no Accounts
+		p, err := provision.NewPostgres(provision.Config{
+			Target: name, Template: ct.Provision.Template, ConnectionLimit: ct.Provision.ConnectionLimit,
+			Connect: func(ctx context.Context) (*pgconn.PgConn, error) { return postgres.ConnectAdmin(ctx, admin) },
+			Grants:  b.Store, Logger: b.log,
+		})
+		if err != nil {
+			return err
+		}
+		t.Accounts = p
+		targets[name] = t
+		b.provisioners = append(b.provisioners, provisioner{p: p, wake: make(chan struct{}, 1)})
+	}
+	return nil
+}
+
+// runProvisioners sweeps every target's provisioned accounts at once (what
+// a crash left behind), then periodically and on every change of a
+// request, until ctx ends.
+func (b *Bastion) runProvisioners(ctx context.Context, wg *sync.WaitGroup) {
+	for _, pr := range b.provisioners {
+		wg.Add(1)
+		go func() { defer wg.Done(); pr.p.Run(ctx, pr.wake) }()
+	}
+}
+
+// wakeProvisioners asks for a sweep now, without waiting for one running.
+func (b *Bastion) wakeProvisioners() {
+	for _, pr := range b.provisioners {
+		select {
+		case pr.wake <- struct{}{}:
+		default:
+		}
+	}
+}
