@@ -142,6 +142,20 @@ targets:
 		t.Fatalf("mallory's current_user = %q, %v; want %s", s, err, malRole)
 	}
 
+	// Sessions cannot reach each other: alice sees none of mallory's
+	// statement text, and PostgreSQL refuses her terminating his backend.
+	if err := mallory.QueryRow(ctx, "SELECT 'mallory was here'").Scan(&s); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%mallory was here%' AND usename = $1", malRole).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("alice sees %d of mallory's statements, %v", n, err)
+	}
+	malPID := superValue(t, pg, "SELECT pid::text FROM pg_stat_activity WHERE usename = $1", malRole)
+	_, err = alice.Exec(ctx, "SELECT pg_terminate_backend("+malPID+")")
+	if pe := pgError(t, err); pe.Code != "42501" {
+		t.Fatalf("alice terminating mallory's backend: %v; want PostgreSQL's refusal", err)
+	}
+
 	b.mustRun("bob", "revoke", fmt.Sprint(aliceTok.Request), "--reason", "incident over")
 	roleGone := func() bool {
 		return superValue(t, pg, "SELECT count(*)::text FROM pg_roles WHERE rolname = $1", aliceRole) == "0"
