@@ -71,8 +71,11 @@ type conn struct {
 	pending queue
 	ext     extendedState // client-to-target loop only
 	copy    copyState
-	bigIn   []byte // messages larger than the read buffer, each way
-	bigOut  []byte
+	// signalChecks caches checkSignals' refusals by text (client-to-target
+	// loop only).
+	signalChecks map[string]string
+	bigIn        []byte // messages larger than the read buffer, each way
+	bigOut       []byte
 
 	endOnce   sync.Once
 	stopWatch func() // ends the grant's watch

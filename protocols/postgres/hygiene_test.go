@@ -226,3 +226,32 @@ func TestGSSENCAfterTLS(t *testing.T) {
 		})
 	}
 }
+
+// TestSignalRefusal: only the session's own backend may be terminated or
+// cancelled; another PID, or one that is not a constant, is refused.
+func TestSignalRefusal(t *testing.T) {
+	const own = 4242
+	for _, tc := range []struct {
+		name, sql string
+		refused   bool
+	}{
+		{"own by pid", "SELECT pg_cancel_backend(4242)", false},
+		{"own by function", "SELECT pg_terminate_backend(pg_backend_pid())", false},
+		{"another", "SELECT pg_terminate_backend(4243)", true},
+		{"another cancelled", "SELECT pg_cancel_backend(1)", true},
+		{"all of them", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity", true},
+		{"own and another", "SELECT pg_cancel_backend(4242), pg_cancel_backend(17)", true},
+		{"none", "SELECT 1", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if why := signalRefusal(tc.sql, own); (why != "") != tc.refused {
+				t.Fatalf("refusal %q, want refused %v", why, tc.refused)
+			}
+		})
+	}
+	for _, sql := range []string{"SELECT pg_terminate_backend(1)", `SELECT U&"pg_terminate\005fbackend"(1)`, `SELECT dblink('c', E'select pg_terminate\x5fbackend(1)')`} {
+		if !maySignal(sql) {
+			t.Errorf("maySignal(%q) = false", sql)
+		}
+	}
+}

@@ -516,7 +516,7 @@ func (c *conn) clientMessage(typ byte, msg []byte) error {
 		// sends without waiting for its answer.
 		c.copy.expected = startsCopy(v.stmts, sql)
 		d, shown := c.sqlPrepared(v, sql)
-		d = c.approve(d, shown)
+		d = c.approve(c.checkSignals(sql, d), shown)
 		if d.Action != policy.CommandAllow {
 			c.deny(d, sql)
 			c.push(entry{kind: entryPoison, denial: denial(d)}, entry{kind: entrySync})
@@ -541,7 +541,7 @@ func (c *conn) clientMessage(typ byte, msg []byte) error {
 		v := c.dec.decide(m.Query)
 		c.lasting = c.lasting || v.lasting
 		d, shown := c.sqlPrepared(v, m.Query)
-		d = c.parseDecision(m, d)
+		d = c.checkSignals(m.Query, c.parseDecision(m, d))
 		if old := c.ext.stmts[""]; m.Name == "" && c.inBatchHeld(old, m.Query) && d.Action != policy.CommandDeny {
 			// The target skips this Parse if an earlier message of the
 			// batch failed, and keeps the unnamed statement that needs
