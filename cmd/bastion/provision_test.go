@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -169,5 +172,34 @@ targets:
 	}
 	if got := superValue(t, pg, "SELECT count(*)::text FROM pg_roles WHERE rolname = $1", malRole); got != "1" {
 		t.Fatalf("mallory's role was dropped with alice's")
+	}
+
+	// A crash loses the accounts' passwords (kept in memory only): after
+	// kill -9 and a restart, mallory's live grant keeps its role, and her
+	// next session sets a new password and logs in as it.
+	mallory.Close(ctx)
+	if err := b.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-b.exited
+	oldPort := b.sshPort
+	b.start()
+	kh, err := os.ReadFile(b.knownHosts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(b.knownHosts, bytes.Replace(kh, []byte("]:"+oldPort+" "), []byte("]:"+b.sshPort+" "), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(b.mustRun("mallory", "token", fmt.Sprint(malTok.Request), "--json")), &malTok); err != nil {
+		t.Fatal(err)
+	}
+	again, err := pgx.Connect(ctx, malTok.URL)
+	if err != nil {
+		t.Fatalf("mallory's login after a restart: %v", err)
+	}
+	defer again.Close(context.Background())
+	if err := again.QueryRow(ctx, "SELECT current_user").Scan(&s); err != nil || s != malRole {
+		t.Fatalf("mallory's current_user after a restart = %q, %v; want %s", s, err, malRole)
 	}
 }
