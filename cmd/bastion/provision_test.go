@@ -86,6 +86,22 @@ func superValue(t *testing.T, pg *harness.Postgres, sql string, args ...any) str
 	return s
 }
 
+// loginAs logs in through Bastion with tok and checks that the target
+// sees the session as role; the connection closes when t ends.
+func loginAs(t *testing.T, tok dbToken, role string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), tok.URL)
+	if err != nil {
+		t.Fatalf("login with request %d's token: %v", tok.Request, err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	var s string
+	if err := conn.QueryRow(t.Context(), "SELECT current_user").Scan(&s); err != nil || s != role {
+		t.Fatalf("current_user = %q, %v; want %s", s, err, role)
+	}
+	return conn
+}
+
 // TestProvisionedAccounts: with provision, a user's session logs in upstream
 // as an account of their own, named for them and their request, with the
 // template's privileges only (PostgreSQL itself refuses the rest); revoking
@@ -114,20 +130,13 @@ targets:
 	aliceRole := fmt.Sprintf("bastion_alice_%d", aliceTok.Request)
 	malRole := fmt.Sprintf("bastion_mallory_%d", malTok.Request)
 
-	alice, err := pgx.Connect(ctx, aliceTok.URL)
-	if err != nil {
-		t.Fatalf("alice's login: %v", err)
-	}
-	defer alice.Close(context.Background())
+	alice := loginAs(t, aliceTok, aliceRole)
 	var s string
-	if err := alice.QueryRow(ctx, "SELECT current_user").Scan(&s); err != nil || s != aliceRole {
-		t.Fatalf("alice's current_user = %q, %v; want %s", s, err, aliceRole)
-	}
 	var n int
 	if err := alice.QueryRow(ctx, "SELECT count(*) FROM items").Scan(&n); err != nil || n != 3 {
 		t.Fatalf("items through the template's privilege: %d, %v", n, err)
 	}
-	_, err = alice.Exec(ctx, "SELECT * FROM secrets")
+	_, err := alice.Exec(ctx, "SELECT * FROM secrets")
 	if pe := pgError(t, err); pe.Code != "42501" || !strings.Contains(pe.Message, "permission denied for table secrets") {
 		t.Fatalf("secrets: %v; want PostgreSQL's own permission denied", err)
 	}
@@ -136,14 +145,7 @@ targets:
 		t.Fatalf("pg_stat_activity shows %s backends of %s", got, aliceRole)
 	}
 
-	mallory, err := pgx.Connect(ctx, malTok.URL)
-	if err != nil {
-		t.Fatalf("mallory's login: %v", err)
-	}
-	defer mallory.Close(context.Background())
-	if err := mallory.QueryRow(ctx, "SELECT current_user").Scan(&s); err != nil || s != malRole {
-		t.Fatalf("mallory's current_user = %q, %v; want %s", s, err, malRole)
-	}
+	mallory := loginAs(t, malTok, malRole)
 
 	// Sessions cannot reach each other: alice sees none of mallory's
 	// statement text, and PostgreSQL refuses her terminating his backend.
@@ -194,12 +196,5 @@ targets:
 	if err := json.Unmarshal([]byte(b.mustRun("mallory", "token", fmt.Sprint(malTok.Request), "--json")), &malTok); err != nil {
 		t.Fatal(err)
 	}
-	again, err := pgx.Connect(ctx, malTok.URL)
-	if err != nil {
-		t.Fatalf("mallory's login after a restart: %v", err)
-	}
-	defer again.Close(context.Background())
-	if err := again.QueryRow(ctx, "SELECT current_user").Scan(&s); err != nil || s != malRole {
-		t.Fatalf("mallory's current_user after a restart = %q, %v; want %s", s, err, malRole)
-	}
+	loginAs(t, malTok, malRole)
 }
