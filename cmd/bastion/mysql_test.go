@@ -378,7 +378,8 @@ func testMySQLRules(t *testing.T, tok dbToken) {
 		{"multi-table delete", "DELETE o FROM orders o JOIN secrets s ON s.id = o.id", "no-unbounded-writes"},
 		{"secrets", "SELECT * FROM secrets", "no-secrets"},
 		{"secrets backticks", "SELECT * FROM `shop`.`secrets`", "no-secrets"},
-		{"secrets upper case", "SELECT * FROM SHOP.SECRETS", "no-secrets"},
+		// SHOP.SECRETS is another table than shop.secrets here
+		// (lower_case_table_names = 0): see TestSQLPolicy.
 		{"secrets subquery", "SELECT (SELECT value FROM secrets LIMIT 1)", "no-secrets"},
 		{"secrets in union", "SELECT customer FROM orders UNION SELECT value FROM secrets", "no-secrets"},
 		{"secrets rename", "RENAME TABLE secrets TO open_data", "no-secrets"},

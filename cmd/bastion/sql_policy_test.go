@@ -36,6 +36,8 @@ INSERT INTO orders (id, total) SELECT seq, seq * 10 FROM seq_1_to_10;
 CREATE TABLE secrets (id int, value text);
 INSERT INTO secrets VALUES (1, 'the launch codes');
 CREATE SEQUENCE s;
+CREATE TABLE Items (id int);
+INSERT INTO Items VALUES (1);
 `
 
 // sqlPolicyRoles: alice (developer) works under "no destructive DDL" and
@@ -53,6 +55,7 @@ roles:
       - {name: no-capital-orders, action: deny, targets: [pgpol], tables: ['"Orders"']}
       - {name: no-programs, action: deny, program: true}
       - {name: no-side-effects, action: deny, targets: [mypol], side_effects: true}
+      - {name: no-items, action: deny, targets: [mypol], tables: [items]}
   lead:
     read_only: true
     request:
@@ -266,7 +269,15 @@ func testMySQLPolicy(t *testing.T, b *testBastion) {
 	tok := b.grantDB(t, "alice", "mypol")
 	db := tok.open(t, "multiStatements=true")
 	db.SetMaxOpenConns(1)
+	// MariaDB on Linux compares table names with case: Items and items are
+	// two tables, and a rule on items is not about Items.
+	var lctn int
+	if err := db.QueryRowContext(t.Context(), "SELECT @@lower_case_table_names").Scan(&lctn); err != nil || lctn != 0 {
+		t.Fatalf("lower_case_table_names = %d, %v; the cases below are written for 0", lctn, err)
+	}
 	checkMy(t, db, []sqlCase{
+		{"Items", "SELECT * FROM Items", ""},
+		{"items", "SELECT * FROM items", "no-items"},
 		{"add column", "ALTER TABLE orders ADD COLUMN extra INT", ""},
 		{"drop column", "ALTER TABLE orders DROP COLUMN extra", "no-destructive-ddl"},
 		{"drop primary key", "ALTER TABLE orders DROP PRIMARY KEY", "no-destructive-ddl"},

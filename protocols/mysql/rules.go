@@ -57,6 +57,9 @@ type decider struct {
 	// prepared is what the session may have prepared with SQL's PREPARE,
 	// so that an EXECUTE is decided as what it runs.
 	prepared policy.Prepared
+	// tableCase is how the target compares table names (startTableCase);
+	// until known, without case.
+	tableCase policy.TableCase
 	// ownConn is the session's target connection ID, the only one its
 	// KILL may name where rules apply (killRefusal).
 	ownConn uint32
@@ -147,6 +150,9 @@ func (d *decider) decideNew(sql string) *verdict {
 			v.refusal = why
 			return v
 		}
+	}
+	for i := range stmts {
+		stmts[i].TableCase = d.tableCase
 	}
 	all := mysqlsql.Statements(stmts)
 	dec := p.DecideQueries(d.user, d.target, d.prepared.Follow(all, all))

@@ -41,6 +41,11 @@ func (c *clientConn) commands() {
 		reason = "connection error: " + err.Error()
 		return
 	}
+	if err := c.startTableCase(); err != nil {
+		c.log.Warn("read lower_case_table_names", "err", err)
+		reason = "connection error: " + err.Error()
+		return
+	}
 	for {
 		c.mu.Lock()
 		c.busy = false
