@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -212,5 +213,25 @@ func TestPostgresAccountRefusesStanding(t *testing.T) {
 	}
 	if _, _, err := p.Account(t.Context(), &access.Grant{User: "alice", Target: "shop"}); err == nil {
 		t.Fatal("standing access got an account")
+	}
+}
+
+// TestPostgresAccountAdminRefused: an admin account that may not create
+// roles fails the account, naming the target and the role, and leaves no
+// password behind (the next session tries again).
+func TestPostgresAccountAdminRefused(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	f.asSuper(t, "ALTER ROLE bastion_admin NOCREATEROLE")
+	p := f.provisioner(t)
+	g := &access.Grant{User: "alice", Target: "shop", RequestID: 9, Ends: time.Now().Add(time.Hour)}
+	_, _, err := p.Account(ctx, g)
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "42501" || !strings.Contains(err.Error(), "shop: role bastion_alice_9") {
+		t.Fatalf("Account with an admin lacking CREATEROLE = %v", err)
+	}
+	f.asSuper(t, "ALTER ROLE bastion_admin CREATEROLE")
+	if _, _, err := p.Account(ctx, g); err != nil {
+		t.Fatalf("after CREATEROLE was given back: %v", err)
 	}
 }
