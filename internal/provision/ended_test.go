@@ -18,8 +18,8 @@ func (failingGrants) Request(context.Context, int64) (*store.Request, error) {
 }
 
 // TestEnded: which roles a sweep drops. A role is kept only while its
-// request is approved, not past its end, its requester's and granting
-// this target; roles of names Bastion does not make are never touched.
+// request is approved, not past its end and its requester's; roles of
+// names Bastion does not make are never touched.
 func TestEnded(t *testing.T) {
 	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
 	reqs := &requests{m: map[int64]*store.Request{}}
@@ -43,7 +43,7 @@ func TestEnded(t *testing.T) {
 		{"expired", "bastion_alice_2", true},
 		{"revoked", "bastion_alice_3", true},
 		{"another user's request", "bastion_alice_4", true},
-		{"another target's request", "bastion_alice_5", true},
+		{"another target's request (on the same server: its role)", "bastion_alice_5", false},
 		{"pending", "bastion_alice_6", true},
 		{"unknown request", "bastion_alice_99", true},
 		{"not Bastion's name", "bastion_admin", false},

@@ -25,7 +25,6 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -302,8 +301,9 @@ func cmpOr(a, b error) error {
 	return b
 }
 
-// ended says why role's grant no longer holds, or "" while it does or
-// when role is not one RoleName makes.
+// ended says why role's grant no longer holds (its request is not
+// approved now, or is not the role's user's, or does not exist), or ""
+// while it does or when role is not one RoleName makes.
 func (p *Postgres) ended(ctx context.Context, role string) (string, error) {
 	id, ok := requestOf(role)
 	if !ok {
@@ -317,9 +317,10 @@ func (p *Postgres) ended(ctx context.Context, role string) (string, error) {
 		return "", err
 	case RoleName(r.Requester, r.ID) != role:
 		return fmt.Sprintf("request %d is not %s's", id, role), nil
-	case !slices.Contains(r.Targets, p.cfg.Target):
-		return fmt.Sprintf("request %d does not grant %s", id, p.cfg.Target), nil
 	}
+	// Roles are the server's, not one database's: a role of a request
+	// for another target on the same server is that target's to keep, so
+	// the request's targets are not checked.
 	if st := r.StateAt(p.cfg.Now()); st != store.Approved {
 		return fmt.Sprintf("request %d is %s", id, st), nil
 	}
