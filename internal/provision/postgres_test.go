@@ -235,3 +235,36 @@ func TestPostgresAccountAdminRefused(t *testing.T) {
 		t.Fatalf("after CREATEROLE was given back: %v", err)
 	}
 }
+
+// TestPostgresTwoTargetsOneServer: two targets on one PostgreSQL server
+// share a request's role (roles are the server's); sharing a Server, the
+// second target's session neither changes the first's password nor has
+// its role dropped by the first target's sweep.
+func TestPostgresTwoTargetsOneServer(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	end := time.Now().Add(time.Hour)
+	f.reqs.set(3, "alice", store.Approved, end)
+	f.reqs.m[3].Targets = []string{"shop", "shop-reports"}
+	srv := NewServer()
+	shop := f.provisioner(t)
+	shop.cfg.Server = srv
+	reports := f.provisioner(t)
+	reports.cfg.Server, reports.cfg.Target = srv, "shop-reports"
+
+	name, pw, err := shop.Account(ctx, &access.Grant{User: "alice", Target: "shop", RequestID: 3, Ends: end})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, pw2, err := reports.Account(ctx, &access.Grant{User: "alice", Target: "shop-reports", RequestID: 3, Ends: end}); err != nil || pw2 != pw {
+		t.Fatalf("the second target's account: same password %v, %v", pw2 == pw, err)
+	}
+	if err := shop.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pc, err := pgconn.Connect(ctx, f.dsn(name, pw))
+	if err != nil {
+		t.Fatalf("login as %s after both targets' accounts and a sweep: %v", name, err)
+	}
+	pc.Close(context.Background())
+}

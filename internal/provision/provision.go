@@ -67,17 +67,29 @@ type Config struct {
 	// ADMIN of Template).
 	Connect func(ctx context.Context) (*pgconn.PgConn, error)
 	Grants  Grants
-	Logger  *slog.Logger
-	Now     func() time.Time // time.Now if nil
+	// Server holds the passwords of the roles of one PostgreSQL server:
+	// roles are the server's, so the provisioners of every target on it
+	// must share one, or each would set its own password on a role the
+	// others use. nil: a Server of the provisioner's own.
+	Server *Server
+	Logger *slog.Logger
+	Now    func() time.Time // time.Now if nil
 }
+
+// Server is what Bastion knows of the roles it provisioned on one
+// PostgreSQL server.
+type Server struct {
+	mu       sync.Mutex
+	accounts map[string]*account // by role name
+}
+
+// NewServer returns an empty Server.
+func NewServer() *Server { return &Server{accounts: map[string]*account{}} }
 
 // Postgres provisions the accounts of one PostgreSQL target.
 type Postgres struct {
 	cfg Config
 	log *slog.Logger
-
-	mu       sync.Mutex
-	accounts map[string]*account // by role name
 }
 
 // account is what Bastion knows of a role it provisioned; mu serialises
@@ -99,7 +111,10 @@ func NewPostgres(cfg Config) (*Postgres, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Postgres{cfg: cfg, log: cfg.Logger.With("component", "provision", "target", cfg.Target), accounts: map[string]*account{}}, nil
+	if cfg.Server == nil {
+		cfg.Server = NewServer()
+	}
+	return &Postgres{cfg: cfg, log: cfg.Logger.With("component", "provision", "target", cfg.Target)}, nil
 }
 
 // templateRE is the template role names accepted (the config's check):
@@ -182,12 +197,13 @@ func (p *Postgres) Account(ctx context.Context, g *access.Grant) (string, string
 
 // account is the entry of role name, made when missing.
 func (p *Postgres) account(name string) *account {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	a := p.accounts[name]
+	s := p.cfg.Server
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.accounts[name]
 	if a == nil {
 		a = &account{}
-		p.accounts[name] = a
+		s.accounts[name] = a
 	}
 	return a
 }
@@ -350,9 +366,10 @@ func (p *Postgres) drop(ctx context.Context, pc *pgconn.PgConn, role string) err
 	if _, err := pc.Exec(ctx, "DROP OWNED BY "+q+"; DROP ROLE "+q).ReadAll(); err != nil {
 		return err
 	}
-	p.mu.Lock()
-	delete(p.accounts, role)
-	p.mu.Unlock()
+	s := p.cfg.Server
+	s.mu.Lock()
+	delete(s.accounts, role)
+	s.mu.Unlock()
 	return nil
 }
 

@@ -22,16 +22,20 @@ type provisioner struct {
 // in as accounts of their own, made by the target's configured (admin)
 // account.
 func (b *Bastion) provisionAccounts(targets pgTargets) error {
+	servers := map[string]*provision.Server{} // by address: one per PostgreSQL server
 	for name, t := range targets {
 		ct := b.Config.Targets[name]
 		if ct == nil || ct.Provision == nil {
 			continue
 		}
 		admin := t // the target as configured: its own credentials, no Accounts
+		if servers[t.Address] == nil {
+			servers[t.Address] = provision.NewServer()
+		}
 		p, err := provision.NewPostgres(provision.Config{
 			Target: name, Template: ct.Provision.Template, ConnectionLimit: ct.Provision.ConnectionLimit,
 			Connect: func(ctx context.Context) (*pgconn.PgConn, error) { return postgres.ConnectAdmin(ctx, admin) },
-			Grants:  b.Store, Logger: b.log,
+			Grants:  b.Store, Server: servers[t.Address], Logger: b.log,
 		})
 		if err != nil {
 			return err
