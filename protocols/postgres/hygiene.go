@@ -120,25 +120,21 @@ func startsCopy(stmts []policy.Statement, text string) bool {
 }
 
 // firstKeyword is the first word of a statement, upper case, after
-// white space and comments.
+// white space and comments ("" when a comment does not end).
 func firstKeyword(s string) string {
+	comments := [...]struct{ open, close string }{{"--", "\n"}, {"/*", "*/"}}
+skip:
 	for {
 		s = strings.TrimLeft(s, " \t\r\n\f(")
-		switch {
-		case strings.HasPrefix(s, "--"):
-			i := strings.IndexByte(s, '\n')
-			if i < 0 {
-				return ""
+		for _, c := range comments {
+			if strings.HasPrefix(s, c.open) {
+				_, rest, ok := strings.Cut(s[len(c.open):], c.close)
+				if !ok {
+					return ""
+				}
+				s = rest
+				continue skip
 			}
-			s = s[i+1:]
-			continue
-		case strings.HasPrefix(s, "/*"):
-			i := strings.Index(s, "*/")
-			if i < 0 {
-				return ""
-			}
-			s = s[i+2:]
-			continue
 		}
 		i := 0
 		for i < len(s) && (s[i] >= 'a' && s[i] <= 'z' || s[i] >= 'A' && s[i] <= 'Z') {
