@@ -219,9 +219,10 @@ func (p *Postgres) ensure(ctx context.Context, pc *pgconn.PgConn, name, password
 		p.cfg.ConnectionLimit, quoteLiteral(dbauth.Derive(password).SCRAM), quoteLiteral(until.UTC().Format("2006-01-02 15:04:05.999999+00")))
 	var sql string
 	if exists {
-		// Only a superuser may change the other attributes, and a role
-		// made with them is refused by PostgreSQL here.
-		sql = "ALTER ROLE " + quoteIdent(name) + " WITH " + opts + "; GRANT " + quoteIdent(p.cfg.Template) + " TO " + quoteIdent(name)
+		// Only a superuser may alter a role with SUPERUSER, REPLICATION
+		// or BYPASSRLS, so PostgreSQL refuses this ALTER for one (the
+		// session is then refused); CREATEDB and CREATEROLE are cleared.
+		sql = "ALTER ROLE " + quoteIdent(name) + " WITH NOCREATEDB NOCREATEROLE " + opts + "; GRANT " + quoteIdent(p.cfg.Template) + " TO " + quoteIdent(name)
 	} else {
 		// ADMIN CURRENT_USER makes the admin account a member of the new
 		// role: what PostgreSQL 15 asks of DROP OWNED BY and of
