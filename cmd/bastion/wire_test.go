@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha1"
 	"crypto/tls"
 	"database/sql"
 	be "encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -46,7 +49,8 @@ roles:
 
 func TestWire(t *testing.T) {
 	pg, my := testPostgres(t), testMariaDB(t)
-	b := startBastionWith(t, options{postgres: true, mysql: true, roles: wireRoles, targets: func(t *testing.T, _ *ca.Set) string {
+	// MySQL in clear on loopback for the raw client (mysqlRaw).
+	b := startBastionWith(t, options{postgres: true, mysql: true, mysqlPlaintext: true, roles: wireRoles, targets: func(t *testing.T, _ *ca.Set) string {
 		return fmt.Sprintf(`
 targets:
   - {name: pgwire, kind: postgres, address: %q, database: postgres, username: postgres, password: %q, tls: require}
@@ -56,6 +60,7 @@ targets:
 	t.Run("postgres sessions cannot signal each other", func(t *testing.T) { testPGIsolation(t, b) })
 	t.Run("mysql sessions cannot kill each other", func(t *testing.T) { testMySQLIsolation(t, b) })
 	t.Run("postgres refuses malformed wire", func(t *testing.T) { testPGWire(t, b) })
+	t.Run("mysql refuses malformed wire", func(t *testing.T) { testMySQLWire(t, b) })
 }
 
 // pgSession connects user to pgwire and returns the connection and its
@@ -299,4 +304,105 @@ func mustEncode(t *testing.T, m pgproto3.FrontendMessage) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// mysqlRaw is a MySQL client of a few lines, logged in to Bastion in
+// clear with mysql_native_password: it sends what go-sql-driver never
+// would.
+type mysqlRaw struct{ nc net.Conn }
+
+func dialMySQLRaw(t *testing.T, tok dbToken) *mysqlRaw {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", fmt.Sprintf("%s:%d", tok.Host, tok.Port), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	nc.SetDeadline(time.Now().Add(30 * time.Second))
+	m := &mysqlRaw{nc: nc}
+	greeting, _ := m.read(t)
+	// Protocol 10: version, NUL, connection ID, 8 bytes of nonce, filler,
+	// capabilities, charset, status, capabilities, length, 10 reserved,
+	// the rest of the nonce.
+	i := bytes.IndexByte(greeting, 0) + 1 + 4
+	nonce := append([]byte(nil), greeting[i:i+8]...)
+	i += 8 + 1 + 2 + 1 + 2 + 2 + 1 + 10
+	nonce = append(nonce, greeting[i:i+12]...)
+	h1 := sha1.Sum([]byte(tok.Password))
+	h2 := sha1.Sum(h1[:])
+	h3 := sha1.Sum(append(nonce, h2[:]...))
+	auth := make([]byte, 20)
+	for k := range auth {
+		auth[k] = h1[k] ^ h3[k]
+	}
+	const caps = 1<<0 | 1<<3 | 1<<9 | 1<<13 | 1<<15 | 1<<19 // long password, with db, 4.1, transactions, secure, plugin auth
+	resp := be.LittleEndian.AppendUint32(nil, caps)
+	resp = be.LittleEndian.AppendUint32(resp, 1<<24)
+	resp = append(resp, 45)
+	resp = append(resp, make([]byte, 23)...)
+	resp = append(append(resp, tok.User...), 0)
+	resp = append(append(resp, byte(len(auth))), auth...)
+	resp = append(append(resp, tok.Database...), 0)
+	resp = append(append(resp, "mysql_native_password"...), 0)
+	m.write(t, 1, resp)
+	if ok, _ := m.read(t); len(ok) == 0 || ok[0] != 0 {
+		t.Fatalf("login: %q", ok)
+	}
+	return m
+}
+
+func (m *mysqlRaw) write(t *testing.T, seq byte, payload []byte) {
+	t.Helper()
+	n := len(payload)
+	if _, err := m.nc.Write(append([]byte{byte(n), byte(n >> 8), byte(n >> 16), seq}, payload...)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (m *mysqlRaw) read(t *testing.T) ([]byte, byte) {
+	t.Helper()
+	var h [4]byte
+	if _, err := io.ReadFull(m.nc, h[:]); err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	p := make([]byte, int(h[0])|int(h[1])<<8|int(h[2])<<16)
+	if _, err := io.ReadFull(m.nc, p); err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	return p, h[3]
+}
+
+// wantErr reads an ERR packet with code and a message naming want.
+func (m *mysqlRaw) wantErr(t *testing.T, code uint16, want string) {
+	t.Helper()
+	p, _ := m.read(t)
+	if len(p) < 9 || p[0] != 0xff || be.LittleEndian.Uint16(p[1:]) != code || !strings.Contains(string(p[9:]), want) {
+		t.Fatalf("got %q, want error %d naming %q", p, code, want)
+	}
+}
+
+func testMySQLWire(t *testing.T, b *testBastion) {
+	tok := b.grantDB(t, "alice", "mywire")
+	t.Run("statement never prepared", func(t *testing.T) {
+		m := dialMySQLRaw(t, tok)
+		for _, cmd := range []byte{0x17, 0x1a, 0x1c} { // execute, reset, fetch
+			m.write(t, 0, append([]byte{cmd}, 77, 0, 0, 0, 0, 1, 0, 0, 0))
+			m.wantErr(t, 1243, "unknown prepared statement handler (77)")
+		}
+		// Long data and close of it get no answer; the session goes on.
+		m.write(t, 0, []byte{0x18, 77, 0, 0, 0, 0, 0, 'x'})
+		m.write(t, 0, []byte{0x19, 77, 0, 0, 0})
+		m.write(t, 0, []byte{0x0e}) // COM_PING
+		if p, _ := m.read(t); len(p) == 0 || p[0] != 0 {
+			t.Fatalf("ping: %q", p)
+		}
+	})
+	t.Run("command not at sequence 0", func(t *testing.T) {
+		m := dialMySQLRaw(t, tok)
+		m.write(t, 5, append([]byte{0x03}, "SELECT 1"...))
+		m.wantErr(t, 1156, "sequence number 0, got 5")
+		if _, err := m.nc.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+			t.Fatalf("after the refusal: %v, want the connection closed", err)
+		}
+	})
 }
