@@ -61,6 +61,12 @@ targets:
 	t.Run("mysql sessions cannot kill each other", func(t *testing.T) { testMySQLIsolation(t, b) })
 	t.Run("postgres refuses malformed wire", func(t *testing.T) { testPGWire(t, b) })
 	t.Run("mysql refuses malformed wire", func(t *testing.T) { testMySQLWire(t, b) })
+	// The sessions ended for a violation are audited with it.
+	for _, want := range []string{"protocol violation: the client sent ReadyForQuery", "protocol violation: mysql: packets out of order"} {
+		waitFor(t, 20*time.Second, func() bool {
+			return strings.Contains(b.mustRun("carol", "audit", "--type", "session.end", "--json"), want)
+		})
+	}
 }
 
 // pgSession connects user to pgwire and returns the connection and its
