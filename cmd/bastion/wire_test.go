@@ -102,6 +102,10 @@ func testPGIsolation(t *testing.T, b *testBastion) {
 			}
 		}
 	}
+	// A bind parameter is only known when it runs: refused at Parse.
+	if _, err := a.Exec(t.Context(), "SELECT pg_terminate_backend($1)", mPID); pgError(t, err).Code != "42501" {
+		t.Errorf("pg_terminate_backend($1): %v, want Bastion's refusal", err)
+	}
 	// psql too.
 	_, errOut, code := psql(t, aTok.URL, "-c", fmt.Sprintf("SELECT pg_terminate_backend(%d)", mPID))
 	if code == 0 || !strings.Contains(errOut, "own backend") {
