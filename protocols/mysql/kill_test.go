@@ -50,6 +50,10 @@ func TestKillOtherSessionRefused(t *testing.T) {
 	if err := b.QueryRowContext(t.Context(), "SELECT 1").Scan(&one); err != nil {
 		t.Fatalf("the other session after the KILLs: %v", err)
 	}
+	// Text that only mentions kill, in a form the grammar lacks.
+	if _, err := a.ExecContext(t.Context(), "SELECT 'overkill' INTO @skill"); err != nil {
+		t.Fatalf("SELECT … INTO @skill: %v", err)
+	}
 	// Its own query: allowed, and the connection goes on.
 	if _, err := a.ExecContext(t.Context(), fmt.Sprintf("KILL QUERY %d", aID)); err != nil {
 		var me *mysql.MySQLError
