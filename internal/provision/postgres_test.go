@@ -29,8 +29,11 @@ INSERT INTO items VALUES (1), (2);
 CREATE TABLE secrets (s text);
 GRANT SELECT ON items TO app_readonly;
 GRANT CREATE ON SCHEMA public TO app_readonly;
+CREATE ROLE app_reports NOLOGIN;
+GRANT SELECT ON secrets TO app_reports;
 CREATE ROLE bastion_admin LOGIN CREATEROLE PASSWORD 'admin-pw';
 GRANT app_readonly TO bastion_admin WITH ADMIN OPTION;
+GRANT app_reports TO bastion_admin WITH ADMIN OPTION;
 `
 
 // requests is a store's requests, as a sweep reads them.
@@ -250,7 +253,7 @@ func TestPostgresTwoTargetsOneServer(t *testing.T) {
 	shop := f.provisioner(t)
 	shop.cfg.Server = srv
 	reports := f.provisioner(t)
-	reports.cfg.Server, reports.cfg.Target = srv, "shop-reports"
+	reports.cfg.Server, reports.cfg.Target, reports.cfg.Template = srv, "shop-reports", "app_reports"
 
 	name, pw, err := shop.Account(ctx, &access.Grant{User: "alice", Target: "shop", RequestID: 3, Ends: end})
 	if err != nil {
@@ -266,5 +269,11 @@ func TestPostgresTwoTargetsOneServer(t *testing.T) {
 	if err != nil {
 		t.Fatalf("login as %s after both targets' accounts and a sweep: %v", name, err)
 	}
-	pc.Close(context.Background())
+	defer pc.Close(context.Background())
+	// The role has each target's template: the second target's too.
+	for _, table := range []string{"items", "secrets"} {
+		if _, err := query(ctx, pc, "SELECT count(*) FROM "+table); err != nil {
+			t.Errorf("%s reads %s (app_readonly: items, app_reports: secrets): %v", name, table, err)
+		}
+	}
 }

@@ -95,9 +95,10 @@ type Postgres struct {
 // account is what Bastion knows of a role it provisioned; mu serialises
 // its creation, password change and drop.
 type account struct {
-	mu       sync.Mutex
-	password string    // "" until set by this process
-	until    time.Time // the VALID UNTIL set with password
+	mu        sync.Mutex
+	password  string          // "" until set by this process
+	until     time.Time       // the VALID UNTIL set with password
+	templates map[string]bool // granted to the role by this process
 }
 
 // NewPostgres checks cfg and returns a provisioner.
@@ -170,7 +171,8 @@ func (p *Postgres) Account(ctx context.Context, g *access.Grant) (string, string
 	a := p.account(name)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.password != "" && !g.Ends.After(a.until) {
+	// Targets on one server share the role: each grants its own template.
+	if a.password != "" && !g.Ends.After(a.until) && a.templates[p.cfg.Template] {
 		return name, a.password, nil
 	}
 	password, until := a.password, g.Ends
@@ -191,6 +193,10 @@ func (p *Postgres) Account(ctx context.Context, g *access.Grant) (string, string
 		return "", "", fmt.Errorf("provision: %s: role %s: %w", p.cfg.Target, name, err)
 	}
 	a.password, a.until = password, until
+	if a.templates == nil {
+		a.templates = map[string]bool{}
+	}
+	a.templates[p.cfg.Template] = true
 	p.log.Info("account ready", "role", name, "user", g.User, "request", g.RequestID, "until", until)
 	return name, password, nil
 }
