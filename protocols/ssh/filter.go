@@ -67,6 +67,10 @@ type lineFilter struct {
 	// runs what was decided, and is not decided (nor held for approval)
 	// again.
 	pasted string
+	// recordOnly: no command rules apply, and the filter is there only so
+	// that, under recording: fail-closed, each line's record is durable
+	// before its Enter reaches the target. Nothing is decided.
+	recordOnly bool
 }
 
 // maxPaste bounds a paste held back until its end marker.
@@ -131,11 +135,18 @@ func (f *lineFilter) forwardSome(ctx context.Context, uch, upch ssh.Channel, p [
 		}
 		start = line.End
 		msg := ""
-		if decided := f.pasted; decided == "" || line.Uncertain || strings.TrimRight(line.Text, "\n") != decided {
+		decided := f.pasted != "" && !line.Uncertain && strings.TrimRight(line.Text, "\n") == f.pasted
+		if !decided {
 			msg = f.check(ctx, line)
 		}
 		f.pasted = ""
 		if msg == "" {
+			// A paste's lines were recorded at its end.
+			if !decided {
+				if err := f.record(ctx, line); err != nil {
+					return 0, err
+				}
+			}
 			if _, err := upch.Write(p[key:line.End]); err != nil {
 				return 0, err
 			}
@@ -173,6 +184,9 @@ func (f *lineFilter) endPaste(ctx context.Context, uch, upch ssh.Channel, m line
 	msg := ""
 	if overflow {
 		msg = fmt.Sprintf("a paste longer than %d bytes cannot be checked, and commands are restricted here: paste less at a time", maxPaste)
+		if f.recordOnly {
+			msg = fmt.Sprintf("a paste longer than %d bytes cannot be recorded before it runs, and recording is fail-closed here: paste less at a time", maxPaste)
+		}
 		f.tc.audit(audit.Event{Type: audit.Command, Outcome: audit.OutcomeRefused, Reason: msg, Details: map[string]string{"interactive": "true"}})
 	} else {
 		var complete bool
@@ -182,6 +196,11 @@ func (f *lineFilter) endPaste(ctx context.Context, uch, upch ssh.Channel, m line
 		}
 	}
 	if msg == "" {
+		// A shell without a line editor runs the paste's lines as they
+		// arrive: their record goes first.
+		if err := f.record(ctx, linebuf.Line{Text: m.Lines, Uncertain: m.Uncertain, Pasted: true}); err != nil {
+			return false, err
+		}
 		_, err := upch.Write(held)
 		return false, err
 	}
@@ -227,8 +246,37 @@ func (f *lineFilter) refuse(uch, upch ssh.Channel, msg string, keys []byte) erro
 	return err
 }
 
+// record writes an allowed line's marker to the recording and, under
+// recording: fail-closed, waits until it is durable (channelRec.commitLine):
+// the line's Enter (or a paste's lines) goes to the target only then. An
+// error means the line must not run; the session ends. An empty line runs
+// nothing and is not recorded.
+func (f *lineFilter) record(ctx context.Context, line linebuf.Line) error {
+	text := strings.TrimSpace(line.Text)
+	if text == "" && !line.Uncertain {
+		return nil
+	}
+	switch {
+	case !line.Pasted && f.rec.typedHidden(utf8.RuneCountInString(line.Text)):
+		text = hiddenLine
+	case line.Uncertain:
+		text += " (as Bastion saw it: the shell may have recalled or completed more)"
+	}
+	if err := f.rec.commitLine(ctx, text); err != nil {
+		return fmt.Errorf("record typed line: %w", err)
+	}
+	return nil
+}
+
+// hiddenLine stands for a line typed with echo off (a password) in logs,
+// audit events and the recording's line markers.
+const hiddenLine = "(typed with echo off: not logged)"
+
 // check decides one typed line: "" to let it run, else the refusal.
 func (f *lineFilter) check(ctx context.Context, line linebuf.Line) string {
+	if f.recordOnly {
+		return ""
+	}
 	// Typed with echo off (a password at a prompt): not a command, and not
 	// to be inspected or logged. Only what the target did counts: a line
 	// that was pasted (a paste is not echoed until it ends, and its markers
@@ -259,7 +307,7 @@ func (f *lineFilter) check(ctx context.Context, line linebuf.Line) string {
 	if msg != "" {
 		logged := text
 		if hidden {
-			logged = "(typed with echo off: not logged)"
+			logged = hiddenLine
 		}
 		tc.log.Info("typed line refused", "command", firstWord(logged))
 		tc.audit(audit.Event{Type: audit.Command, Outcome: audit.OutcomeRefused, Reason: msg,
@@ -322,14 +370,21 @@ func (tc *targetConn) execShell(rec *channelRec, command string) (*lineFilter, s
 	return f, ""
 }
 
-// newLineFilter returns a filter for a shell session, or nil when no
-// command rules apply to the grant.
+// newLineFilter returns a filter for a shell session: one that decides
+// each line where command rules apply to the grant; else, for a terminal
+// session recorded fail-closed, one that only makes each line's record
+// durable before its Enter goes through; else nil. (Without a terminal
+// there are no typed lines to split input into: a script piped into a
+// shell is recorded as any input is, synced every second.)
 func (tc *targetConn) newLineFilter(rec *channelRec) *lineFilter {
 	rules, ok := tc.srv.cfg.ExecRules.(CommandsRestricted)
-	if !ok || !rules.CommandsRestricted(tc.grant.User, tc.grant.Target) {
-		return nil
+	if ok && rules.CommandsRestricted(tc.grant.User, tc.grant.Target) {
+		return &lineFilter{tc: tc, rec: rec}
 	}
-	return &lineFilter{tc: tc, rec: rec}
+	if rec.hasPTY() && rec.durableLines() {
+		return &lineFilter{tc: tc, rec: rec, recordOnly: true}
+	}
+	return nil
 }
 
 // copyInput relays typed input to the target, through the line filter for

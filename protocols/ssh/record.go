@@ -228,6 +228,42 @@ func (r *channelRec) marker(label string) {
 	r.write(func() error { return r.term.Marker(label) })
 }
 
+// durableLines reports whether typed lines must be durable in the
+// recording before they run: the session is recorded, fail-closed.
+func (r *channelRec) durableLines() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.term != nil && !r.failOpen
+}
+
+// commitLine records that a typed line runs, as the marker "line: TEXT",
+// and under fail-closed returns once the marker is durable (one group
+// commit): the caller forwards the line's Enter only then. An error means
+// the line must not run: the recording has failed (kept, as any write
+// failure), and the session ends. The commit runs outside the lock, so
+// that output goes on being recorded while it waits.
+func (r *channelRec) commitLine(ctx context.Context, text string) error {
+	r.mu.Lock()
+	durable := r.term != nil && !r.failOpen
+	if durable {
+		r.write(func() error { return r.term.Marker("line: " + text) })
+	}
+	term, err := r.term, r.failErr
+	r.mu.Unlock()
+	if !durable || err != nil {
+		return err
+	}
+	if err := term.Commit(ctx); err != nil {
+		if ctx.Err() == nil {
+			r.mu.Lock()
+			r.write(func() error { return err })
+			r.mu.Unlock()
+		}
+		return err
+	}
+	return nil
+}
+
 func (r *channelRec) hasPTY() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
