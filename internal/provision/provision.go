@@ -125,10 +125,13 @@ var templateRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
 // RoleName is the role of user's grant requestID: bastion_<user>_<id>, the
 // user's name lower-cased with every character but [a-z0-9_] replaced by
 // _, and cut so that the whole is at most 63 bytes.
-func RoleName(user string, requestID int64) string {
+func RoleName(user string, requestID int64) string { return accountName(user, requestID, maxRoleName) }
+
+// accountName is bastion_<user>_<id> cut to at most max bytes.
+func accountName(user string, requestID int64, max int) string {
 	id := "_" + strconv.FormatInt(requestID, 10)
 	u := sanitize(user)
-	if room := maxRoleName - len(rolePrefix) - len(id); len(u) > room {
+	if room := max - len(rolePrefix) - len(id); len(u) > room {
 		u = u[:room]
 	}
 	return rolePrefix + u + id
@@ -202,8 +205,10 @@ func (p *Postgres) Account(ctx context.Context, g *access.Grant) (string, string
 }
 
 // account is the entry of role name, made when missing.
-func (p *Postgres) account(name string) *account {
-	s := p.cfg.Server
+func (p *Postgres) account(name string) *account { return p.cfg.Server.account(name) }
+
+// account is the entry of account name, made when missing.
+func (s *Server) account(name string) *account {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	a := s.accounts[name]
@@ -328,23 +333,29 @@ func cmpOr(a, b error) error {
 // approved now, or is not the role's user's, or does not exist), or ""
 // while it does or when role is not one RoleName makes.
 func (p *Postgres) ended(ctx context.Context, role string) (string, error) {
+	return ended(ctx, p.cfg.Grants, p.cfg.Now(), role, RoleName)
+}
+
+// ended is Postgres.ended for any kind of server, nameOf naming the
+// account of a user's request there.
+func ended(ctx context.Context, grants Grants, now time.Time, role string, nameOf func(string, int64) string) (string, error) {
 	id, ok := requestOf(role)
 	if !ok {
 		return "", nil
 	}
-	r, err := p.cfg.Grants.Request(ctx, id)
+	r, err := grants.Request(ctx, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return fmt.Sprintf("request %d does not exist", id), nil
 	case err != nil:
 		return "", err
-	case RoleName(r.Requester, r.ID) != role:
+	case nameOf(r.Requester, r.ID) != role:
 		return fmt.Sprintf("request %d is not %s's", id, role), nil
 	}
 	// Roles are the server's, not one database's: a role of a request
 	// for another target on the same server is that target's to keep, so
 	// the request's targets are not checked.
-	if st := r.StateAt(p.cfg.Now()); st != store.Approved {
+	if st := r.StateAt(now); st != store.Approved {
 		return fmt.Sprintf("request %d is %s", id, st), nil
 	}
 	return "", nil
@@ -373,21 +384,29 @@ func (p *Postgres) drop(ctx context.Context, pc *pgconn.PgConn, role string) err
 	if _, err := pc.Exec(ctx, "DROP OWNED BY "+q+"; DROP ROLE "+q).ReadAll(); err != nil {
 		return err
 	}
-	s := p.cfg.Server
-	s.mu.Lock()
-	delete(s.accounts, role)
-	s.mu.Unlock()
+	p.cfg.Server.forget(role)
 	return nil
+}
+
+// forget drops what is known of account name (dropped).
+func (s *Server) forget(name string) {
+	s.mu.Lock()
+	delete(s.accounts, name)
+	s.mu.Unlock()
 }
 
 // Run sweeps at once, then every SweepInterval and whenever wake fires,
 // until ctx ends.
-func (p *Postgres) Run(ctx context.Context, wake <-chan struct{}) {
+func (p *Postgres) Run(ctx context.Context, wake <-chan struct{}) { run(ctx, wake, p.Sweep, p.log) }
+
+// run calls sweep at once, then every SweepInterval and whenever wake
+// fires, until ctx ends.
+func run(ctx context.Context, wake <-chan struct{}, sweep func(context.Context) error, log *slog.Logger) {
 	t := time.NewTicker(SweepInterval)
 	defer t.Stop()
 	for {
-		if err := p.Sweep(ctx); err != nil && ctx.Err() == nil {
-			p.log.Warn("sweep failed; retried", "err", err)
+		if err := sweep(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("sweep failed; retried", "err", err)
 		}
 		select {
 		case <-ctx.Done():

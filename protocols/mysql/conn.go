@@ -334,7 +334,7 @@ func (c *clientConn) open(ctx context.Context, in access.DBLogin, secret *store.
 		c.srv.cfg.Access.Record(ctx, c.actor, c.session("").StartRefused("recording cannot be guaranteed: "+err.Error()))
 		return c.fail(seq, erUnknownError, "HY000", "bastion: the session cannot be recorded now, so it may not start (recording storage unavailable)")
 	}
-	up, err := dialUpstream(ctx, t, c.caps, c.charset)
+	up, err := openUpstream(ctx, t, g, c.caps, c.charset)
 	if err != nil {
 		c.log.Warn("open target", "err", err)
 		c.srv.cfg.Access.Record(ctx, c.actor, c.session("").StartFailed(err.Error()))

@@ -35,6 +35,10 @@ type Target struct {
 	ServerPublicKey *rsa.PublicKey
 	// RedactParameters keeps bound parameters out of the recording.
 	RedactParameters bool
+	// Accounts, when set, gives each grant's sessions an upstream account
+	// of their own (admin.go); Username and Password are then the admin
+	// account that provisions them.
+	Accounts Accounts
 }
 
 // dialTimeout bounds connecting and logging in to a target.
