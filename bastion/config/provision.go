@@ -24,8 +24,9 @@ type rawProvision struct {
 	ConnectionLimit int    `yaml:"connection_limit"`
 }
 
-// roleNameRE is a PostgreSQL role name Bastion accepts as a template: an
-// unquoted identifier, at most 63 bytes (NAMEDATALEN-1).
+// roleNameRE is a role name Bastion accepts as a template: an unquoted
+// identifier, at most 63 bytes (PostgreSQL's NAMEDATALEN-1; within
+// MariaDB's and MySQL's limits too).
 var roleNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
 
 // provision checks a database target's `provision:`.
@@ -36,8 +37,8 @@ func (v *validator) provision(field string, t rawTarget, target *Target) {
 	field += ".provision"
 	p := t.Provision
 	switch {
-	case target.Kind != policy.KindPostgres:
-		v.errorf(field, "only postgres targets provision accounts (this one is %s)", target.Kind)
+	case target.Kind != policy.KindPostgres && target.Kind != policy.KindMySQL:
+		v.errorf(field, "only postgres and mysql targets provision accounts (this one is %s)", target.Kind)
 		return
 	case p.Template == "":
 		v.errorf(field+".template", "required: the role whose privileges each user's account gets")
@@ -49,11 +50,20 @@ func (v *validator) provision(field string, t rawTarget, target *Target) {
 		v.errorf(field+".connection_limit", "must be at least 1 (or left out: %d)", DefaultProvisionConnectionLimit)
 		return
 	case target.Username == "":
-		v.errorf(field, "the target's username must name the admin account that creates the users' accounts (it needs CREATEROLE and ADMIN of %s)", p.Template)
+		v.errorf(field, "the target's username must name the admin account that creates the users' accounts (it needs %s)", adminNeeds(target.Kind, p.Template))
 		return
 	}
 	target.Provision = &Provision{Template: p.Template, ConnectionLimit: p.ConnectionLimit}
 	if target.Provision.ConnectionLimit == 0 {
 		target.Provision.ConnectionLimit = DefaultProvisionConnectionLimit
 	}
+}
+
+// adminNeeds is what a target's admin account needs to provision accounts
+// from template.
+func adminNeeds(kind policy.Kind, template string) string {
+	if kind == policy.KindMySQL {
+		return "CREATE USER, PROCESS, CONNECTION ADMIN, SELECT on mysql.user, on MariaDB UPDATE on mysql.*, and " + template + " WITH ADMIN OPTION"
+	}
+	return "CREATEROLE and ADMIN of " + template
 }

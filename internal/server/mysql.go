@@ -18,6 +18,9 @@ func (b *Bastion) newMySQL() (Frontend, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := b.provisionMySQLAccounts(targets); err != nil {
+		return nil, err
+	}
 	pol := b.Config.Policy
 	return mysql.NewServer(mysql.Config{
 		Access: b.Access, Policy: func() *policy.Policy { return pol }, Targets: targets,

@@ -7,13 +7,16 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/bastionhq/bastion/internal/provision"
+	"github.com/bastionhq/bastion/protocols/mysql"
 	"github.com/bastionhq/bastion/protocols/postgres"
 )
 
 // provisioner sweeps one target's provisioned accounts; wake asks it for a
 // sweep now (a request changed).
 type provisioner struct {
-	p    *provision.Postgres
+	p interface {
+		Run(ctx context.Context, wake <-chan struct{})
+	}
 	wake chan struct{}
 }
 
@@ -35,6 +38,34 @@ func (b *Bastion) provisionAccounts(targets pgTargets) error {
 		p, err := provision.NewPostgres(provision.Config{
 			Target: name, Template: ct.Provision.Template, ConnectionLimit: ct.Provision.ConnectionLimit,
 			Connect: func(ctx context.Context) (*pgconn.PgConn, error) { return postgres.ConnectAdmin(ctx, admin) },
+			Grants:  b.Store, Server: servers[t.Address], Logger: b.log,
+		})
+		if err != nil {
+			return err
+		}
+		t.Accounts = p
+		targets[name] = t
+		b.provisioners = append(b.provisioners, provisioner{p: p, wake: make(chan struct{}, 1)})
+	}
+	return nil
+}
+
+// provisionMySQLAccounts is provisionAccounts for the MySQL and MariaDB
+// targets.
+func (b *Bastion) provisionMySQLAccounts(targets map[string]mysql.Target) error {
+	servers := map[string]*provision.Server{} // by address: one per MySQL server
+	for name, t := range targets {
+		ct := b.Config.Targets[name]
+		if ct == nil || ct.Provision == nil {
+			continue
+		}
+		admin := t // the target as configured: its own credentials, no Accounts
+		if servers[t.Address] == nil {
+			servers[t.Address] = provision.NewServer()
+		}
+		p, err := provision.NewMySQL(provision.MySQLConfig{
+			Target: name, Template: ct.Provision.Template, ConnectionLimit: ct.Provision.ConnectionLimit,
+			Connect: func(ctx context.Context) (provision.MySQLAdmin, error) { return mysql.ConnectAdmin(ctx, admin) },
 			Grants:  b.Store, Server: servers[t.Address], Logger: b.log,
 		})
 		if err != nil {
