@@ -21,7 +21,8 @@ import (
 
 // mysqlShopSQL makes what an operator would on MariaDB: a template role
 // with the privileges users get, a table it may not read, and an admin
-// account with only what provisioning needs.
+// account with only what provisioning needs (nothing on shop itself: the
+// admin connection names no database).
 const mysqlShopSQL = `
 CREATE TABLE items (id int);
 INSERT INTO items VALUES (1), (2);
@@ -52,7 +53,7 @@ func (f *mysqlFixture) provisioner(t *testing.T) *MySQL {
 	p, err := NewMySQL(MySQLConfig{Target: "shop", Template: "app_readonly", ConnectionLimit: 4, Grants: f.reqs,
 		Connect: func(ctx context.Context) (MySQLAdmin, error) {
 			f.connects.Add(1)
-			return mysql.ConnectAdmin(ctx, mysql.Target{Name: "shop", Address: f.db.Addr, Username: "bastion_admin", Password: "admin-pw"})
+			return mysql.ConnectAdmin(ctx, mysql.Target{Name: "shop", Address: f.db.Addr, Database: "shop", Username: "bastion_admin", Password: "admin-pw"})
 		}})
 	if err != nil {
 		t.Fatal(err)

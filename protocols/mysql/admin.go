@@ -42,8 +42,10 @@ type AdminConn struct{ u *upstreamConn }
 // ConnectAdmin logs in to t with its configured credentials (with
 // provisioning, the admin account that creates the users' accounts), under
 // the same TLS and authentication rules as a session's login.
+// It connects to no database: the admin account needs no privilege on
+// the target's.
 func ConnectAdmin(ctx context.Context, t Target) (*AdminConn, error) {
-	t.Accounts = nil
+	t.Accounts, t.Database = nil, ""
 	u, err := dialUpstream(ctx, t, requiredCaps, adminCharset)
 	if err != nil {
 		return nil, err
