@@ -61,18 +61,10 @@ type MySQL struct {
 
 // NewMySQL checks cfg and returns a provisioner.
 func NewMySQL(cfg MySQLConfig) (*MySQL, error) {
-	if cfg.Connect == nil || cfg.Grants == nil || cfg.Target == "" || cfg.ConnectionLimit < 1 || !templateRE.MatchString(cfg.Template) {
-		return nil, errors.New("provision: Target, Connect, Grants, a template role name and a connection limit of at least 1 are required")
+	if cfg.Connect == nil || !valid(cfg.Target, cfg.Template, cfg.ConnectionLimit, cfg.Grants) {
+		return nil, errConfig
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	if cfg.Server == nil {
-		cfg.Server = NewServer()
-	}
+	cfg.Now, cfg.Logger, cfg.Server = defaults(cfg.Now, cfg.Logger, cfg.Server)
 	return &MySQL{cfg: cfg, log: cfg.Logger.With("component", "provision", "target", cfg.Target)}, nil
 }
 

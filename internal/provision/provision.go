@@ -1,4 +1,4 @@
-// Package provision gives each user and grant an upstream PostgreSQL
+// Package provision gives each user and grant an upstream database
 // account of their own on a target configured with `provision:`, so that
 // the target's own logs, pg_stat_activity and privileges name the real
 // user rather than one account all sessions share.
@@ -16,6 +16,11 @@
 // DROP OWNED BY and DROP ROLE. It is idempotent; an error is logged and the
 // next sweep tries again, so what a crash leaves behind is dropped at the
 // next start.
+//
+// MySQL (mysql.go) does the same on MySQL and MariaDB targets with
+// 'bastion_<user>_<request>'@'%' accounts whose default role is the
+// template; as MariaDB has no VALID UNTIL, only the sweep ends them:
+// ACCOUNT LOCK, KILL CONNECTION of each of their connections, DROP USER.
 package provision
 
 import (
@@ -103,19 +108,34 @@ type account struct {
 
 // NewPostgres checks cfg and returns a provisioner.
 func NewPostgres(cfg Config) (*Postgres, error) {
-	if cfg.Connect == nil || cfg.Grants == nil || cfg.Target == "" || cfg.ConnectionLimit < 1 || !templateRE.MatchString(cfg.Template) {
-		return nil, errors.New("provision: Target, Connect, Grants, a template role name and a connection limit of at least 1 are required")
+	if cfg.Connect == nil || !valid(cfg.Target, cfg.Template, cfg.ConnectionLimit, cfg.Grants) {
+		return nil, errConfig
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	if cfg.Server == nil {
-		cfg.Server = NewServer()
-	}
+	cfg.Now, cfg.Logger, cfg.Server = defaults(cfg.Now, cfg.Logger, cfg.Server)
 	return &Postgres{cfg: cfg, log: cfg.Logger.With("component", "provision", "target", cfg.Target)}, nil
+}
+
+// errConfig is what NewPostgres and NewMySQL say of a config missing a
+// field.
+var errConfig = errors.New("provision: Target, Connect, Grants, a template role name and a connection limit of at least 1 are required")
+
+// valid says whether the fields every provisioner's config needs are set.
+func valid(target, template string, limit int, grants Grants) bool {
+	return grants != nil && target != "" && limit >= 1 && templateRE.MatchString(template)
+}
+
+// defaults fills in a config's optional fields.
+func defaults(now func() time.Time, log *slog.Logger, s *Server) (func() time.Time, *slog.Logger, *Server) {
+	if now == nil {
+		now = time.Now
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	if s == nil {
+		s = NewServer()
+	}
+	return now, log, s
 }
 
 // templateRE is the template role names accepted (the config's check):

@@ -14,9 +14,7 @@ import (
 // provisioner sweeps one target's provisioned accounts; wake asks it for a
 // sweep now (a request changed).
 type provisioner struct {
-	p interface {
-		Run(ctx context.Context, wake <-chan struct{})
-	}
+	p    sweeper
 	wake chan struct{}
 }
 
@@ -25,53 +23,57 @@ type provisioner struct {
 // in as accounts of their own, made by the target's configured (admin)
 // account.
 func (b *Bastion) provisionAccounts(targets pgTargets) error {
-	servers := map[string]*provision.Server{} // by address: one per PostgreSQL server
-	for name, t := range targets {
-		ct := b.Config.Targets[name]
-		if ct == nil || ct.Provision == nil {
-			continue
-		}
-		admin := t // the target as configured: its own credentials, no Accounts
-		if servers[t.Address] == nil {
-			servers[t.Address] = provision.NewServer()
-		}
-		p, err := provision.NewPostgres(provision.Config{
-			Target: name, Template: ct.Provision.Template, ConnectionLimit: ct.Provision.ConnectionLimit,
-			Connect: func(ctx context.Context) (*pgconn.PgConn, error) { return postgres.ConnectAdmin(ctx, admin) },
-			Grants:  b.Store, Server: servers[t.Address], Logger: b.log,
+	return provisionEach(b, targets, func(t postgres.Target) string { return t.Address },
+		func(cfg provision.Config, t postgres.Target) (postgres.Target, sweeper, error) {
+			admin := t // the target as configured: its own credentials, no Accounts
+			cfg.Connect = func(ctx context.Context) (*pgconn.PgConn, error) { return postgres.ConnectAdmin(ctx, admin) }
+			p, err := provision.NewPostgres(cfg)
+			t.Accounts = p
+			return t, p, err
 		})
-		if err != nil {
-			return err
-		}
-		t.Accounts = p
-		targets[name] = t
-		b.provisioners = append(b.provisioners, provisioner{p: p, wake: make(chan struct{}, 1)})
-	}
-	return nil
 }
 
 // provisionMySQLAccounts is provisionAccounts for the MySQL and MariaDB
 // targets.
 func (b *Bastion) provisionMySQLAccounts(targets map[string]mysql.Target) error {
-	servers := map[string]*provision.Server{} // by address: one per MySQL server
+	return provisionEach(b, targets, func(t mysql.Target) string { return t.Address },
+		func(c provision.Config, t mysql.Target) (mysql.Target, sweeper, error) {
+			admin := t // the target as configured: its own credentials, no Accounts
+			p, err := provision.NewMySQL(provision.MySQLConfig{
+				Target: c.Target, Template: c.Template, ConnectionLimit: c.ConnectionLimit, Grants: c.Grants, Server: c.Server, Logger: c.Logger,
+				Connect: func(ctx context.Context) (provision.MySQLAdmin, error) { return mysql.ConnectAdmin(ctx, admin) },
+			})
+			t.Accounts = p
+			return t, p, err
+		})
+}
+
+// sweeper sweeps one target's provisioned accounts until ctx ends.
+type sweeper interface {
+	Run(ctx context.Context, wake <-chan struct{})
+}
+
+// provisionEach gives each of targets configured with `provision:` what
+// build makes of its settings (all but Connect, with the Server of its
+// address: one per database server, whose accounts its targets share),
+// and keeps the provisioner to sweep.
+func provisionEach[T any](b *Bastion, targets map[string]T, address func(T) string,
+	build func(provision.Config, T) (T, sweeper, error)) error {
+	servers := map[string]*provision.Server{}
 	for name, t := range targets {
 		ct := b.Config.Targets[name]
 		if ct == nil || ct.Provision == nil {
 			continue
 		}
-		admin := t // the target as configured: its own credentials, no Accounts
-		if servers[t.Address] == nil {
-			servers[t.Address] = provision.NewServer()
+		addr := address(t)
+		if servers[addr] == nil {
+			servers[addr] = provision.NewServer()
 		}
-		p, err := provision.NewMySQL(provision.MySQLConfig{
-			Target: name, Template: ct.Provision.Template, ConnectionLimit: ct.Provision.ConnectionLimit,
-			Connect: func(ctx context.Context) (provision.MySQLAdmin, error) { return mysql.ConnectAdmin(ctx, admin) },
-			Grants:  b.Store, Server: servers[t.Address], Logger: b.log,
-		})
+		t, p, err := build(provision.Config{Target: name, Template: ct.Provision.Template, ConnectionLimit: ct.Provision.ConnectionLimit,
+			Grants: b.Store, Server: servers[addr], Logger: b.log}, t)
 		if err != nil {
 			return err
 		}
-		t.Accounts = p
 		targets[name] = t
 		b.provisioners = append(b.provisioners, provisioner{p: p, wake: make(chan struct{}, 1)})
 	}
