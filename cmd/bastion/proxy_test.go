@@ -32,9 +32,17 @@ type proxyBastion struct {
 
 func startProxyBastion(t *testing.T, extra string) *proxyBastion {
 	t.Helper()
+	return startProxyBastionWith(t, options{extra: extra})
+}
+
+// startProxyBastionWith is startProxyBastion with other roles (o.extra and
+// o.roles are used; the targets are set here).
+func startProxyBastionWith(t *testing.T, o options) *proxyBastion {
+	t.Helper()
 	p := &proxyBastion{}
 	p.testBastion = startBastionWith(t, options{
-		extra: extra,
+		extra: o.extra,
+		roles: o.roles,
 		targets: func(t *testing.T, cas *ca.Set) string {
 			p.web01 = harness.NewSSHD(t, harness.SSHDConfig{TrustedUserCAKeys: []string{cas.Upstream.AuthorizedKey()}})
 			hostKey, hostCert := certifiedHostKey(t, cas)

@@ -26,10 +26,33 @@ var shellDrillLine = regexp.MustCompile(`shelldur-(\d+)`)
 // target; Bastion is killed with SIGKILL while they run, and started
 // again. Every line the target ran must be among the recording's line
 // markers, since a line's Enter reaches the target only once its marker
-// is durable.
+// is durable: where command rules filter the lines, and where none apply
+// (the filter then only records).
 func TestDurabilityKillShell(t *testing.T) {
 	t.Parallel()
-	p := startProxyBastion(t, "")
+	i := strings.Index(defaultRoles, "    commands:\n")
+	j := strings.Index(defaultRoles, "  lead:\n")
+	if i < 0 || j < i {
+		t.Fatal("the developer role's command rules are not where this test expects them")
+	}
+	tests := []struct {
+		name  string
+		roles string
+	}{
+		{"command rules", defaultRoles},
+		{"no command rules", defaultRoles[:i] + defaultRoles[j:]},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			shellDrill(t, startProxyBastionWith(t, options{roles: tt.roles}))
+		})
+	}
+}
+
+// shellDrill runs the drill on alice's shell on web01.
+func shellDrill(t *testing.T, p *proxyBastion) {
+	t.Helper()
 	_, cert := p.grant(t, "30m", "web01")
 	tm := p.shellOnWeb01(t, cert, 200, 30, "")
 	file := filepath.Join(t.TempDir(), "ran")
