@@ -133,3 +133,30 @@ func TestShellLineDurableBeforeItRuns(t *testing.T) {
 		})
 	}
 }
+
+// TestShellPasteDurableBeforeItRuns checks that under fail-closed a
+// paste's lines are committed before any of the paste reaches the target
+// (a shell without a line editor runs them as they arrive).
+func TestShellPasteDurableBeforeItRuns(t *testing.T) {
+	st := &committingStorage{}
+	e := newEnv(t, func(e *env, cfg *Config) {
+		st.Storage, st.ran = e.recordings, e.target.commands
+		cfg.Recordings = st
+	})
+	c := e.mustDial("root@web01", "alice")
+	_, in, out := ptyShell(t, c)
+	waitOutput(t, out, "$ ")
+	if _, err := io.WriteString(in, "\x1b[200~echo p1\recho p2\r\x1b[201~"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the paste's lines to run", func() bool { return len(e.target.commands()) == 2 })
+	if commits := st.snapshot(); len(commits) != 1 || len(commits[0]) != 0 {
+		t.Errorf("the target had run %q at each commit; want one commit before any of the paste ran", commits)
+	}
+	c.Close()
+	waitFor(t, "the session's end", func() bool { _, ended := e.sessions.snapshot(); return len(ended) == 1 })
+	created, _ := e.sessions.snapshot()
+	if cast := readRecording(t, e, created[0].Recording); !strings.Contains(cast, `"m", "line: echo p1\necho p2"`) {
+		t.Errorf("recording lacks the paste's line marker:\n%s", cast)
+	}
+}
