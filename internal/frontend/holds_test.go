@@ -45,7 +45,7 @@ func TestWatcherHolds(t *testing.T) {
 		defer stop()
 		ctx := context.Background()
 
-		if msg := w.Holds(ctx, g); msg != "" {
+		if msg, end := w.Holds(ctx, g); msg != "" || end != nil {
 			t.Fatalf("Holds = %q for a live grant", msg)
 		}
 		for range 100 {
@@ -64,9 +64,17 @@ func TestWatcherHolds(t *testing.T) {
 		ck.set(&policy.Refusal{Reason: "request 7 was revoked by carol"})
 		src.change()
 		want := "your access to web01 ended: request 7 was revoked by carol"
-		if msg := w.Holds(ctx, g); msg != want {
-			t.Fatalf("Holds after the revocation = %q; want %q", msg, want)
+		msg, end := w.Holds(ctx, g)
+		if msg != want || end == nil {
+			t.Fatalf("Holds after the revocation = %q; want %q and an end", msg, want)
 		}
+		synctest.Wait()
+		select {
+		case m := <-ended:
+			t.Fatalf("the connection was told %q before the caller refused and called end", m)
+		default:
+		}
+		end()
 		synctest.Wait()
 		select {
 		case m := <-ended:

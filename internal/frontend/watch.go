@@ -143,17 +143,18 @@ func (w *Watcher) Wake() {
 // any grant (access.Service.Changed). Call it before the first Watch.
 func (w *Watcher) FollowChanges(changed func() <-chan struct{}) { w.changes = changed }
 
-// Holds is "" while g still holds, else what its users are told (and then
-// every connection using g is ended, as a pass would). It is asked when a
+// Holds is "" while g still holds, else what its users are told and end,
+// which ends every connection using g with it, as a pass would: the caller
+// refuses what was asked first, so that the refusal reaches the client
+// before its connection closes. It is asked when a
 // connection opens a channel or a forward, so that a new channel in the
 // second after a revocation is refused: it answers from the last check of
 // g if that is younger than GrantCheckInterval and no grant changed since
 // (see FollowChanges), and checks g now otherwise.
-func (w *Watcher) Holds(ctx context.Context, g *access.Grant) string {
+func (w *Watcher) Holds(ctx context.Context, g *access.Grant) (msg string, end func()) {
 	if !g.Ends.IsZero() && !time.Now().Before(g.Ends) {
 		msg := fmt.Sprintf("your access to %s expired", g.Target)
-		w.endAll(keyOf(g), msg)
-		return msg
+		return msg, func() { w.endAll(keyOf(g), msg) }
 	}
 	k := keyOf(g)
 	var seen <-chan struct{}
@@ -165,17 +166,16 @@ func (w *Watcher) Holds(ctx context.Context, g *access.Grant) string {
 	fresh := e != nil && seen != nil && e.heldSeen == seen && time.Since(e.heldAt) < GrantCheckInterval
 	w.mu.Unlock()
 	if fresh {
-		return ""
+		return "", nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, GrantCheckInterval)
 	defer cancel()
 	if err := w.check.CheckGrant(ctx, g); err != nil {
 		msg := GrantEndMessage(w.log, g, err)
-		w.endAll(k, msg)
-		return msg
+		return msg, func() { w.endAll(k, msg) }
 	}
 	w.held(k, seen, time.Now())
-	return ""
+	return "", nil
 }
 
 // held notes that the grant k was found to hold at t, checked after seen

@@ -133,8 +133,9 @@ func (s *Server) serveTarget(fc *frontend.Conn, conn *ssh.ServerConn, chans <-ch
 	for nch := range chans {
 		// A channel opened after the grant ended (in the second before the
 		// watcher's next pass) is refused here, however fast it comes.
-		if msg := s.grants.Holds(ctx, g); msg != "" {
-			tc.refuse(ctx, nch, msg)
+		if msg, end := s.grants.Holds(ctx, g); msg != "" {
+			tc.refuse(ctx, nch, msg) // told before the connection ends
+			end()
 			continue
 		}
 		switch nch.ChannelType() {
@@ -241,9 +242,11 @@ func (tc *targetConn) globalRequests(ctx context.Context, reqs <-chan *ssh.Reque
 	for req := range reqs {
 		ok := false
 		var payload []byte
+		var end func() // the grant ended: after the reply, end its connections
 		switch req.Type {
 		case "tcpip-forward", "cancel-tcpip-forward":
-			why := tc.checkBind(ctx, req)
+			var why string
+			why, end = tc.checkBind(ctx, req)
 			if why == "" {
 				var err error
 				ok, payload, err = tc.up.SendRequest(req.Type, req.WantReply, req.Payload)
@@ -263,6 +266,9 @@ func (tc *targetConn) globalRequests(ctx context.Context, reqs <-chan *ssh.Reque
 			if err := req.Reply(ok, payload); err != nil {
 				tc.log.Debug("reply global request", "err", err)
 			}
+		}
+		if end != nil {
+			end()
 		}
 	}
 }
@@ -342,25 +348,26 @@ func (tc *targetConn) destinations(ctx context.Context) *destCheck {
 }
 
 // checkBind decides a tcpip-forward or cancel-tcpip-forward request (ssh
-// -R): "" to pass it to the target, else why not.
-func (tc *targetConn) checkBind(ctx context.Context, req *ssh.Request) string {
+// -R): "" to pass it to the target, else why not; end, if not nil, ends
+// the grant's connections once the refusal is sent.
+func (tc *targetConn) checkBind(ctx context.Context, req *ssh.Request) (why string, end func()) {
 	if !tc.permit.Remote.Allowed() {
-		return notPermitted("remote forwarding (-R)", tc.role.Remote.Allowed(), "permit-port-forwarding")
+		return notPermitted("remote forwarding (-R)", tc.role.Remote.Allowed(), "permit-port-forwarding"), nil
 	}
 	var bind struct {
 		Addr string
 		Port uint32
 	}
 	if ssh.Unmarshal(req.Payload, &bind) != nil {
-		return "a remote forwarding request that does not parse is refused"
+		return "a remote forwarding request that does not parse is refused", nil
 	}
 	if req.Type == "cancel-tcpip-forward" {
-		return "" // stopping a forward is always allowed
+		return "", nil // stopping a forward is always allowed
 	}
-	if msg := tc.srv.grants.Holds(ctx, tc.grant); msg != "" {
-		return msg
+	if msg, end := tc.srv.grants.Holds(ctx, tc.grant); msg != "" {
+		return msg, end
 	}
-	return decideBind(tc.permit.Remote, bind.Addr, bind.Port)
+	return decideBind(tc.permit.Remote, bind.Addr, bind.Port), nil
 }
 
 // reverseChannel relays a channel opened by the target to the user.
