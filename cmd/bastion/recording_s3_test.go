@@ -429,6 +429,12 @@ func TestRecordingS3FailClosed(t *testing.T) {
 	if err := sb.gw.Resume(t.Context()); err != nil {
 		t.Fatal(err)
 	}
+	// Health is judged from the uploader's requests (a probe every few
+	// seconds while idle): wait until they find the storage back.
+	waitFor(t, s3Wait, func() bool {
+		o, _, code := sb.local("status")
+		return code == 0 && !strings.Contains(o, "UNREACHABLE")
+	})
 	if o, e, code := sb.target("alice", cert, "root@web01", "echo runs-now"); code != 0 || !strings.Contains(o, "runs-now") {
 		t.Fatalf("with the storage back: exit %d: %s%s", code, o, e)
 	}
