@@ -329,7 +329,7 @@ func TestAuthorizeTargetRefused(t *testing.T) {
 		{
 			// Expired on the service's clock, still valid on the wall clock
 			// (the service's is tomorrow): the check reads the former.
-			name: "expired before the grant's end", actor: "alice", want: "expired at 2026-12-08T09:10:00Z (cert has expired)",
+			name: "expired before the grant's end", actor: "alice", want: "expired at " + startTime().Add(10*time.Minute).Format(time.RFC3339) + " (cert has expired)",
 			login: func(t *testing.T, e *targetEnv) access.TargetLogin {
 				_, cert := e.aliceCert(t)
 				c := forge(t, cert, e.caKey, func(c *ssh.Certificate) {
@@ -535,7 +535,7 @@ func TestAuthorizeTargetRefused(t *testing.T) {
 		{
 			// The certificate outlives the grant, so that the request's
 			// state is what refuses.
-			name: "request expired", actor: "alice", want: "certificate for request 1 expired at 2026-12-08T10:00:00Z",
+			name: "request expired", actor: "alice", want: "certificate for request 1 expired at " + startTime().Add(time.Hour).Format(time.RFC3339),
 			login: func(t *testing.T, e *targetEnv) access.TargetLogin {
 				r, cert := e.aliceCert(t)
 				e.clock.Advance(r.GrantEnd.Sub(e.clock.Now()) + time.Second)
